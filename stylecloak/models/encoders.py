@@ -1,0 +1,202 @@
+"""The encoder interface (the ``E`` of the method) and the registry of encoder backends.
+
+The optimiser only knows :class:`LatentEncoder`: an image in, latents out, differentiably. Backends are
+picked by a spec string ``NAME`` or ``NAME:PATH`` (``--encoder taef2``, ``--encoder taesd:/models/taesd``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .taesd import TINY_AUTOENCODER_CONFIGS, TinyAutoencoderConfig, build_tiny_decoder, build_tiny_encoder
+from .weights import ModelFile, resolve_model_file
+
+
+class UnknownEncoderError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; we want a plain sentence
+        return str(self.args[0])
+
+
+class LatentEncoder(nn.Module):
+    """An image encoder of a latent diffusion model.
+
+    ``encode`` takes RGB in [0, 1] (N x 3 x H x W, any H and W) and returns latents; it must be differentiable
+    with respect to the image. ``decode`` (optional) shows what the model sees. ``stem_context_px`` is how much
+    surrounding image a tile needs so that its central latents match a whole-image pass closely.
+    """
+
+    name: str = "encoder"
+    latent_channels: int = 0
+    downscale: int = 8
+    # Pixels of context a stem tile needs so that its core matches a whole-image pass (its receptive radius).
+    stem_context_px: int = 80
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def split(self) -> tuple[nn.Module, nn.Module]:
+        """``(stem, head)`` with ``head(stem(x)) == encode(x)`` for x padded to a multiple of ``downscale``.
+
+        The stem must be local (convolutions); the head runs at latent resolution and may be global. The
+        default, an identity head, is right for encoders that are fully local.
+        """
+        return _Padded(self), nn.Identity()
+
+    @property
+    def can_decode(self) -> bool:
+        return False
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"encoder {self.name!r} has no decoder")
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.encode(image)
+
+
+class _Padded(nn.Module):
+    def __init__(self, encoder: LatentEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.encoder.encode(image)
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad the bottom and right edges up to a multiple (differentiable, so gradients reach the border)."""
+    height, width = image.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+
+
+class TinyAutoencoder(LatentEncoder):
+    """A member of the TAESD family: fast, small, and the embedded default (TAEF2)."""
+
+    def __init__(self, name: str, config: TinyAutoencoderConfig) -> None:
+        super().__init__()
+        self.name = name
+        self.latent_channels = config.latent_channels
+        self.encoder = build_tiny_encoder(config)
+        self.decoder: nn.Module | None = build_tiny_decoder(config)
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        latents = self.encoder(pad_to_multiple(image, self.downscale))
+        # Latents of the padding are dropped, so that the result covers only the real image.
+        return latents[..., : -(-height // self.downscale), : -(-width // self.downscale)]
+
+    def split(self) -> tuple[nn.Module, nn.Module]:
+        # The last three blocks and the output conv work at 1/8 resolution, and TAEF2's GroupNorm there is
+        # global: they form the head, which then sees the whole image at once.
+        return self.encoder[:-4], self.encoder[-4:]
+
+    @property
+    def can_decode(self) -> bool:
+        return self.decoder is not None
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        if self.decoder is None:
+            raise NotImplementedError(f"encoder {self.name!r} was loaded without its decoder")
+        return self.decoder(latents).clamp(0, 1)
+
+
+# Pinned files of the tiny autoencoders. Only TAEF2's hashes are known here (its files ship in shared/);
+# the others are loaded from a user-given path without a pinned hash until they are pinned.
+TINY_AUTOENCODER_FILES: dict[str, tuple[ModelFile, ModelFile]] = {
+    "taef2": (
+        ModelFile(
+            "taef2",
+            "taef2_encoder.pth",
+            "10a4e1021e89d7551eaf161352da8dbd0b1aa83872ae28b150c1df1ce2f147b6",
+            "https://github.com/madebyollin/taesd/raw/main/taef2_encoder.pth",
+            "MIT",
+        ),
+        ModelFile(
+            "taef2",
+            "taef2_decoder.pth",
+            "0a44a31e1ae59eb9dbf9359d24942fd3ef5928162c1800d97a28c61d51be0ab5",
+            "https://github.com/madebyollin/taesd/raw/main/taef2_decoder.pth",
+            "MIT",
+        ),
+    ),
+}
+
+
+def _unpinned_files(name: str) -> tuple[ModelFile, ModelFile]:
+    return ModelFile(name, f"{name}_encoder.pth", ""), ModelFile(name, f"{name}_decoder.pth", "")
+
+
+def load_tiny_autoencoder(name: str, path: str | os.PathLike[str] | None = None, with_decoder: bool = True) -> TinyAutoencoder:
+    """Load a TAESD-family model from ``path`` (a folder, or the encoder file) or from the model folders."""
+    config = TINY_AUTOENCODER_CONFIGS[name]
+    encoder_file, decoder_file = TINY_AUTOENCODER_FILES.get(name) or _unpinned_files(name)
+    folder = None
+    if path is not None:
+        folder = Path(path).expanduser()
+        if folder.is_file():  # the encoder file itself: the decoder is looked for beside it
+            encoder_file = ModelFile(name, folder.name, encoder_file.sha256)
+            folder = folder.parent
+    model = TinyAutoencoder(name, config)
+    encoder_path = resolve_model_file(encoder_file, folder, verify=bool(encoder_file.sha256))
+    model.encoder.load_state_dict(torch.load(encoder_path, map_location="cpu", weights_only=True))
+    decoder_ok = with_decoder
+    if with_decoder:
+        try:
+            decoder_path = resolve_model_file(decoder_file, folder, verify=bool(decoder_file.sha256))
+            model.decoder.load_state_dict(torch.load(decoder_path, map_location="cpu", weights_only=True))  # type: ignore[union-attr]
+        except FileNotFoundError:
+            decoder_ok = False  # the encoder is all that cloaking needs
+    if not decoder_ok:
+        model.decoder = None
+    return model.eval().requires_grad_(False)
+
+
+@dataclass(frozen=True)
+class EncoderBackend:
+    name: str
+    description: str
+    load: Callable[[str | None], LatentEncoder]
+
+
+def _tiny_backend(name: str, description: str) -> EncoderBackend:
+    return EncoderBackend(name, description, lambda path: load_tiny_autoencoder(name, path))
+
+
+ENCODER_BACKENDS: dict[str, EncoderBackend] = {
+    backend.name: backend
+    for backend in (
+        _tiny_backend("taef2", "tiny autoencoder of the FLUX.2 latent space (embedded default, 32 channels)"),
+        _tiny_backend("taef1", "tiny autoencoder of the FLUX.1 latent space (16 channels)"),
+        _tiny_backend("taesd3", "tiny autoencoder of the SD3 latent space (16 channels)"),
+        _tiny_backend("taesdxl", "tiny autoencoder of the SDXL latent space (4 channels)"),
+        _tiny_backend("taesd", "tiny autoencoder of the SD 1.x/2.x latent space (4 channels)"),
+    )
+}
+
+DEFAULT_ENCODER = "taef2"
+
+
+def parse_encoder_spec(spec: str) -> tuple[str, str | None]:
+    """``"taesd:/models/taesd"`` -> ``("taesd", "/models/taesd")``; ``"taef2"`` -> ``("taef2", None)``."""
+    name, sep, path = spec.partition(":")
+    return name.strip().lower(), (path if sep and path else None)
+
+
+def load_encoder(spec: str = DEFAULT_ENCODER, device: str | torch.device = "cpu") -> LatentEncoder:
+    """Load an encoder backend by spec ``NAME`` or ``NAME:PATH``, frozen and in eval mode."""
+    name, path = parse_encoder_spec(spec)
+    backend = ENCODER_BACKENDS.get(name)
+    if backend is None:
+        known = ", ".join(sorted(ENCODER_BACKENDS))
+        raise UnknownEncoderError(f"unknown encoder {name!r}; known encoders: {known}")
+    return backend.load(path).to(device)
