@@ -1,0 +1,280 @@
+"""The ``stylecloak`` command line.
+
+    stylecloak cloak IMAGE_OR_DIR... [-o OUT_DIR] [--intensity low|medium|high] [--quality fast|default|max]
+                     [--target NAME] [--encoder NAME[:PATH]] [--device auto|cpu|cuda] [--seed N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from . import __version__
+from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".avif", ".jp2", ".qoi", ".tga", ".ppm"}
+
+CLOAK_EPILOG = """\
+examples:
+  stylecloak cloak painting.png                      writes painting.cloaked.png beside it
+  stylecloak cloak portfolio/ -o protected/          every image of a folder, into another folder
+  stylecloak cloak art.jpg --intensity high --json   stronger cloak, one JSON report per image on stdout
+
+intensity is the visibility budget (LPIPS distance from the original):
+  """ + ", ".join(f"{k} = {v}" for k, v in INTENSITY_BUDGETS.items()) + """
+  higher protects more and shows more; medium is hard to see on most artwork.
+quality is the effort:
+  """ + "\n  ".join(f"{k:8s} {p.steps} steps, {p.description}" for k, p in QUALITY_PRESETS.items()) + """
+
+Inputs are never modified. Outputs are written atomically (no half-written file after a crash or Ctrl-C).
+A file that fails gets a one-line error on stderr, the batch goes on, and the exit code is 1.
+"""
+
+
+def _error(message: str) -> None:
+    print(f"stylecloak: error: {message}", file=sys.stderr)
+
+
+def iter_inputs(paths: Sequence[str]) -> Iterator[Path]:
+    """Files as given; folders expanded to their images (not recursive), skipping our own outputs."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES and ".cloaked." not in child.name:
+                    yield child
+        else:
+            yield path  # a missing or bad file is reported by the loader, in the batch
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--encoder", default="taef2", metavar="NAME[:PATH]",
+                        help="encoder to cloak against (default: taef2, the embedded FLUX.2 tiny autoencoder); "
+                             "see `stylecloak models list`")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default: auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stylecloak",
+        description="Protect artwork against style mimicry: add a barely visible cloak so that AI models see a different style.",
+    )
+    parser.add_argument("--version", action="version", version=f"stylecloak {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    cloak = commands.add_parser("cloak", help="cloak images", epilog=CLOAK_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Cloak images or folders of images against style mimicry.")
+    cloak.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
+    cloak.add_argument("-o", "--out-dir", metavar="OUT_DIR", help="where to write <name>.cloaked.png (default: beside each input)")
+    cloak.add_argument("--intensity", default="medium", choices=list(INTENSITY_BUDGETS), help="visibility budget (default: medium)")
+    cloak.add_argument("--quality", default="default", choices=list(QUALITY_PRESETS), help="effort (default: default)")
+    cloak.add_argument("--target", default=None, metavar="NAME", help="target style (default: mosaic); see `stylecloak targets list`")
+    _add_model_options(cloak)
+    cloak.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same output")
+    cloak.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default: png, lossless)")
+    cloak.add_argument("--json", action="store_true", help="print one JSON report per image on stdout")
+    cloak.add_argument("--steps", type=int, default=None, help="advanced: override the number of optimisation steps")
+    cloak.add_argument("--budget", type=float, default=None, help="advanced: override the LPIPS budget set by --intensity")
+
+    models = commands.add_parser("models", help="list the known models and where they are")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    models_sub.add_parser("list", help="every known model and whether it is present")
+    path = models_sub.add_parser("path", help="print where a model's files are")
+    path.add_argument("name")
+
+    targets = commands.add_parser("targets", help="the catalogue of target styles")
+    targets_sub = targets.add_subparsers(dest="targets_command", metavar="ACTION", required=True)
+    targets_sub.add_parser("list", help="show the target styles")
+    render = targets_sub.add_parser("render", help="render an image in a target style, to see it")
+    render.add_argument("image")
+    render.add_argument("--target", required=True)
+    render.add_argument("-o", "--output", required=True, help="output PNG path")
+    render.add_argument("--seed", type=int, default=0)
+
+    evaluate = commands.add_parser("evaluate", help="measure a cloaked image against its original")
+    evaluate.add_argument("original")
+    evaluate.add_argument("cloaked")
+    evaluate.add_argument("--target", default="mosaic", metavar="NAME", help="the target style the cloak aimed at (default: mosaic)")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--seed", type=int, default=0, help="the seed the cloak used (targets may depend on it)")
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "cloak":
+            return run_cloak(args)
+        if args.command == "models":
+            return run_models(args)
+        if args.command == "targets":
+            return run_targets(args)
+        if args.command == "evaluate":
+            return run_evaluate(args)
+    except KeyboardInterrupt:
+        _error("interrupted; finished outputs are complete, nothing half-written was left")
+        return EXIT_INTERRUPTED
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def _setup_models(args: argparse.Namespace, settings: object) -> object | None:
+    from .models.weights import ChecksumMismatchError, ModelNotFoundError
+    from .pipeline import Cloaker
+
+    try:
+        return Cloaker(settings)  # type: ignore[arg-type]
+    except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError) as exc:
+        _error(str(exc).strip("'\""))
+        return None
+
+
+def run_cloak(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .imaging import ImageInputError
+    from .settings import CloakSettings
+
+    overrides: dict[str, object] = {"encoder": args.encoder, "device": args.device, "seed": args.seed}
+    if args.target:
+        overrides["target"] = args.target
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.budget is not None:
+        overrides["budget"] = args.budget
+    try:
+        settings = CloakSettings.from_presets(args.intensity, args.quality, **overrides)
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    cloaker = _setup_models(args, settings)
+    if cloaker is None:
+        return EXIT_USAGE
+    failures = 0
+    inputs = list(iter_inputs(args.inputs))
+    if not inputs:
+        _error("no images found in the given folders")
+        return EXIT_SOME_FAILED
+    for index, path in enumerate(inputs, 1):
+        out_dir = Path(args.out_dir) if args.out_dir else path.parent
+        bar = tqdm(total=settings.steps + 1, desc=f"[{index}/{len(inputs)}] {path.name}", unit="step", leave=False,
+                   file=sys.stderr, disable=None)
+        try:
+            report = cloaker.cloak_file(path, out_dir, fmt=args.format,  # type: ignore[attr-defined]
+                                        progress=lambda r: (bar.update(1), bar.set_postfix(lpips=f"{r.lpips:.3f}", progress=f"{r.target_progress:.2f}")))
+        except (ImageInputError, OSError, ValueError, RuntimeError) as exc:
+            failures += 1
+            bar.close()
+            _error(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            continue
+        bar.close()
+        if args.json:
+            print(json.dumps(report.to_dict()), flush=True)
+        else:
+            print(f"{report.output}  lpips {report.lpips:.3f} (budget {report.budget})  target progress "
+                  f"{report.target_progress:.2f}  {report.seconds:.0f} s", flush=True)
+    if failures:
+        _error(f"{failures} of {len(inputs)} images failed; the others were written")
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from .models.encoders import ENCODER_BACKENDS, TINY_AUTOENCODER_FILES
+    from .models.weights import ModelNotFoundError, resolve_model_file
+
+    if args.models_command == "list":
+        for name, backend in ENCODER_BACKENDS.items():
+            files = TINY_AUTOENCODER_FILES.get(name)
+            where = "not pinned here: pass --encoder NAME:PATH"
+            if files:
+                try:
+                    where = str(resolve_model_file(files[0], verify=False).parent)
+                except ModelNotFoundError:
+                    where = "missing (set STYLECLOAK_MODELS)"
+            print(f"{name:10s} {backend.description}\n{'':10s} {where}")
+        return EXIT_OK
+    files = TINY_AUTOENCODER_FILES.get(args.name)
+    if files is None:
+        _error(f"no pinned files for model {args.name!r}; known: {', '.join(TINY_AUTOENCODER_FILES)}")
+        return EXIT_USAGE
+    try:
+        print(resolve_model_file(files[0], verify=False).parent)
+    except ModelNotFoundError as exc:
+        _error(str(exc))
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def run_targets(args: argparse.Namespace) -> int:
+    from .imaging import ImageInputError, image_to_tensor, load_image, quantize_rgb, save_image, tensor_to_image
+    from .targets import available_targets, get_target
+
+    if args.targets_command == "list":
+        for target in available_targets():
+            print(f"{target.name:14s} {target.description}")
+        return EXIT_OK
+    try:
+        target = get_target(args.target)
+        source = load_image(args.image)
+        rendered = target.render(image_to_tensor(source.rgb), seed=args.seed)
+        written = save_image(args.output, quantize_rgb(tensor_to_image(rendered)))
+    except (KeyError, ImageInputError, OSError) as exc:
+        _error(f"{args.image}: {str(exc).strip(chr(34) + chr(39))}")
+        return EXIT_SOME_FAILED
+    print(written)
+    return EXIT_OK
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .imaging import ImageInputError, image_to_tensor, load_image
+    from .metrics import lpips_distance, psnr, target_progress
+    from .optimize import quantize_8bit
+    from .settings import CloakSettings
+
+    settings = CloakSettings(target=args.target, encoder=args.encoder, device=args.device, seed=args.seed)
+    cloaker = _setup_models(args, settings)
+    if cloaker is None:
+        return EXIT_USAGE
+    try:
+        original_image, cloaked_image = load_image(args.original), load_image(args.cloaked)
+    except ImageInputError as exc:
+        _error(str(exc))
+        return EXIT_SOME_FAILED
+    if original_image.rgb.shape != cloaked_image.rgb.shape:
+        _error(f"sizes differ: {original_image.width}x{original_image.height} vs {cloaked_image.width}x{cloaked_image.height}")
+        return EXIT_SOME_FAILED
+    device = cloaker.device  # type: ignore[attr-defined]
+    original = quantize_8bit(image_to_tensor(original_image.rgb).to(device))
+    cloaked = image_to_tensor(cloaked_image.rgb).to(device)
+    target = cloaker.render_target(original)  # type: ignore[attr-defined]
+    result = {
+        "original": args.original,
+        "cloaked": args.cloaked,
+        "target": args.target,
+        "encoder": cloaker.encoder.name,  # type: ignore[attr-defined]
+        "lpips": lpips_distance(cloaker.perceptual, original, cloaked),  # type: ignore[attr-defined]
+        "psnr": psnr(original, cloaked),
+        "max_change": round(float((original - cloaked).abs().max()) * 255),
+        "target_progress": target_progress(cloaker.encoder, original, cloaked, target),  # type: ignore[attr-defined]
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:16s} {value:.4f}" if isinstance(value, float) else f"{key:16s} {value}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Cloak images end to end: load models once, render the target, optimise, save, and measure what was saved."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, quantize_rgb, save_image
+from .metrics import lpips_distance, target_progress
+from .models.encoders import LatentEncoder, load_encoder
+from .models.lpips import load_lpips
+from .optimize import OptimizerConfig, ProgressCallback, optimize_cloak, quantize_8bit
+from .settings import CloakSettings
+from .targets import get_target
+
+
+@dataclass
+class CloakReport:
+    """What one cloak achieved, measured on the 8-bit image as saved (DESIGN.md section 5)."""
+
+    input: str | None
+    output: str | None
+    target: str
+    encoder: str
+    budget: float
+    lpips: float
+    target_progress: float
+    seconds: float
+    width: int
+    height: int
+    steps: int
+    seed: int
+    intensity: str | None
+    quality: str | None
+    version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
+    return torch.device(device)
+
+
+class Cloaker:
+    """Holds the loaded models for a batch, so that many images share one load."""
+
+    def __init__(
+        self,
+        settings: CloakSettings | None = None,
+        encoder: LatentEncoder | None = None,
+        perceptual: torch.nn.Module | None = None,
+    ) -> None:
+        self.settings = settings or CloakSettings()
+        self.device = resolve_device(self.settings.device)
+        self.target = get_target(self.settings.target)
+        self.encoder = encoder if encoder is not None else load_encoder(self.settings.encoder, self.device)
+        self.perceptual = perceptual if perceptual is not None else load_lpips(self.settings.lpips_net, self.device)
+
+    def optimizer_config(self) -> OptimizerConfig:
+        s = self.settings
+        return OptimizerConfig(
+            budget=s.budget,
+            steps=s.steps,
+            learning_rate=s.learning_rate,
+            penalty_weight=s.penalty_weight,
+            budget_margin=s.budget_margin,
+            tile_size=s.tile_size,
+            seed=s.seed,
+        )
+
+    def render_target(self, image: torch.Tensor) -> torch.Tensor:
+        return self.target.render(image.cpu(), seed=self.settings.seed).to(self.device)
+
+    def cloak_rgb(self, rgb: np.ndarray, progress: ProgressCallback | None = None) -> tuple[np.ndarray, CloakReport]:
+        """Cloak float RGB (HxWx3 in [0, 1]); returns the 8-bit cloaked RGB and its report."""
+        started = time.perf_counter()
+        original = quantize_8bit(image_to_tensor(rgb).to(self.device))
+        target = self.render_target(original)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.settings.seed)
+            outcome = optimize_cloak(original, target, self.encoder, self.perceptual, self.optimizer_config(), progress)
+        cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
+        report = self._report(original, outcome.cloaked, target, started)
+        return cloaked_uint8, report
+
+    def _report(self, original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor, started: float) -> CloakReport:
+        s = self.settings
+        return CloakReport(
+            input=None,
+            output=None,
+            target=s.target,
+            encoder=self.encoder.name,
+            budget=s.budget,
+            lpips=lpips_distance(self.perceptual, original, cloaked),
+            target_progress=target_progress(self.encoder, original, cloaked, target, s.tile_size),
+            seconds=time.perf_counter() - started,
+            width=original.shape[-1],
+            height=original.shape[-2],
+            steps=s.steps,
+            seed=s.seed,
+            intensity=s.intensity,
+            quality=s.quality,
+        )
+
+    def cloak_file(
+        self,
+        path: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str],
+        fmt: str = "png",
+        progress: ProgressCallback | None = None,
+    ) -> CloakReport:
+        """Cloak one file into ``out_dir/<stem>.cloaked.<fmt>`` and measure the file as written.
+
+        The metrics are recomputed from the re-read output, so what we report is what a scraper will get.
+        """
+        started = time.perf_counter()
+        source = load_image(path)
+        destination = output_path_for(path, out_dir, fmt=fmt)
+        cloaked_uint8, _ = self.cloak_rgb(source.rgb, progress)
+        metadata = {
+            "Software": f"stylecloak {__version__}",
+            "stylecloak": json.dumps({"version": __version__, "settings": self.settings.to_dict()}, sort_keys=True),
+        }
+        save_image(destination, cloaked_uint8, alpha=source.alpha, icc_profile=source.icc_profile, metadata=metadata, exif=source.exif)
+        saved = load_image(destination)
+        original = quantize_8bit(image_to_tensor(source.rgb).to(self.device))
+        cloaked = image_to_tensor(saved.rgb).to(self.device)
+        target = self.render_target(original)
+        report = self._report(original, cloaked, target, started)
+        return replace(report, input=str(path), output=str(destination))
+
+
+def cloak(
+    image: str | os.PathLike[str] | np.ndarray | LoadedImage,
+    intensity: str = "medium",
+    quality: str = "default",
+    target: str | None = None,
+    settings: CloakSettings | None = None,
+    progress: Callable[[Any], None] | None = None,
+    **overrides: Any,
+) -> tuple[np.ndarray, CloakReport]:
+    """Cloak one image; returns the cloaked 8-bit RGB array (HxWx3) and its report.
+
+    ``image`` is a path, a loaded image, or an RGB array (uint8, or float in [0, 1]). ``settings`` overrides the
+    presets; any :class:`CloakSettings` field may also be passed as a keyword (``steps=10``, ``budget=0.04``).
+    """
+    if settings is None:
+        if target is not None:
+            overrides["target"] = target
+        settings = CloakSettings.from_presets(intensity, quality, **overrides)  # type: ignore[arg-type]
+    elif overrides or target is not None:
+        settings = replace(settings, **overrides, **({"target": target} if target else {}))
+    if isinstance(image, (str, os.PathLike)):
+        rgb = load_image(Path(image)).rgb
+    elif isinstance(image, LoadedImage):
+        rgb = image.rgb
+    else:
+        rgb = _as_float_rgb(np.asarray(image))
+    return Cloaker(settings).cloak_rgb(rgb, progress)
+
+
+def _as_float_rgb(array: np.ndarray) -> np.ndarray:
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB array, got shape {array.shape}")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if np.issubdtype(array.dtype, np.floating):
+        return np.clip(array, 0.0, 1.0).astype(np.float32)
+    raise ValueError(f"expected uint8 or float RGB, got {array.dtype}")
