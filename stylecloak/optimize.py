@@ -7,14 +7,17 @@ with Adam on one full-resolution delta. Three choices make it trustworthy for th
 - 8-bit aware: every forward pass sees the 8-bit image ``round(255 * (x + delta)) / 255`` and its gradient is
   passed straight through to delta. The loss and LPIPS measured at each step are those of the file that would be
   written, so "within budget" is checked on what is saved, not on a float tensor.
-- Budget held: the working budget is ``p' = budget_margin * p``. After each update, delta is scaled back if its
-  8-bit image is over ``p'`` (a cheap LPIPS-only check), and the best step whose 8-bit image met ``p`` is kept.
+- Budget used and held: the working budget is ``p' = budget_margin * p``. After each update, delta is scaled
+  onto ``p'`` (a projection onto the LPIPS sphere, with cheap LPIPS-only checks): down when its 8-bit image is
+  over, and up when it is well under, because the encoder moves further the more of the budget is spent.
+  The best step whose 8-bit image met ``p`` is kept.
 - Any size, bounded memory: the encoder runs tile by tile (:mod:`stylecloak.models.tiled`) and all tiles'
   gradients accumulate into the one delta, so the perturbation is never resized and tiles leave no seam.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +28,8 @@ from .metrics import lpips_distance
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
 
-# Above this many tiles the original's LPIPS features are recomputed each step instead of kept in memory.
-MAX_CACHED_FEATURE_TILES = 16
+# Above this many pixels the original's LPIPS features are recomputed each step instead of kept (~40 MB per MP).
+MAX_CACHED_FEATURE_PIXELS = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,11 @@ class OptimizerConfig:
     budget_margin: float = 0.9
     tile_size: int = 512
     seed: int = 0
-    # Scale delta back onto the working budget after each update (see the module docstring).
+    # Scale delta onto the working budget after each update (see the module docstring).
     rescale_to_budget: bool = True
+    # Stop when the best target progress has not risen by ``min_improvement`` in ``patience`` steps (0: never).
+    patience: int = 0
+    min_improvement: float = 0.002
 
 
 @dataclass
@@ -77,7 +83,7 @@ class _Perceptual:
         total = sum(t.core_area for t in self.tiles)
         self.weights = [t.core_area / total for t in self.tiles]
         self.cached = None
-        if len(self.tiles) <= MAX_CACHED_FEATURE_TILES:
+        if original.shape[-2] * original.shape[-1] <= MAX_CACHED_FEATURE_PIXELS:
             with torch.no_grad():
                 self.cached = [self._features(original, i) for i in range(len(self.tiles))]
 
@@ -120,14 +126,14 @@ def optimize_cloak(
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     # A tiny seeded start (below one 8-bit level) breaks the symmetry of delta = 0, where LPIPS has no gradient.
     delta = ((torch.rand(original.shape, generator=generator) - 0.5) / 255).to(original.device).requires_grad_(True)
-    optimizer = torch.optim.Adam([delta], lr=config.learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.steps), eta_min=config.learning_rate * 0.1)
+    optimizer = _Adam(delta)
 
-    best_delta, best_progress = torch.zeros_like(original), 0.0
+    best_delta, best_progress, best_step = torch.zeros_like(original), 0.0, 0
     history: list[StepRecord] = []
     started = time.perf_counter()
+    last_step = config.steps
     for step in range(config.steps + 1):  # the extra pass measures the last update
-        training = step < config.steps
+        training = step < last_step
         # The 8-bit image is a leaf: gradients w.r.t. it pass straight through the rounding to delta.
         image = quantize_8bit(original + delta.detach()).requires_grad_(training)
         if training:
@@ -143,19 +149,23 @@ def optimize_cloak(
             lpips_value += weight * float(tile_lpips.detach())
         progress_now = 1.0 - (distance_sq / start_distance_sq) ** 0.5
         if lpips_value <= config.budget and progress_now > best_progress:
+            if progress_now > best_progress + config.min_improvement:
+                best_step = step
             best_progress, best_delta = progress_now, (image.detach() - original)
         record = StepRecord(step, lpips_value, progress_now, time.perf_counter() - started)
         history.append(record)
         if progress is not None:
             progress(record)
-        if training:
-            delta.grad = image.grad
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():
-                delta.copy_(torch.clamp(original + delta, 0, 1) - original)
-                if config.rescale_to_budget:
-                    _rescale_onto_budget(original, delta, lpips, working_budget)
+        if not training:
+            break
+        assert image.grad is not None
+        optimizer.step(image.grad, _cosine(config.learning_rate, step, config.steps))
+        with torch.no_grad():
+            delta.copy_(torch.clamp(original + delta, 0, 1) - original)
+            if config.rescale_to_budget:
+                _project_onto_budget(original, delta, lpips, working_budget)
+        if config.patience and step - best_step >= config.patience:
+            last_step = step + 1  # one more pass measures this update, then stop
 
     cloaked, lpips_value = _enforce_budget(original, best_delta, perceptual, config.budget)
     final_distance_sq = float((tiled.encode(cloaked) - target_latents).pow(2).sum())
@@ -163,18 +173,68 @@ def optimize_cloak(
         cloaked=cloaked,
         lpips=lpips_value,
         target_progress=1.0 - (final_distance_sq / start_distance_sq) ** 0.5,
-        steps_run=config.steps,
+        steps_run=last_step,
         history=history,
     )
 
 
-def _rescale_onto_budget(original: torch.Tensor, delta: torch.Tensor, lpips: _Perceptual, budget: float, tries: int = 3) -> None:
-    """Shrink delta in place until its 8-bit image is within ``budget`` (LPIPS grows about as |delta|^1.3)."""
+class _Adam:
+    """Adam on one tensor, written out: a few lines, deterministic, and it spares the import of torch's
+    compiler stack that ``torch.optim`` triggers (seconds on a laptop)."""
+
+    def __init__(self, parameter: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.parameter, self.betas, self.eps, self.steps = parameter, betas, eps, 0
+        self.mean = torch.zeros_like(parameter)
+        self.variance = torch.zeros_like(parameter)
+
+    @torch.no_grad()
+    def step(self, gradient: torch.Tensor, learning_rate: float) -> None:
+        beta1, beta2 = self.betas
+        self.steps += 1
+        self.mean.mul_(beta1).add_(gradient, alpha=1 - beta1)
+        self.variance.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
+        mean_hat = self.mean / (1 - beta1**self.steps)
+        variance_hat = self.variance / (1 - beta2**self.steps)
+        self.parameter.sub_(learning_rate * mean_hat / (variance_hat.sqrt() + self.eps))
+
+
+def _cosine(learning_rate: float, step: int, steps: int, floor: float = 0.1) -> float:
+    """Cosine decay from ``learning_rate`` to ``floor * learning_rate`` over ``steps``."""
+    fraction = step / max(1, steps)
+    return learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * fraction)))
+
+
+def _project_onto_budget(original: torch.Tensor, delta: torch.Tensor, lpips: _Perceptual, budget: float, tries: int = 4) -> None:
+    """Scale delta in place so that LPIPS of its 8-bit image lands in ``[0.95, 1] * budget``.
+
+    LPIPS grows about as ``|delta|^k`` with k between 1 and 2 depending on the image, so the scale is found by a
+    secant search in log-log space, starting from k = 2. If no try lands in the band, the largest scale seen
+    within the budget is used (or the smallest tried, and the best-step record guards the result).
+    """
+    value = lpips.distance(quantize_8bit(original + delta))
+    if value <= 0 or 0.95 * budget <= value <= budget:
+        return
+    base = delta.clone()
+    aim, exponent = 0.975 * budget, 2.0
+    scale, within = 1.0, (1.0 if value <= budget else None)
+    points = [(0.0, math.log(value))]  # (log scale, log lpips)
     for _ in range(tries):
+        log_scale = points[-1][0] + (math.log(aim) - points[-1][1]) / exponent
+        scale = math.exp(min(log_scale, math.log(4.0)))  # a far-off step is mostly noise: grow at most 4x
+        delta.copy_(torch.clamp(original + scale * base, 0, 1) - original)
         value = lpips.distance(quantize_8bit(original + delta))
         if value <= budget:
-            return
-        delta.mul_((budget / value) ** 0.8)
+            within = max(within or 0.0, scale)
+            if value >= 0.95 * budget:
+                return
+        if value <= 0:
+            break
+        points.append((math.log(scale), math.log(value)))
+        (s0, v0), (s1, v1) = points[-2], points[-1]
+        if abs(s1 - s0) > 1e-6:
+            exponent = min(4.0, max(0.5, (v1 - v0) / (s1 - s0)))
+    final = within if within is not None else scale
+    delta.copy_(torch.clamp(original + final * base, 0, 1) - original)
 
 
 def _enforce_budget(original: torch.Tensor, delta: torch.Tensor, metric: torch.nn.Module, budget: float) -> tuple[torch.Tensor, float]:

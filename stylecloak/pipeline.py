@@ -18,7 +18,7 @@ from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, 
 from .metrics import lpips_distance, target_progress
 from .models.encoders import LatentEncoder, load_encoder
 from .models.lpips import load_lpips
-from .optimize import OptimizerConfig, ProgressCallback, optimize_cloak, quantize_8bit
+from .optimize import CloakOutcome, OptimizerConfig, ProgressCallback, optimize_cloak, quantize_8bit
 from .settings import CloakSettings
 from .targets import get_target
 
@@ -78,6 +78,7 @@ class Cloaker:
             learning_rate=s.learning_rate,
             penalty_weight=s.penalty_weight,
             budget_margin=s.budget_margin,
+            patience=s.patience,
             tile_size=s.tile_size,
             seed=s.seed,
         )
@@ -89,15 +90,18 @@ class Cloaker:
         """Cloak float RGB (HxWx3 in [0, 1]); returns the 8-bit cloaked RGB and its report."""
         started = time.perf_counter()
         original = quantize_8bit(image_to_tensor(rgb).to(self.device))
+        outcome = self._optimize(original, progress)
+        cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
+        # The optimiser measured its 8-bit result on the whole image: those are the saved file's figures.
+        return cloaked_uint8, self._report(original, outcome.lpips, outcome.target_progress, outcome.steps_run, started)
+
+    def _optimize(self, original: torch.Tensor, progress: ProgressCallback | None) -> CloakOutcome:
         target = self.render_target(original)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.settings.seed)
-            outcome = optimize_cloak(original, target, self.encoder, self.perceptual, self.optimizer_config(), progress)
-        cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
-        report = self._report(original, outcome.cloaked, target, started)
-        return cloaked_uint8, report
+            return optimize_cloak(original, target, self.encoder, self.perceptual, self.optimizer_config(), progress)
 
-    def _report(self, original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor, started: float) -> CloakReport:
+    def _report(self, original: torch.Tensor, lpips: float, progress: float, steps: int, started: float) -> CloakReport:
         s = self.settings
         return CloakReport(
             input=None,
@@ -105,12 +109,12 @@ class Cloaker:
             target=s.target,
             encoder=self.encoder.name,
             budget=s.budget,
-            lpips=lpips_distance(self.perceptual, original, cloaked),
-            target_progress=target_progress(self.encoder, original, cloaked, target, s.tile_size),
+            lpips=lpips,
+            target_progress=progress,
             seconds=time.perf_counter() - started,
             width=original.shape[-1],
             height=original.shape[-2],
-            steps=s.steps,
+            steps=steps,
             seed=s.seed,
             intensity=s.intensity,
             quality=s.quality,
@@ -125,22 +129,26 @@ class Cloaker:
     ) -> CloakReport:
         """Cloak one file into ``out_dir/<stem>.cloaked.<fmt>`` and measure the file as written.
 
-        The metrics are recomputed from the re-read output, so what we report is what a scraper will get.
+        The written file is read back: if its pixels are the optimised ones (PNG), the optimiser's figures hold;
+        otherwise (JPEG, WebP) they are measured again, so that what we report is what a scraper will get.
         """
         started = time.perf_counter()
         source = load_image(path)
         destination = output_path_for(path, out_dir, fmt=fmt)
-        cloaked_uint8, _ = self.cloak_rgb(source.rgb, progress)
+        original = quantize_8bit(image_to_tensor(source.rgb).to(self.device))
+        outcome = self._optimize(original, progress)
+        cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
         metadata = {
             "Software": f"stylecloak {__version__}",
             "stylecloak": json.dumps({"version": __version__, "settings": self.settings.to_dict()}, sort_keys=True),
         }
         save_image(destination, cloaked_uint8, alpha=source.alpha, icc_profile=source.icc_profile, metadata=metadata, exif=source.exif)
-        saved = load_image(destination)
-        original = quantize_8bit(image_to_tensor(source.rgb).to(self.device))
-        cloaked = image_to_tensor(saved.rgb).to(self.device)
-        target = self.render_target(original)
-        report = self._report(original, cloaked, target, started)
+        saved = image_to_tensor(load_image(destination).rgb).to(self.device)
+        lpips, progress_value = outcome.lpips, outcome.target_progress
+        if not torch.equal(saved, outcome.cloaked):
+            lpips = lpips_distance(self.perceptual, original, saved)
+            progress_value = target_progress(self.encoder, original, saved, self.render_target(original), self.settings.tile_size)
+        report = self._report(original, lpips, progress_value, outcome.steps_run, started)
         return replace(report, input=str(path), output=str(destination))
 
 

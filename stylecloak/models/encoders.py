@@ -79,6 +79,16 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
 
 
+def _channels_last(image: torch.Tensor) -> torch.Tensor:
+    # 3x3 convolutions with 64 channels run 20-40% faster on CPU (oneDNN) in channels-last layout.
+    return image.contiguous(memory_format=torch.channels_last)
+
+
+class _ChannelsLast(nn.Module):
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return _channels_last(image)
+
+
 class TinyAutoencoder(LatentEncoder):
     """A member of the TAESD family: fast, small, and the embedded default (TAEF2)."""
 
@@ -91,14 +101,14 @@ class TinyAutoencoder(LatentEncoder):
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         height, width = image.shape[-2:]
-        latents = self.encoder(pad_to_multiple(image, self.downscale))
+        latents = self.encoder(_channels_last(pad_to_multiple(image, self.downscale)))
         # Latents of the padding are dropped, so that the result covers only the real image.
         return latents[..., : -(-height // self.downscale), : -(-width // self.downscale)]
 
     def split(self) -> tuple[nn.Module, nn.Module]:
         # The last three blocks and the output conv work at 1/8 resolution, and TAEF2's GroupNorm there is
         # global: they form the head, which then sees the whole image at once.
-        return self.encoder[:-4], self.encoder[-4:]
+        return nn.Sequential(_ChannelsLast(), *self.encoder[:-4]), self.encoder[-4:]
 
     @property
     def can_decode(self) -> bool:
@@ -158,7 +168,7 @@ def load_tiny_autoencoder(name: str, path: str | os.PathLike[str] | None = None,
             decoder_ok = False  # the encoder is all that cloaking needs
     if not decoder_ok:
         model.decoder = None
-    return model.eval().requires_grad_(False)
+    return model.to(memory_format=torch.channels_last).eval().requires_grad_(False)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
