@@ -12,8 +12,15 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from . import __version__
 from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS
+
+if TYPE_CHECKING:  # the heavy modules load only when a command needs them, so that --help is instant
+    import torch
+
+    from .targets.choice import TargetChoice
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".avif", ".jp2", ".qoi", ".tga", ".ppm"}
@@ -73,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     cloak.add_argument("-o", "--out-dir", metavar="OUT_DIR", help="where to write <name>.cloaked.png (default: beside each input)")
     cloak.add_argument("--intensity", default="medium", choices=list(INTENSITY_BUDGETS), help="visibility budget (default: medium)")
     cloak.add_argument("--quality", default="default", choices=list(QUALITY_PRESETS), help="effort (default: default)")
-    cloak.add_argument("--target", default=None, metavar="NAME", help="target style (default: mosaic); see `stylecloak targets list`")
+    cloak.add_argument("--target", default="auto", metavar="NAME",
+                       help="target style (default: auto, one style chosen for the whole set of inputs, or the one "
+                            "pinned in OUT_DIR/.stylecloak.json); see `stylecloak targets list`")
     _add_model_options(cloak)
     cloak.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same output")
     cloak.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default: png, lossless)")
@@ -92,14 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
     targets_sub.add_parser("list", help="show the target styles")
     render = targets_sub.add_parser("render", help="render an image in a target style, to see it")
     render.add_argument("image")
-    render.add_argument("--target", required=True)
+    which = render.add_mutually_exclusive_group(required=True)
+    which.add_argument("--target", help="the target style to render")
+    which.add_argument("--all", action="store_true", help="a contact sheet: the original and every target style")
     render.add_argument("-o", "--output", required=True, help="output PNG path")
     render.add_argument("--seed", type=int, default=0)
+    choose = targets_sub.add_parser("choose", help="choose one target style for a portfolio (what --target auto does)",
+                                    description="Measure the style distance from the portfolio's centroid to each "
+                                                "target style and choose one that is far, but not the farthest "
+                                                "(the 50th-75th percentile band).")
+    choose.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    choose.add_argument("--pin", metavar="DIR", help="also pin the choice in DIR/.stylecloak.json for later cloaks")
+    choose.add_argument("--descriptor", default="gram", choices=["gram", "latent"],
+                        help="style descriptor: VGG16 Gram statistics (default) or the encoder's latent statistics")
+    _add_model_options(choose)
+    choose.add_argument("--json", action="store_true", help="print the distances and the choice as JSON")
 
     evaluate = commands.add_parser("evaluate", help="measure a cloaked image against its original")
     evaluate.add_argument("original")
     evaluate.add_argument("cloaked")
-    evaluate.add_argument("--target", default="mosaic", metavar="NAME", help="the target style the cloak aimed at (default: mosaic)")
+    evaluate.add_argument("--target", default=None, metavar="NAME",
+                          help="the target style the cloak aimed at (default: the one recorded in the cloaked PNG)")
     _add_model_options(evaluate)
     evaluate.add_argument("--seed", type=int, default=0, help="the seed the cloak used (targets may depend on it)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -146,7 +168,16 @@ def run_cloak(args: argparse.Namespace) -> int:
     from .settings import CloakSettings
 
     overrides: dict[str, object] = {"encoder": args.encoder, "device": args.device, "seed": args.seed}
-    if args.target:
+    inputs = list(iter_inputs(args.inputs))
+    if not inputs:
+        _error("no images found in the given folders")
+        return EXIT_SOME_FAILED
+    if args.target == "auto":
+        target = _auto_target(inputs, Path(args.out_dir) if args.out_dir else inputs[0].parent, args)
+        if target is None:
+            return EXIT_USAGE
+        overrides["target"] = target
+    else:
         overrides["target"] = args.target
     if args.steps is not None:
         overrides["steps"] = args.steps
@@ -161,10 +192,6 @@ def run_cloak(args: argparse.Namespace) -> int:
     if cloaker is None:
         return EXIT_USAGE
     failures = 0
-    inputs = list(iter_inputs(args.inputs))
-    if not inputs:
-        _error("no images found in the given folders")
-        return EXIT_SOME_FAILED
     for index, path in enumerate(inputs, 1):
         out_dir = Path(args.out_dir) if args.out_dir else path.parent
         bar = tqdm(total=settings.steps + 1, desc=f"[{index}/{len(inputs)}] {path.name}", unit="step", leave=False,
@@ -187,6 +214,75 @@ def run_cloak(args: argparse.Namespace) -> int:
         _error(f"{failures} of {len(inputs)} images failed; the others were written")
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _load_portfolio(inputs: Sequence[Path], long_side: int = 256) -> list[torch.Tensor]:
+    """The readable inputs, small (style does not need full resolution); unreadable ones are skipped here and
+    reported by the batch that follows."""
+    import torch.nn.functional as F
+
+    from .imaging import ImageInputError, image_to_tensor, load_image
+
+    images = []
+    for path in inputs:
+        try:
+            image = image_to_tensor(load_image(path).rgb)
+        except (ImageInputError, OSError):
+            continue
+        scale = long_side / max(image.shape[-2:])
+        if scale < 1:
+            size = (max(8, round(image.shape[-2] * scale)), max(8, round(image.shape[-1] * scale)))
+            image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+        images.append(image)
+    return images
+
+
+def _choose(images: Sequence[torch.Tensor], args: argparse.Namespace) -> TargetChoice | None:
+    from .descriptors import GramDescriptor, LatentStatsDescriptor, StyleDescriptor
+    from .models.encoders import load_encoder
+    from .models.vgg import load_vgg16_features
+    from .models.weights import ChecksumMismatchError, ModelNotFoundError
+    from .pipeline import resolve_device
+    from .targets.choice import choose_target
+
+    try:
+        device = resolve_device(args.device)
+        descriptor: StyleDescriptor
+        if getattr(args, "descriptor", "gram") == "latent":
+            descriptor = LatentStatsDescriptor(load_encoder(args.encoder, device))
+        else:
+            descriptor = GramDescriptor(load_vgg16_features(device))
+    except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError) as exc:
+        _error(str(exc).strip("'\""))
+        return None
+    return choose_target([image.to(device) for image in images], descriptor, seed=getattr(args, "seed", 0))
+
+
+def _auto_target(inputs: Sequence[Path], pin_folder: Path, args: argparse.Namespace) -> str | None:
+    """The target pinned for this portfolio, or one chosen for all the inputs and then pinned."""
+    from .targets.choice import read_pin, write_pin
+
+    try:
+        pinned = read_pin(pin_folder)
+    except ValueError as exc:
+        _error(str(exc))
+        return None
+    if pinned is not None:
+        print(f"stylecloak: target {pinned} (pinned in {pin_folder / '.stylecloak.json'})", file=sys.stderr)
+        return pinned
+    images = _load_portfolio(inputs)
+    if not images:
+        # Nothing readable: the batch below reports each file; no choice is made and nothing is pinned.
+        from .settings import CloakSettings
+
+        return CloakSettings().target
+    choice = _choose(images, args)
+    if choice is None:
+        return None
+    pin_folder.mkdir(parents=True, exist_ok=True)
+    pin = write_pin(pin_folder, choice, __version__)
+    print(f"stylecloak: target {choice.target} chosen for {choice.images} image(s), pinned in {pin}", file=sys.stderr)
+    return choice.target
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -224,16 +320,62 @@ def run_targets(args: argparse.Namespace) -> int:
         for target in available_targets():
             print(f"{target.name:14s} {target.description}")
         return EXIT_OK
+    if args.targets_command == "choose":
+        return run_targets_choose(args)
     try:
-        target = get_target(args.target)
-        source = load_image(args.image)
-        rendered = target.render(image_to_tensor(source.rgb), seed=args.seed)
-        written = save_image(args.output, quantize_rgb(tensor_to_image(rendered)))
+        source = image_to_tensor(load_image(args.image).rgb)
+        if args.all:
+            from .targets.sheet import contact_sheet
+
+            written = save_image(args.output, contact_sheet(source, available_targets(), seed=args.seed))
+        else:
+            rendered = get_target(args.target).render(source, seed=args.seed)
+            written = save_image(args.output, quantize_rgb(tensor_to_image(rendered)))
     except (KeyError, ImageInputError, OSError) as exc:
         _error(f"{args.image}: {str(exc).strip(chr(34) + chr(39))}")
         return EXIT_SOME_FAILED
     print(written)
     return EXIT_OK
+
+
+def run_targets_choose(args: argparse.Namespace) -> int:
+    from .targets.choice import write_pin
+
+    inputs = list(iter_inputs(args.inputs))
+    if not inputs:
+        _error("no images found in the given folders")
+        return EXIT_SOME_FAILED
+    images = _load_portfolio(inputs)
+    if not images:
+        _error("none of the inputs could be read, so no target can be chosen")
+        return EXIT_SOME_FAILED
+    choice = _choose(images, args)
+    if choice is None:
+        return EXIT_SOME_FAILED
+    if args.pin:
+        Path(args.pin).mkdir(parents=True, exist_ok=True)
+        print(f"stylecloak: pinned in {write_pin(args.pin, choice, __version__)}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(choice.to_dict()))
+        return EXIT_OK
+    print(f"{'target':14s} {'distance':>9s} {'percentile':>10s}")
+    for candidate in choice.candidates:
+        mark = "  <- chosen" if candidate.target == choice.target else ""
+        print(f"{candidate.target:14s} {candidate.distance:9.3f} {candidate.percentile:10.0f}{mark}")
+    return EXIT_OK
+
+
+def _recorded_target(path: str) -> str | None:
+    """The target style recorded in a cloaked PNG's metadata, if it has one."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            recorded = json.loads(im.info.get("stylecloak", "{}"))
+    except (OSError, ValueError):
+        return None
+    target = recorded.get("settings", {}).get("target") if isinstance(recorded, dict) else None
+    return target if isinstance(target, str) else None
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -242,7 +384,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .optimize import quantize_8bit
     from .settings import CloakSettings
 
-    settings = CloakSettings(target=args.target, encoder=args.encoder, device=args.device, seed=args.seed)
+    target_name = args.target or _recorded_target(args.cloaked)
+    if target_name is None:
+        _error(f"{args.cloaked} does not record its target style; pass --target NAME")
+        return EXIT_USAGE
+    settings = CloakSettings(target=target_name, encoder=args.encoder, device=args.device, seed=args.seed)
     cloaker = _setup_models(args, settings)
     if cloaker is None:
         return EXIT_USAGE
@@ -261,7 +407,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = {
         "original": args.original,
         "cloaked": args.cloaked,
-        "target": args.target,
+        "target": target_name,
         "encoder": cloaker.encoder.name,  # type: ignore[attr-defined]
         "lpips": lpips_distance(cloaker.perceptual, original, cloaked),  # type: ignore[attr-defined]
         "psnr": psnr(original, cloaked),

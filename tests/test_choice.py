@@ -1,0 +1,159 @@
+"""Style descriptors, the portfolio's target choice (`--target auto`), pinning, and the contact sheet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylecloak.cli import main
+from stylecloak.descriptors import GramDescriptor, LatentStatsDescriptor, style_distance
+from stylecloak.imaging import image_to_tensor
+from stylecloak.targets import available_targets
+from stylecloak.targets.choice import PIN_FILENAME, TargetChoice, choose_target, read_pin, write_pin
+
+from .conftest import PAINTINGS, load_painting
+
+UKIYO_E = ("hiroshige_", "hokusai_")
+
+
+@pytest.fixture(scope="module")
+def gram():
+    from stylecloak.models.vgg import load_vgg16_features
+
+    return GramDescriptor(load_vgg16_features())
+
+
+def _jpeg_copy(rgb: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray((rgb * 255).round().astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
+
+
+def _painting_names() -> list[str]:
+    with open(PAINTINGS / "manifest.csv", newline="") as f:
+        return [row["file"] for row in csv.DictReader(f)]
+
+
+def test_every_rendition_is_farther_than_a_jpeg_copy_for_every_painting(gram) -> None:
+    """The descriptor sees style: for each shared painting, each rendition is farther than a JPEG q75 copy."""
+    targets = available_targets()
+    assert len(targets) >= 8
+    failures = []
+    for name in _painting_names():
+        rgb = load_painting(name, 192)
+        painting = gram.describe(image_to_tensor(rgb))
+        jpeg = style_distance(painting, gram.describe(image_to_tensor(_jpeg_copy(rgb, 75))))
+        for target in targets:
+            rendition = style_distance(painting, gram.describe(target.render(image_to_tensor(rgb))))
+            if rendition <= jpeg:
+                failures.append((name, target.name, rendition, jpeg))
+    assert not failures
+
+
+def test_latent_descriptor_sees_style_too(encoder) -> None:
+    descriptor = LatentStatsDescriptor(encoder)
+    rgb = load_painting("hokusai_great_wave.png", 192)
+    painting = descriptor.describe(image_to_tensor(rgb))
+    jpeg = style_distance(painting, descriptor.describe(image_to_tensor(_jpeg_copy(rgb, 75))))
+    woodcut = next(t for t in available_targets() if t.name == "woodcut")
+    assert style_distance(painting, descriptor.describe(woodcut.render(image_to_tensor(rgb)))) > jpeg
+
+
+class _Named:
+    """A fake target that shifts brightness by a set amount: a descriptor of mean colour orders them exactly."""
+
+    description = "test"
+
+    def __init__(self, name: str, shift: float) -> None:
+        self.name, self.shift = name, shift
+
+    def render(self, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        return (image + self.shift).clamp(0, 1)
+
+
+class _MeanColour:
+    name = "mean-colour"
+
+    def describe(self, image: torch.Tensor) -> torch.Tensor:
+        return image.mean(dim=(0, 2, 3))
+
+
+def test_choice_is_far_but_not_the_farthest() -> None:
+    candidates = [_Named(f"t{i}", 0.05 * i) for i in range(1, 10)]  # distances grow with i
+    images = [torch.full((1, 3, 32, 32), 0.2), torch.full((1, 3, 32, 48), 0.3)]
+    choice = choose_target(images, _MeanColour(), candidates)
+    assert [c.target for c in choice.candidates] == [f"t{i}" for i in range(1, 10)]
+    chosen = next(c for c in choice.candidates if c.target == choice.target)
+    assert 50 <= chosen.percentile <= 75 and choice.target != "t9"
+    assert choice.images == 2 and choice.descriptor == "mean-colour"
+    # The choice is a property of the portfolio: the same images in another order give the same target.
+    assert choose_target(images[::-1], _MeanColour(), candidates).target == choice.target
+
+
+def test_pin_round_trip_and_bad_pin(tmp_path) -> None:
+    choice = TargetChoice("woodcut", "gram", (50.0, 75.0), 3)
+    path = write_pin(tmp_path, choice, "0.0")
+    assert path.name == PIN_FILENAME and read_pin(tmp_path) == "woodcut"
+    assert read_pin(tmp_path / "nowhere") is None
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="settings file"):
+        read_pin(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def ukiyo_e_folder(tmp_path_factory) -> Path:
+    """The 9 ukiyo-e paintings of the shared set, at 96 px so that cloaking all of them takes seconds."""
+    folder = tmp_path_factory.mktemp("ukiyo_e")
+    names = [n for n in _painting_names() if n.startswith(UKIYO_E)]
+    assert len(names) == 9
+    for name in names:
+        Image.fromarray((load_painting(name, 96) * 255).round().astype(np.uint8)).save(folder / name)
+    return folder
+
+
+def test_cloak_auto_uses_one_target_for_the_portfolio_and_pins_it(ukiyo_e_folder, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["cloak", str(ukiyo_e_folder), "-o", str(out), "--target", "auto", "--json", "--steps", "1"]) == 0
+    captured = capsys.readouterr()
+    reports = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(reports) == 9
+    targets = {r["target"] for r in reports}
+    assert len(targets) == 1
+    (chosen,) = targets
+    assert chosen in {t.name for t in available_targets()}
+    assert read_pin(out) == chosen and "chosen for 9 image(s)" in captured.err
+
+    # `targets choose` shows the same choice with every distance.
+    assert main(["targets", "choose", str(ukiyo_e_folder), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["target"] == chosen and len(shown["candidates"]) == len(available_targets())
+
+    # An image cloaked later into the same folder gets the pinned target, even if alone it would differ.
+    later = tmp_path / "later"
+    later.mkdir()
+    Image.fromarray((load_painting("kandinsky_composition_viii.png", 96) * 255).round().astype(np.uint8)).save(later / "k.png")
+    assert main(["cloak", str(later / "k.png"), "-o", str(out), "--json", "--steps", "1"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["target"] == chosen and "pinned in" in captured.err
+
+
+def test_contact_sheet(tmp_path, capsys) -> None:
+    source = tmp_path / "wave.png"
+    Image.fromarray((load_painting("hokusai_great_wave.png", 200) * 255).round().astype(np.uint8)).save(source)
+    sheet = tmp_path / "sheet.png"
+    assert main(["targets", "render", str(source), "--all", "-o", str(sheet)]) == 0
+    with Image.open(sheet) as im:
+        panels = 1 + len(available_targets())
+        assert im.width > 3 * 320 and im.height > (panels // 4) * 200
+    single = tmp_path / "woodcut.png"
+    assert main(["targets", "render", str(source), "--target", "woodcut", "-o", str(single)]) == 0
+    assert Image.open(single).size == Image.open(source).size
+    assert main(["targets", "render", str(source), "--target", "nope", "-o", str(single)]) == 1
+    assert "known target styles" in capsys.readouterr().err
