@@ -20,6 +20,9 @@ from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them, so that --help is instant
     import torch
 
+    from .pipeline import Cloaker
+    from .settings import CloakSettings
+    from .targets import TargetStyle
     from .targets.choice import TargetChoice
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -83,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     cloak.add_argument("--target", default="auto", metavar="NAME",
                        help="target style (default: auto, one style chosen for the whole set of inputs, or the one "
                             "pinned in OUT_DIR/.stylecloak.json); see `stylecloak targets list`")
+    cloak.add_argument("--target-images", metavar="DIR",
+                       help="make the target by neural style transfer from your own reference images in DIR "
+                            "(e.g. public-domain works in a style far from yours); overrides --target")
     _add_model_options(cloak)
     cloak.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same output")
     cloak.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default: png, lossless)")
@@ -122,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("cloaked")
     evaluate.add_argument("--target", default=None, metavar="NAME",
                           help="the target style the cloak aimed at (default: the one recorded in the cloaked PNG)")
+    evaluate.add_argument("--target-images", metavar="DIR", help="the reference images, if the cloak used --target-images")
     _add_model_options(evaluate)
     evaluate.add_argument("--seed", type=int, default=0, help="the seed the cloak used (targets may depend on it)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -150,34 +157,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _setup_models(args: argparse.Namespace, settings: object) -> object | None:
+def _setup_models(settings: CloakSettings, target: TargetStyle | None = None) -> Cloaker | None:
     from .models.weights import ChecksumMismatchError, ModelNotFoundError
     from .pipeline import Cloaker
 
     try:
-        return Cloaker(settings)  # type: ignore[arg-type]
+        return Cloaker(settings, target=target)
     except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError) as exc:
         _error(str(exc).strip("'\""))
         return None
 
 
 def run_cloak(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from tqdm import tqdm
 
     from .imaging import ImageInputError
+    from .pipeline import Cloaker
     from .settings import CloakSettings
 
-    overrides: dict[str, object] = {"encoder": args.encoder, "device": args.device, "seed": args.seed}
     inputs = list(iter_inputs(args.inputs))
     if not inputs:
         _error("no images found in the given folders")
         return EXIT_SOME_FAILED
-    if args.target == "auto":
-        target = _auto_target(inputs, Path(args.out_dir) if args.out_dir else inputs[0].parent, args)
-        if target is None:
-            return EXIT_USAGE
-        overrides["target"] = target
-    else:
+    overrides: dict[str, object] = {"encoder": args.encoder, "device": args.device, "seed": args.seed}
+    if args.target != "auto":
         overrides["target"] = args.target
     if args.steps is not None:
         overrides["steps"] = args.steps
@@ -188,16 +193,33 @@ def run_cloak(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    cloaker = _setup_models(args, settings)
+    # Models load (and settle any error in the settings) before the target choice, which takes a while.
+    cloaker = _setup_models(settings)
     if cloaker is None:
         return EXIT_USAGE
+    if args.target_images:
+        transfer = _reference_target(args.target_images, cloaker.device)
+        if transfer is None:
+            return EXIT_USAGE
+        settings = replace(settings, target=transfer.name)
+        cloaker = Cloaker(settings, encoder=cloaker.encoder, perceptual=cloaker.perceptual, target=transfer)
+    elif args.target == "auto":
+        target = _auto_target(inputs, Path(args.out_dir) if args.out_dir else inputs[0].parent, args)
+        if target is None:
+            return EXIT_USAGE
+        settings = replace(settings, target=target)
+        try:
+            cloaker = Cloaker(settings, encoder=cloaker.encoder, perceptual=cloaker.perceptual)
+        except KeyError as exc:  # a pinned name that is not in the catalogue
+            _error(str(exc).strip("'\""))
+            return EXIT_USAGE
     failures = 0
     for index, path in enumerate(inputs, 1):
         out_dir = Path(args.out_dir) if args.out_dir else path.parent
         bar = tqdm(total=settings.steps + 1, desc=f"[{index}/{len(inputs)}] {path.name}", unit="step", leave=False,
                    file=sys.stderr, disable=None)
         try:
-            report = cloaker.cloak_file(path, out_dir, fmt=args.format,  # type: ignore[attr-defined]
+            report = cloaker.cloak_file(path, out_dir, fmt=args.format,
                                         progress=lambda r: (bar.update(1), bar.set_postfix(lpips=f"{r.lpips:.3f}", progress=f"{r.target_progress:.2f}")))
         except (ImageInputError, OSError, ValueError, RuntimeError) as exc:
             failures += 1
@@ -256,6 +278,19 @@ def _choose(images: Sequence[torch.Tensor], args: argparse.Namespace) -> TargetC
         _error(str(exc).strip("'\""))
         return None
     return choose_target([image.to(device) for image in images], descriptor, seed=getattr(args, "seed", 0))
+
+
+def _reference_target(folder: str, device: torch.device) -> TargetStyle | None:
+    from .imaging import ImageInputError
+    from .models.vgg import load_vgg16_features
+    from .targets.transfer import load_reference_images, reference_transfer
+
+    try:
+        references = load_reference_images(folder)
+        return reference_transfer(load_vgg16_features(device), [r.to(device) for r in references], label=Path(folder).name)
+    except (ImageInputError, OSError, ValueError) as exc:
+        _error(str(exc))
+        return None
 
 
 def _auto_target(inputs: Sequence[Path], pin_folder: Path, args: argparse.Namespace) -> str | None:
@@ -382,14 +417,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .imaging import ImageInputError, image_to_tensor, load_image
     from .metrics import lpips_distance, psnr, target_progress
     from .optimize import quantize_8bit
+    from .pipeline import resolve_device
     from .settings import CloakSettings
 
     target_name = args.target or _recorded_target(args.cloaked)
-    if target_name is None:
+    if target_name is None and not args.target_images:
         _error(f"{args.cloaked} does not record its target style; pass --target NAME")
         return EXIT_USAGE
+    transfer = None
+    if args.target_images:
+        transfer = _reference_target(args.target_images, resolve_device(args.device))
+        if transfer is None:
+            return EXIT_USAGE
+        target_name = transfer.name
     settings = CloakSettings(target=target_name, encoder=args.encoder, device=args.device, seed=args.seed)
-    cloaker = _setup_models(args, settings)
+    cloaker = _setup_models(settings, target=transfer)
     if cloaker is None:
         return EXIT_USAGE
     try:
@@ -400,19 +442,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if original_image.rgb.shape != cloaked_image.rgb.shape:
         _error(f"sizes differ: {original_image.width}x{original_image.height} vs {cloaked_image.width}x{cloaked_image.height}")
         return EXIT_SOME_FAILED
-    device = cloaker.device  # type: ignore[attr-defined]
+    device = cloaker.device
     original = quantize_8bit(image_to_tensor(original_image.rgb).to(device))
     cloaked = image_to_tensor(cloaked_image.rgb).to(device)
-    target = cloaker.render_target(original)  # type: ignore[attr-defined]
+    target = cloaker.render_target(original)
     result = {
         "original": args.original,
         "cloaked": args.cloaked,
         "target": target_name,
-        "encoder": cloaker.encoder.name,  # type: ignore[attr-defined]
-        "lpips": lpips_distance(cloaker.perceptual, original, cloaked),  # type: ignore[attr-defined]
+        "encoder": cloaker.encoder.name,
+        "lpips": lpips_distance(cloaker.perceptual, original, cloaked),
         "psnr": psnr(original, cloaked),
         "max_change": round(float((original - cloaked).abs().max()) * 255),
-        "target_progress": target_progress(cloaker.encoder, original, cloaked, target),  # type: ignore[attr-defined]
+        "target_progress": target_progress(cloaker.encoder, original, cloaked, target),
     }
     if args.json:
         print(json.dumps(result))

@@ -20,7 +20,9 @@ from .models.encoders import LatentEncoder, load_encoder
 from .models.lpips import load_lpips
 from .optimize import CloakOutcome, OptimizerConfig, ProgressCallback, optimize_cloak, quantize_8bit
 from .settings import CloakSettings
-from .targets import get_target
+from .models.weights import user_cache_dir
+from .targets import TargetStyle, get_target
+from .targets.cache import render_cached
 
 
 @dataclass
@@ -63,10 +65,17 @@ class Cloaker:
         settings: CloakSettings | None = None,
         encoder: LatentEncoder | None = None,
         perceptual: torch.nn.Module | None = None,
+        cache_targets: bool = True,
+        target_cache_dir: Path | None = None,
+        target: TargetStyle | None = None,
     ) -> None:
+        """Rendered targets are kept in ``target_cache_dir`` (default: ``<user cache>/targets``) unless
+        ``cache_targets`` is false. ``target`` is a target style object that is not in the catalogue (reference
+        images); otherwise ``settings.target`` names one."""
         self.settings = settings or CloakSettings()
+        self.target_cache_dir = (target_cache_dir or user_cache_dir() / "targets") if cache_targets else None
         self.device = resolve_device(self.settings.device)
-        self.target = get_target(self.settings.target)
+        self.target = target if target is not None else get_target(self.settings.target)
         self.encoder = encoder if encoder is not None else load_encoder(self.settings.encoder, self.device)
         self.perceptual = perceptual if perceptual is not None else load_lpips(self.settings.lpips_net, self.device)
 
@@ -84,7 +93,8 @@ class Cloaker:
         )
 
     def render_target(self, image: torch.Tensor) -> torch.Tensor:
-        return self.target.render(image.cpu(), seed=self.settings.seed).to(self.device)
+        """The target for ``image`` (8-bit values), rendered at the image's own resolution, cached by content."""
+        return render_cached(self.target, image, self.settings.seed, self.target_cache_dir).to(self.device)
 
     def cloak_rgb(self, rgb: np.ndarray, progress: ProgressCallback | None = None) -> tuple[np.ndarray, CloakReport]:
         """Cloak float RGB (HxWx3 in [0, 1]); returns the 8-bit cloaked RGB and its report."""
