@@ -67,7 +67,7 @@ def test_corrupted_weights_are_refused(tmp_path) -> None:
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path) -> None:
-    with pytest.raises(ModelNotFoundError, match="stylecloak models fetch taef2"):
+    with pytest.raises(ModelNotFoundError, match="STYLECLOAK_MODELS"):
         load_encoder(f"taef2:{tmp_path}")
 
 

@@ -1,7 +1,7 @@
 """Where model files come from, and how we know they are the right files.
 
 Lookup order (DESIGN.md section 2): an explicit path, then the ``STYLECLOAK_MODELS`` folder, then the user
-cache. Nothing here downloads: fetching is an explicit user action (``stylecloak models fetch``).
+cache. Nothing here downloads: fetching will be an explicit user action, never a side effect.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def resolve_model_file(spec: ModelFile, explicit_dir: str | os.PathLike[str] | N
     looked = ", ".join(str(c) for c in candidates)
     raise ModelNotFoundError(
         f"model file {spec.model}/{spec.filename} not found (looked in: {looked}). "
-        f"Set STYLECLOAK_MODELS to the folder that holds '{spec.model}/', pass an explicit path, "
-        f"or run `stylecloak models fetch {spec.model}`."
+        f"Set STYLECLOAK_MODELS to the folder that holds '{spec.model}/', or pass an explicit path "
+        f"(--encoder {spec.model}:PATH)"
+        + (f"; the file is published at {spec.upstream_url}" if spec.upstream_url else "")
+        + "."
     )
