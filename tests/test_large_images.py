@@ -110,37 +110,30 @@ def assert_full_resolution_and_seamless(original, cloaked, tiles, lpips, budget)
     assert jump_ratio(delta, tiles, height, width) < 1.25
 
 
-def test_3000x2000_cloaked_in_tiles_without_resizing_or_seams(lpips_alex) -> None:
-    original = large_painting(2000, 3000)
+def cloak_in_tiles(encoder, lpips, height: int, width: int, steps: int, tile_size: int) -> tuple[float, int]:
+    """Cloak a painting of ``width x height`` tile by tile, check it, and return (target progress, tile count)."""
+    original = large_painting(height, width)
     target = get_target("mosaic").render(original, seed=0)
-    encoder = SmallLocalEncoder()
-    config = OptimizerConfig(budget=0.05, steps=1, learning_rate=0.02, tile_size=512)
-    outcome = optimize_cloak(original, target, encoder, lpips_alex, config)
-    tiles = TiledEncoder(encoder, 2000, 3000, config.tile_size).tiles
-    assert len(tiles) == 24
-    assert outcome.target_progress > 0
-    assert_full_resolution_and_seamless(original, outcome.cloaked, tiles, lpips_alex, config.budget)
+    config = OptimizerConfig(budget=0.05, steps=steps, learning_rate=0.02, tile_size=tile_size)
+    outcome = optimize_cloak(original, target, encoder, lpips, config)
+    tiles = TiledEncoder(encoder, height, width, tile_size).tiles
+    assert_full_resolution_and_seamless(original, outcome.cloaked, tiles, lpips, config.budget)
+    return outcome.target_progress, len(tiles)
+
+
+def test_3000x2000_cloaked_in_tiles_without_resizing_or_seams(lpips_alex) -> None:
+    progress, tiles = cloak_in_tiles(SmallLocalEncoder(), lpips_alex, 2000, 3000, steps=1, tile_size=512)
+    assert tiles == 24 and progress > 0
 
 
 def test_taef2_multi_tile_cloak_is_seamless(encoder, lpips_alex) -> None:
     """The real encoder on a painting split into 3 x 4 tiles."""
-    original = large_painting(384, 512)
-    target = get_target("mosaic").render(original, seed=0)
-    config = OptimizerConfig(budget=0.05, steps=2, learning_rate=0.02, tile_size=128)
-    outcome = optimize_cloak(original, target, encoder, lpips_alex, config)
-    tiles = TiledEncoder(encoder, 384, 512, config.tile_size).tiles
-    assert len(tiles) == 12
-    assert outcome.target_progress > 0.05
-    assert_full_resolution_and_seamless(original, outcome.cloaked, tiles, lpips_alex, config.budget)
+    progress, tiles = cloak_in_tiles(encoder, lpips_alex, 384, 512, steps=2, tile_size=128)
+    assert tiles == 12 and progress > 0.05
 
 
 @pytest.mark.slow
 def test_taef2_3000x2000_cloak(encoder, lpips_alex) -> None:
-    """The same as the first test with the real TAEF2 (about ten minutes on 2 cores)."""
-    original = large_painting(2000, 3000)
-    target = get_target("mosaic").render(original, seed=0)
-    config = OptimizerConfig(budget=0.05, steps=1, learning_rate=0.02, tile_size=512)
-    outcome = optimize_cloak(original, target, encoder, lpips_alex, config)
-    tiles = TiledEncoder(encoder, 2000, 3000, config.tile_size).tiles
-    assert outcome.target_progress > 0
-    assert_full_resolution_and_seamless(original, outcome.cloaked, tiles, lpips_alex, config.budget)
+    """The first test with the real TAEF2 (several minutes on 2 cores)."""
+    progress, tiles = cloak_in_tiles(encoder, lpips_alex, 2000, 3000, steps=1, tile_size=512)
+    assert tiles == 24 and progress > 0
