@@ -241,8 +241,7 @@ def run_cloak(args: argparse.Namespace) -> int:
 def _load_portfolio(inputs: Sequence[Path], long_side: int = 256) -> list[torch.Tensor]:
     """The readable inputs, small (style does not need full resolution); unreadable ones are skipped here and
     reported by the batch that follows."""
-    import torch.nn.functional as F
-
+    from .descriptors import resize_long_side
     from .imaging import ImageInputError, image_to_tensor, load_image
 
     images = []
@@ -251,10 +250,8 @@ def _load_portfolio(inputs: Sequence[Path], long_side: int = 256) -> list[torch.
             image = image_to_tensor(load_image(path).rgb)
         except (ImageInputError, OSError):
             continue
-        scale = long_side / max(image.shape[-2:])
-        if scale < 1:
-            size = (max(8, round(image.shape[-2] * scale)), max(8, round(image.shape[-1] * scale)))
-            image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+        if max(image.shape[-2:]) > long_side:
+            image = resize_long_side(image, long_side)
         images.append(image)
     return images
 
