@@ -10,9 +10,10 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS
@@ -20,6 +21,8 @@ from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them, so that --help is instant
     import torch
 
+    from .evaluation.evaluate import EvaluationResult
+    from .models.encoders import LatentEncoder
     from .pipeline import Cloaker
     from .settings import CloakSettings
     from .targets import TargetStyle
@@ -42,6 +45,34 @@ quality is the effort:
 
 Inputs are never modified. Outputs are written atomically (no half-written file after a crash or Ctrl-C).
 A file that fails gets a one-line error on stderr, the batch goes on, and the exit code is 1.
+"""
+
+
+EVALUATE_EPILOG = """\
+examples:
+  stylecloak evaluate wave.png wave.cloaked.png          one pair, a readable report
+  stylecloak evaluate portfolio/ protected/ --json       every pair of two folders, one JSON line per pair
+
+what the numbers mean (all measured on the images as saved, 8-bit):
+  lpips            how different the cloaked image looks to a perceptual model (LPIPS v0.1, AlexNet):
+                   0 is identical; the cloak's budget (0.03-0.08) is the limit it was made under.
+  lpips_vgg        the same with VGG16 features, a second opinion that weighs texture more.
+  psnr             pixel fidelity in dB (peak signal-to-noise ratio): higher is closer to the original;
+                   null when the images are identical.
+  ssim             structural similarity (Wang et al. 2004; 11 px Gaussian window, per RGB channel):
+                   1 is identical, lower means edges and textures changed more.
+  max_change       the largest change of any pixel channel, in 8-bit levels (0-255).
+  target_progress  how far the cloak moves the model's encoder toward the target style:
+                   0 no effect, 1 the encoder sees the target style instead of yours.
+  robustness       target_progress left after what a mimic may do to scraped art first: JPEG at quality
+                   95/85/75, Gaussian noise of 2/4/8 levels, downscale to 50% and back, a 1 px blur, noise
+                   then upscaling, and a round trip through the model's own autoencoder. High values mean the
+                   cloak survives it; near 0 means that step washes the cloak out.
+
+what the model sees: NAME.model-view.png shows the decoder's image of the original's latent (left)
+beside the cloaked image's latent (right): the picture the model learns from.
+Folders are paired by name: NAME.png with NAME.cloaked.png (or NAME.png in the other folder); files without
+a partner get one warning line each. A pair that fails gets one error line, the others go on, exit code 1.
 """
 
 
@@ -123,15 +154,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(choose)
     choose.add_argument("--json", action="store_true", help="print the distances and the choice as JSON")
 
-    evaluate = commands.add_parser("evaluate", help="measure a cloaked image against its original")
-    evaluate.add_argument("original")
-    evaluate.add_argument("cloaked")
+    evaluate = commands.add_parser("evaluate", help="measure a cloak: visibility, effect, robustness, what the model sees",
+                                   epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   description="Measure cloaked images against their originals. "
+                                               "ORIGINAL and CLOAKED are two image files, or two folders whose images "
+                                               "are paired by name.")
+    evaluate.add_argument("original", metavar="ORIGINAL", help="the original image, or a folder of originals")
+    evaluate.add_argument("cloaked", metavar="CLOAKED",
+                          help="the cloaked image, or a folder with NAME.cloaked.png files (or files named as the originals)")
     evaluate.add_argument("--target", default=None, metavar="NAME",
-                          help="the target style the cloak aimed at (default: the one recorded in the cloaked PNG)")
+                          help="the target style the cloak aimed at (default: the one recorded in each cloaked PNG)")
     evaluate.add_argument("--target-images", metavar="DIR", help="the reference images, if the cloak used --target-images")
-    _add_model_options(evaluate)
-    evaluate.add_argument("--seed", type=int, default=0, help="the seed the cloak used (targets may depend on it)")
-    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    evaluate.add_argument("--encoder", default=None, metavar="NAME[:PATH]",
+                          help="the encoder the cloak attacked (default: the one recorded in each cloaked PNG, else taef2)")
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default: auto)")
+    evaluate.add_argument("--seed", type=int, default=None,
+                          help="the seed the cloak used, which some targets depend on (default: the recorded one, else 0)")
+    evaluate.add_argument("--out", metavar="DIR",
+                          help="where to write NAME.model-view.png (default: a model-view/ folder inside the CLOAKED "
+                               "folder, or beside the CLOAKED file); inputs are never overwritten")
+    evaluate.add_argument("--no-robustness", action="store_true",
+                          help="skip the robustness table (ten countermeasures, each one more encoder pass)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object per pair on stdout")
     return parser
 
 
@@ -397,67 +441,172 @@ def run_targets_choose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _recorded_target(path: str) -> str | None:
-    """The target style recorded in a cloaked PNG's metadata, if it has one."""
+def _recorded_settings(path: Path) -> dict[str, Any]:
+    """The cloak settings recorded in a cloaked file (PNG text chunk, or JPEG comment), or {} if none."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            recorded = json.loads(im.info.get("stylecloak", "{}"))
-    except (OSError, ValueError):
+            text = im.info.get("stylecloak")
+            comment = im.info.get("comment", b"")
+    except Exception:  # best effort: an unreadable file is reported by load_image, with a proper message
+        return {}
+    if text is None and isinstance(comment, bytes):  # JPEG: "key: value" lines, as save_image writes them
+        for line in comment.decode("utf-8", "replace").splitlines():
+            if line.startswith("stylecloak: "):
+                text = line[len("stylecloak: "):]
+    try:
+        recorded = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    settings = recorded.get("settings") if isinstance(recorded, dict) else None
+    return settings if isinstance(settings, dict) else {}
+
+
+@dataclass
+class _EvaluationModels:
+    """What every pair of a batch shares: the device, both LPIPS nets, encoders by spec, a reference target."""
+
+    device: torch.device
+    lpips_alex: torch.nn.Module
+    lpips_vgg: torch.nn.Module
+    encoders: dict[str, LatentEncoder] = field(default_factory=dict)
+    transfer: TargetStyle | None = None
+
+    def encoder(self, spec: str) -> LatentEncoder:
+        from .models.encoders import load_encoder
+
+        if spec not in self.encoders:
+            self.encoders[spec] = load_encoder(spec, self.device)
+        return self.encoders[spec]
+
+
+def _load_evaluation_models(args: argparse.Namespace) -> _EvaluationModels | None:
+    """Load what the whole batch needs; a bad --encoder, --target, --target-images or --device is a usage error."""
+    from .models.lpips import load_lpips
+    from .models.weights import ChecksumMismatchError, ModelNotFoundError
+    from .pipeline import resolve_device
+    from .targets import get_target
+
+    try:
+        device = resolve_device(args.device)
+        models = _EvaluationModels(device, load_lpips("alex", device), load_lpips("vgg", device))
+        if args.encoder:
+            models.encoder(args.encoder)
+        if args.target and not args.target_images:
+            get_target(args.target)
+    except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError, OSError) as exc:
+        _error(str(exc).strip("'\""))
         return None
-    target = recorded.get("settings", {}).get("target") if isinstance(recorded, dict) else None
-    return target if isinstance(target, str) else None
+    if args.target_images:
+        models.transfer = _reference_target(args.target_images, device)
+        if models.transfer is None:
+            return None
+    return models
+
+
+def _evaluate_one(name: str, original_path: Path, cloaked_path: Path, out_dir: Path,
+                  models: _EvaluationModels, args: argparse.Namespace) -> EvaluationResult:
+    """Evaluate one pair and write its model view. Raises with a one-line message for anything wrong."""
+    import time
+
+    from .evaluation.evaluate import evaluate_pair, model_view, model_view_path
+    from .imaging import image_to_tensor, load_image, save_image
+    from .models.encoders import DEFAULT_ENCODER
+    from .models.weights import user_cache_dir
+    from .optimize import quantize_8bit
+    from .targets import get_target
+    from .targets.cache import render_cached
+
+    started = time.perf_counter()
+    recorded = _recorded_settings(cloaked_path)
+    target_style = models.transfer
+    if target_style is None:
+        target_name = args.target or recorded.get("target")
+        if not isinstance(target_name, str):
+            raise ValueError("does not record its target style; pass --target NAME")
+        if target_name.startswith("refs-") and not args.target:
+            raise ValueError(f"was cloaked toward reference images ({target_name}); pass --target-images DIR")
+        target_style = get_target(target_name)
+    recorded_encoder = recorded.get("encoder")
+    encoder = models.encoder(args.encoder or (recorded_encoder if isinstance(recorded_encoder, str) else DEFAULT_ENCODER))
+    seed = args.seed if args.seed is not None else recorded.get("seed", 0)
+    if not isinstance(seed, int):
+        raise ValueError(f"records a seed that is not a whole number ({seed!r}); pass --seed N")
+    try:
+        original_image = load_image(original_path)
+    except ValueError as exc:  # ImageInputError: say which of the two files it is
+        raise ValueError(f"original {original_path}: {exc}") from None
+    cloaked_image = load_image(cloaked_path)
+    if original_image.rgb.shape != cloaked_image.rgb.shape:
+        raise ValueError(f"sizes differ: original {original_image.width}x{original_image.height}, "
+                         f"cloaked {cloaked_image.width}x{cloaked_image.height}")
+    original = quantize_8bit(image_to_tensor(original_image.rgb).to(models.device))
+    cloaked = quantize_8bit(image_to_tensor(cloaked_image.rgb).to(models.device))
+    target = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
+    result = evaluate_pair(original, cloaked, target, encoder, models.lpips_alex, models.lpips_vgg,
+                           target_name=target_style.name, robustness=not args.no_robustness)
+    result.original, result.cloaked = str(original_path), str(cloaked_path)
+    if encoder.can_decode:
+        view = model_view_path(out_dir, name, [original_path, cloaked_path])
+        result.model_view = str(save_image(view, model_view(encoder, original, cloaked)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _print_evaluation(result: EvaluationResult) -> None:
+    psnr = "identical" if result.psnr is None else f"{result.psnr:.1f} dB"
+    print(f"{result.original} -> {result.cloaked}  ({result.width}x{result.height}, target {result.target}, "
+          f"encoder {result.encoder})")
+    print(f"  lpips {result.lpips:.4f} (vgg {result.lpips_vgg:.4f})  psnr {psnr}  ssim {result.ssim:.4f}  "
+          f"max change {result.max_change}/255")
+    print(f"  target progress {result.target_progress:.3f}")
+    if result.robustness:
+        cells = [f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in result.robustness.items()]
+        print("  after countermeasures: " + ", ".join(cells))
+    if result.model_view:
+        print(f"  what the model sees: {result.model_view}")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .imaging import ImageInputError, image_to_tensor, load_image
-    from .metrics import lpips_distance, psnr, target_progress
-    from .optimize import quantize_8bit
-    from .pipeline import resolve_device
-    from .settings import CloakSettings
+    from .evaluation.evaluate import pair_folders
 
-    target_name = args.target or _recorded_target(args.cloaked)
-    if target_name is None and not args.target_images:
-        _error(f"{args.cloaked} does not record its target style; pass --target NAME")
+    original, cloaked = Path(args.original), Path(args.cloaked)
+    if original.is_dir() != cloaked.is_dir():
+        _error("ORIGINAL and CLOAKED must both be image files or both be folders")
         return EXIT_USAGE
-    transfer = None
-    if args.target_images:
-        transfer = _reference_target(args.target_images, resolve_device(args.device))
-        if transfer is None:
-            return EXIT_USAGE
-        target_name = transfer.name
-    settings = CloakSettings(target=target_name, encoder=args.encoder, device=args.device, seed=args.seed)
-    cloaker = _setup_models(settings, target=transfer)
-    if cloaker is None:
-        return EXIT_USAGE
-    try:
-        original_image, cloaked_image = load_image(args.original), load_image(args.cloaked)
-    except ImageInputError as exc:
-        _error(str(exc))
-        return EXIT_SOME_FAILED
-    if original_image.rgb.shape != cloaked_image.rgb.shape:
-        _error(f"sizes differ: {original_image.width}x{original_image.height} vs {cloaked_image.width}x{cloaked_image.height}")
-        return EXIT_SOME_FAILED
-    device = cloaker.device
-    original = quantize_8bit(image_to_tensor(original_image.rgb).to(device))
-    cloaked = image_to_tensor(cloaked_image.rgb).to(device)
-    target = cloaker.render_target(original)
-    result = {
-        "original": args.original,
-        "cloaked": args.cloaked,
-        "target": target_name,
-        "encoder": cloaker.encoder.name,
-        "lpips": lpips_distance(cloaker.perceptual, original, cloaked),
-        "psnr": psnr(original, cloaked),
-        "max_change": round(float((original - cloaked).abs().max()) * 255),
-        "target_progress": target_progress(cloaker.encoder, original, cloaked, target),
-    }
-    if args.json:
-        print(json.dumps(result))
+    if original.is_dir():
+        pairing = pair_folders(original, cloaked, IMAGE_SUFFIXES)
+        for line in pairing.unpaired:
+            print(f"stylecloak: warning: {line}", file=sys.stderr)
+        pairs = pairing.pairs
+        if not pairs:
+            _error(f"no image of {original} has a cloaked partner in {cloaked}")
+            return EXIT_SOME_FAILED
+        default_out = cloaked / "model-view"
     else:
-        for key, value in result.items():
-            print(f"{key:16s} {value:.4f}" if isinstance(value, float) else f"{key:16s} {value}")
+        pairs = [(original.stem, original, cloaked)]
+        default_out = cloaked.parent / "model-view"
+    out_dir = Path(args.out) if args.out else default_out
+    models = _load_evaluation_models(args)
+    if models is None:
+        return EXIT_USAGE
+    failures = 0
+    for name, original_path, cloaked_path in pairs:
+        try:
+            result = _evaluate_one(name, original_path, cloaked_path, out_dir, models, args)
+        except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
+            failures += 1
+            message = str(exc).strip("'\"").splitlines()[0] if str(exc) else type(exc).__name__
+            _error(f"{cloaked_path}: {message}")
+            continue
+        if args.json:
+            print(json.dumps(result.to_dict()), flush=True)
+        else:
+            _print_evaluation(result)
+    if failures:
+        _error(f"{failures} of {len(pairs)} pairs failed; the others were measured")
+        return EXIT_SOME_FAILED
     return EXIT_OK
 
 

@@ -1,0 +1,179 @@
+"""Evaluate one cloak: how visible it is, how far it moves the encoder, and whether that survives countermeasures.
+
+Every number follows DESIGN.md section 5 and is measured on the images as saved (8-bit). "What the model sees"
+is the decoder's image of each latent: the original's beside the cloaked one's.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..countermeasures import COUNTERMEASURES, Countermeasure, as_saved, decode_latents
+from ..imaging import quantize_rgb, tensor_to_image
+from ..metrics import TargetProgress, lpips_distance, psnr, ssim
+from ..models.encoders import LatentEncoder
+from ..models.tiled import TiledEncoder
+
+# White columns between the two halves of the "what the model sees" image.
+MODEL_VIEW_GAP = 8
+MODEL_VIEW_SUFFIX = ".model-view"
+CLOAKED_MARK = ".cloaked."
+
+
+@dataclass
+class EvaluationResult:
+    """One original/cloaked pair, measured. ``robustness`` maps a countermeasure's name to the target progress
+    left after it (``None`` where it cannot run, e.g. a round trip through an encoder without a decoder)."""
+
+    target: str
+    encoder: str
+    width: int
+    height: int
+    lpips: float
+    lpips_vgg: float
+    psnr: float | None  # dB; None when the images are identical (infinite PSNR is not valid JSON)
+    ssim: float
+    max_change: int  # the largest change of any pixel channel, in 8-bit levels (0-255)
+    target_progress: float
+    robustness: dict[str, float | None] = field(default_factory=dict)
+    original: str | None = None
+    cloaked: str | None = None
+    model_view: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_pair(
+    original: torch.Tensor,
+    cloaked: torch.Tensor,
+    target: torch.Tensor,
+    encoder: LatentEncoder,
+    lpips_alex: torch.nn.Module,
+    lpips_vgg: torch.nn.Module,
+    *,
+    target_name: str = "",
+    robustness: bool = True,
+    countermeasures: Sequence[Countermeasure] = COUNTERMEASURES,
+    tile_size: int = 512,
+) -> EvaluationResult:
+    """Measure ``cloaked`` against ``original`` (1x3xHxW in [0, 1], same shape; both are rounded to 8 bits, as
+    files hold them) and ``target`` (the target style's rendering of the original)."""
+    if original.shape != cloaked.shape or original.shape != target.shape:
+        raise ValueError(f"shapes differ: original {tuple(original.shape)}, cloaked {tuple(cloaked.shape)}, "
+                         f"target {tuple(target.shape)}")
+    started = time.perf_counter()
+    original, cloaked = as_saved(original), as_saved(cloaked)
+    progress = TargetProgress(encoder, original, target, tile_size)
+    table: dict[str, float | None] = {}
+    if robustness:
+        for countermeasure in countermeasures:
+            available = countermeasure.available(encoder)
+            table[countermeasure.name] = progress(countermeasure.apply(cloaked, encoder)) if available else None
+    quality = psnr(original, cloaked)
+    return EvaluationResult(
+        target=target_name,
+        encoder=encoder.name,
+        width=int(original.shape[-1]),
+        height=int(original.shape[-2]),
+        lpips=lpips_distance(lpips_alex, original, cloaked),
+        lpips_vgg=lpips_distance(lpips_vgg, original, cloaked),
+        psnr=None if math.isinf(quality) else quality,
+        ssim=ssim(original, cloaked),
+        max_change=round(float((original - cloaked).abs().max()) * 255),
+        target_progress=progress(cloaked),
+        robustness=table,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def model_view(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, tile_size: int = 512) -> np.ndarray:
+    """What the model sees: the decoder's image of ``E(original)`` (left) beside ``E(cloaked)`` (right), as an
+    8-bit HxWx3 array with a white gap between them. Raises ``NotImplementedError`` if the encoder cannot decode."""
+    if not encoder.can_decode:
+        raise NotImplementedError(f"encoder {encoder.name!r} has no decoder, so there is no image of what it sees")
+    height, width = original.shape[-2:]
+    tiled = TiledEncoder(encoder, height, width, tile_size)
+    halves = [quantize_rgb(tensor_to_image(decode_latents(encoder, tiled.encode(image), height, width)))
+              for image in (original, cloaked)]
+    gap = np.full((height, MODEL_VIEW_GAP, 3), 255, dtype=np.uint8)
+    return np.concatenate([halves[0], gap, halves[1]], axis=1)
+
+
+# ------------------------------------------------------------------------------------------- pairing folders
+
+
+@dataclass
+class Pairing:
+    """Files of two folders matched by name: ``pairs`` as (name, original, cloaked), and one line per file
+    that could not be paired."""
+
+    pairs: list[tuple[str, Path, Path]]
+    unpaired: list[str]
+
+
+def cloaked_key(path: Path) -> str:
+    """The name a cloaked file shares with its original: ``wave.cloaked.png`` -> ``wave``; otherwise the stem."""
+    name = path.name
+    return name[: name.index(CLOAKED_MARK)] if CLOAKED_MARK in name else path.stem
+
+
+def _images(folder: Path, suffixes: set[str]) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in suffixes and MODEL_VIEW_SUFFIX + "." not in p.name)
+
+
+def _by_key(files: list[Path], key: Any, role: str, unpaired: list[str]) -> dict[str, Path]:
+    grouped: dict[str, list[Path]] = {}
+    for path in files:
+        grouped.setdefault(key(path), []).append(path)
+    chosen = {}
+    for name, paths in grouped.items():
+        if len(paths) > 1:
+            unpaired.append(f"{role} files {', '.join(p.name for p in paths)} share the name {name!r}; skipped")
+        else:
+            chosen[name] = paths[0]
+    return chosen
+
+
+def pair_folders(originals: str | os.PathLike[str], cloaked: str | os.PathLike[str], suffixes: set[str]) -> Pairing:
+    """Pair the images of two folders by name.
+
+    Originals are the images in ``originals`` without ``.cloaked.`` in their name. Cloaked images are the
+    ``NAME.cloaked.EXT`` files of ``cloaked`` if it has any (so one folder may hold both, as ``stylecloak cloak``
+    writes them), otherwise every image there, matched by stem. Our own ``.model-view.`` images are ignored.
+    """
+    originals, cloaked = Path(originals), Path(cloaked)
+    unpaired: list[str] = []
+    original_files = [p for p in _images(originals, suffixes) if CLOAKED_MARK not in p.name]
+    cloaked_files = _images(cloaked, suffixes)
+    marked = [p for p in cloaked_files if CLOAKED_MARK in p.name]
+    if marked or originals.resolve() == cloaked.resolve():
+        cloaked_files = marked
+    by_original = _by_key(original_files, lambda p: p.stem, "original", unpaired)
+    by_cloaked = _by_key(cloaked_files, cloaked_key, "cloaked", unpaired)
+    pairs = [(name, path, by_cloaked[name]) for name, path in sorted(by_original.items()) if name in by_cloaked]
+    unpaired += [f"{path}: no cloaked image named {name}{CLOAKED_MARK}* or {name}.* in {cloaked}"
+                 for name, path in sorted(by_original.items()) if name not in by_cloaked]
+    unpaired += [f"{path}: no original image named {name}.* in {originals}"
+                 for name, path in sorted(by_cloaked.items()) if name not in by_original]
+    return Pairing(pairs, unpaired)
+
+
+def model_view_path(out_dir: str | os.PathLike[str], name: str, inputs: Sequence[Path]) -> Path:
+    """``OUT_DIR/<name>.model-view.png``; raises ``ValueError`` rather than return the path of an input."""
+    path = Path(out_dir) / f"{name}{MODEL_VIEW_SUFFIX}.png"
+    for source in inputs:
+        if path.resolve() == source.resolve() or (path.exists() and source.exists() and os.path.samefile(path, source)):
+            raise ValueError(f"the model view {path} would overwrite an input; pass another --out")
+    return path

@@ -1,0 +1,154 @@
+"""`stylecloak evaluate`: every field of the report, what the model sees, folders paired by name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylecloak.cli import IMAGE_SUFFIXES, main
+from stylecloak.countermeasures import COUNTERMEASURES
+from stylecloak.evaluation.evaluate import evaluate_pair, model_view_path, pair_folders
+from stylecloak.imaging import image_to_tensor
+
+from .conftest import load_painting
+
+FIELDS = ("original", "cloaked", "target", "encoder", "width", "height", "lpips", "lpips_vgg", "psnr", "ssim",
+          "max_change", "target_progress", "robustness", "model_view", "seconds")
+
+
+@pytest.fixture(scope="module")
+def cloaked_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 96 px painting and its cloak, made by the `stylecloak cloak` CLI (quality fast) as a user would."""
+    folder = tmp_path_factory.mktemp("pair")
+    original = folder / "wave.png"
+    Image.fromarray((load_painting("hokusai_great_wave.png", 96) * 255).round().astype(np.uint8)).save(original)
+    assert main(["cloak", str(original), "--quality", "fast", "--target", "mosaic", "--seed", "3"]) == 0
+    return original, folder / "wave.cloaked.png"
+
+
+@pytest.fixture(scope="module")
+def lpips_vgg():
+    from stylecloak.models.lpips import load_lpips
+
+    return load_lpips("vgg")
+
+
+def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_pair, tmp_path, capsys) -> None:
+    original, cloaked = cloaked_pair
+    before = original.read_bytes(), cloaked.read_bytes()
+    assert main(["evaluate", str(original), str(cloaked), "--json", "--out", str(tmp_path / "views")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert set(FIELDS) <= set(result)
+    assert result["target"] == "mosaic" and result["encoder"] == "taef2"  # both from the PNG's metadata
+    assert (result["width"], result["height"]) == (96, 65)
+    assert 0 < result["lpips"] <= 0.05 and result["lpips_vgg"] > 0
+    assert 20 < result["psnr"] < 60 and 0 < result["ssim"] < 1
+    assert 1 <= result["max_change"] <= 255 and isinstance(result["max_change"], int)
+    assert result["target_progress"] > 0
+    assert list(result["robustness"]) == [c.name for c in COUNTERMEASURES]
+    assert all(isinstance(v, float) and v < result["target_progress"] + 0.05 for v in result["robustness"].values())
+
+    view = Path(result["model_view"])
+    assert view == tmp_path / "views" / "wave.model-view.png"
+    with Image.open(view) as im:
+        assert im.size == (2 * 96 + 8, 65)  # the original's decode, a white gap, the cloaked one's decode
+        pixels = np.asarray(im.convert("RGB"))
+    assert np.all(pixels[:, 96:104] == 255)
+    assert not np.array_equal(pixels[:, :96], pixels[:, 104:])  # the cloak shows in what the model sees
+    assert (original.read_bytes(), cloaked.read_bytes()) == before
+
+
+def test_evaluate_text_report_and_no_robustness(cloaked_pair, capsys) -> None:
+    original, cloaked = cloaked_pair
+    assert main(["evaluate", str(original), str(cloaked), "--no-robustness"]) == 0
+    out = capsys.readouterr().out
+    assert "target progress" in out and "ssim" in out and "after countermeasures" not in out
+    # The default model-view folder sits beside the cloaked file, never on an input.
+    assert (cloaked.parent / "model-view" / "wave.model-view.png").is_file()
+
+
+def test_folders_paired_with_one_unpaired_and_one_corrupt(cloaked_pair, tmp_path, capsys) -> None:
+    original, cloaked = cloaked_pair
+    originals, cloaks = tmp_path / "originals", tmp_path / "cloaks"
+    originals.mkdir(), cloaks.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(original, originals / f"{name}.png")
+    shutil.copy(cloaked, cloaks / "a.cloaked.png")
+    (cloaks / "c.cloaked.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20)
+    code = main(["evaluate", str(originals), str(cloaks), "--json", "--no-robustness"])
+    captured = capsys.readouterr()
+    assert code == 1  # one pair failed; the batch still went on
+    reports = [json.loads(line) for line in captured.out.splitlines()]
+    assert [Path(r["cloaked"]).name for r in reports] == ["a.cloaked.png"]
+    assert reports[0]["robustness"] == {}
+    err = captured.err.splitlines()
+    assert len([line for line in err if "b.png" in line and line.startswith("stylecloak: warning:")]) == 1
+    assert len([line for line in err if "c.cloaked.png" in line and line.startswith("stylecloak: error:")]) == 1
+    assert "Traceback" not in captured.err
+    assert (cloaks / "model-view" / "a.model-view.png").is_file()
+
+
+def test_pairing_rules(tmp_path) -> None:
+    both = tmp_path / "both"
+    both.mkdir()
+    for name in ("x.png", "x.cloaked.png", "y.jpg", "z.png", "z.cloaked.webp", "z.model-view.png", "notes.txt"):
+        (both / name).write_bytes(b"")
+    pairing = pair_folders(both, both, IMAGE_SUFFIXES)  # one folder, as `stylecloak cloak` leaves it
+    assert [(n, o.name, c.name) for n, o, c in pairing.pairs] == [("x", "x.png", "x.cloaked.png"),
+                                                                  ("z", "z.png", "z.cloaked.webp")]
+    assert len(pairing.unpaired) == 1 and "y.jpg" in pairing.unpaired[0]
+
+    same_names = tmp_path / "same_names"
+    same_names.mkdir()
+    for name in ("x.png", "y.png", "y.jpg"):
+        (same_names / name).write_bytes(b"")
+    pairing = pair_folders(both, same_names, IMAGE_SUFFIXES)  # cloaks named as the originals, in another folder
+    assert [n for n, _, _ in pairing.pairs] == ["x"]
+    assert any("y.jpg, y.png" in line and "share the name" in line for line in pairing.unpaired)
+
+
+def test_model_view_never_overwrites_an_input(tmp_path) -> None:
+    source = tmp_path / "wave.model-view.png"
+    source.write_bytes(b"")
+    with pytest.raises(ValueError, match="overwrite"):
+        model_view_path(tmp_path, "wave", [source])
+    assert model_view_path(tmp_path / "out", "wave", [source]) == tmp_path / "out" / "wave.model-view.png"
+
+
+def test_identical_images_measure_zero(encoder, lpips_alex, lpips_vgg) -> None:
+    image = image_to_tensor(load_painting("hokusai_great_wave.png", 64))
+    target = torch.flip(image, dims=[-1])
+    result = evaluate_pair(image, image.clone(), target, encoder, lpips_alex, lpips_vgg, robustness=False)
+    assert result.psnr is None and result.ssim == pytest.approx(1.0) and result.max_change == 0
+    assert result.lpips == pytest.approx(0, abs=1e-6) and result.lpips_vgg == pytest.approx(0, abs=1e-6)
+    assert result.target_progress == pytest.approx(0, abs=1e-6)
+    assert json.loads(json.dumps(result.to_dict()))["psnr"] is None  # valid JSON, no Infinity
+
+
+def test_bad_inputs_are_one_line(cloaked_pair, tmp_path, capsys) -> None:
+    original, cloaked = cloaked_pair
+    assert main(["evaluate", str(original), str(tmp_path)]) == 2  # a file and a folder
+    assert capsys.readouterr().err.count("\n") == 1
+    plain = tmp_path / "plain.png"
+    Image.open(cloaked).save(plain)  # pixels without the recorded settings
+    assert main(["evaluate", str(original), str(plain), "--no-robustness"]) == 1
+    err = capsys.readouterr().err
+    assert "pass --target NAME" in err and "Traceback" not in err
+    assert main(["evaluate", str(original), str(cloaked), "--target", "nonsense"]) == 2
+    assert "nonsense" in capsys.readouterr().err
+
+
+def test_help_teaches(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = capsys.readouterr().out
+    for words in ("target_progress", "robustness", "ssim", "max_change", "model-view", "--no-robustness", "paired"):
+        assert words in text
