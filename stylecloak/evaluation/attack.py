@@ -1,0 +1,194 @@
+"""Run the mimicry attack on clean, cloaked and purified art, and measure the protection success rate.
+
+One call trains one mimic per *condition* (clean art, cloaked art, cloaked art after each purification), each
+from the same seed and on the same other styles, generates images in the artist's style from each, and asks one
+style classifier (trained once, on clean art only) whose style they show.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..countermeasures import Countermeasure
+from ..models.encoders import LatentEncoder
+from .mimic import (
+    LatentSet,
+    MimicConfig,
+    ProgressCallback,
+    decode_latents,
+    encode_images,
+    generate_latents,
+    latent_stats,
+    resize_for_mimic,
+    summarize_losses,
+    train_mimic,
+)
+
+ARTIST_LABEL = "artist"
+CLASSIFIER_CROPS_PER_IMAGE = 6
+
+
+class StyleJudge(Protocol):
+    """What the attack needs of a style classifier: fit on labelled images, then name each image's style."""
+
+    def fit(self, images: Sequence[torch.Tensor], labels: Sequence[str]) -> Any: ...
+
+    def predict(self, images: Sequence[torch.Tensor]) -> list[str]: ...
+
+
+@dataclass
+class ConditionResult:
+    """One training run of the mimic, and what the classifier says of its images."""
+
+    condition: str
+    protection_success_rate: float  # share of generated images NOT attributed to the artist
+    predictions: dict[str, int]  # label -> how many generated images got it
+    samples: int
+    loss_first: float
+    loss_last: float
+    seconds: float
+    samples_image: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MimicryReport:
+    artist_images: int
+    other_styles: dict[str, int]
+    config: MimicConfig
+    classifier: str
+    classifier_sanity: float  # share of the clean art's own crops the classifier attributes to the artist
+    conditions: list[ConditionResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artist_images": self.artist_images,
+            "other_styles": self.other_styles,
+            "config": self.config.to_dict(),
+            "classifier": self.classifier,
+            "classifier_sanity": self.classifier_sanity,
+            "conditions": [c.to_dict() for c in self.conditions],
+        }
+
+
+def random_crops(images: Sequence[torch.Tensor], size: int, per_image: int, seed: int) -> list[torch.Tensor]:
+    """``per_image`` random ``size`` x ``size`` crops of each image (seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    crops = []
+    for image in images:
+        height, width = image.shape[-2:]
+        for _ in range(per_image):
+            top = int(torch.randint(height - size + 1, (1,), generator=generator))
+            left = int(torch.randint(width - size + 1, (1,), generator=generator))
+            crops.append(image[..., top : top + size, left : left + size])
+    return crops
+
+
+def _round_trip(encoder: LatentEncoder, images: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    with torch.no_grad():
+        return [encoder.decode(encoder.encode(image.to(device))).cpu() for image in images]
+
+
+def save_grid(images: Sequence[torch.Tensor], path: Path, columns: int = 8) -> Path:
+    """The images (1x3xHxW, same size) in one PNG grid, for a person to look at."""
+    rows = -(-len(images) // columns)
+    height, width = images[0].shape[-2:]
+    grid = np.full((rows * height, min(columns, len(images)) * width, 3), 255, dtype=np.uint8)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        pixels = (image[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = pixels
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(path)
+    return path
+
+
+def purified(images: Sequence[torch.Tensor], countermeasure: Countermeasure, encoder: LatentEncoder,
+             device: torch.device) -> list[torch.Tensor]:
+    with torch.no_grad():
+        return [countermeasure.apply(image.to(device), encoder).cpu() for image in images]
+
+
+def run_mimicry(
+    clean: Sequence[torch.Tensor],
+    cloaked: Sequence[torch.Tensor],
+    others: Mapping[str, Sequence[torch.Tensor]],
+    encoder: LatentEncoder,
+    classifier: StyleJudge,
+    config: MimicConfig,
+    purifiers: Sequence[Countermeasure] = (),
+    device: torch.device = torch.device("cpu"),
+    out_dir: Path | None = None,
+    classifier_name: str = "classifier",
+    progress: Callable[[str, str, int, int], None] | None = None,
+) -> MimicryReport:
+    """The attack on clean art, on cloaked art, and on cloaked art after each purifier. Images are 1x3xHxW in
+    [0, 1]; the artist's clean and cloaked sets are the same works, the others are clean art of other styles."""
+    if not clean or not cloaked:
+        raise ValueError("the attack needs the artist's clean and cloaked images")
+    if not others:
+        raise ValueError("the attack needs images of other styles, so that the classifier has something to tell apart")
+    if ARTIST_LABEL in others:
+        raise ValueError(f"{ARTIST_LABEL!r} is reserved for the artist; rename that style")
+    size = config.image_size
+    clean = [resize_for_mimic(image, size) for image in clean]
+    cloaked = [resize_for_mimic(image, size) for image in cloaked]
+    other_images = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
+    for name, images in [(ARTIST_LABEL, clean), (f"{ARTIST_LABEL} (cloaked)", cloaked), *other_images.items()]:
+        small = [tuple(image.shape[-2:]) for image in images if min(image.shape[-2:]) < config.crop]
+        if small:
+            raise ValueError(f"{len(small)} image(s) of {name!r} are smaller than the {config.crop} px training crop")
+
+    # The judge: trained once, on clean art as the model could at best reproduce it (decoder round trips of
+    # crops of the training size), so that generated images are judged in their own domain.
+    judge_images, judge_labels = [], []
+    for label, images in [(ARTIST_LABEL, clean), *other_images.items()]:
+        crops = random_crops(images, config.crop, CLASSIFIER_CROPS_PER_IMAGE, config.seed)
+        judge_images += _round_trip(encoder, crops, device)
+        judge_labels += [label] * len(crops)
+    classifier.fit(judge_images, judge_labels)
+    artist_crops = [image for image, label in zip(judge_images, judge_labels) if label == ARTIST_LABEL]
+    sanity = sum(p == ARTIST_LABEL for p in classifier.predict(artist_crops)) / len(artist_crops)
+
+    other_sets = [LatentSet(label, encode_images(encoder, images, device)) for label, images in other_images.items()]
+    # One latent scale for every run (like a model family's fixed scaling factor): from the other styles only,
+    # so that the artist's set, clean or cloaked, does not change it.
+    mean, std = latent_stats([z for latent_set in other_sets for z in latent_set.latents])
+    conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", clean), ("cloaked", cloaked)]
+    conditions += [(f"cloaked+{c.name}", purified(cloaked, c, encoder, device)) for c in purifiers]
+
+    report = MimicryReport(len(clean), {label: len(images) for label, images in other_images.items()}, config,
+                           classifier_name, sanity)
+    for name, artist_images in conditions:
+        started = time.perf_counter()
+        step: ProgressCallback | None = (lambda phase, done, total, name=name: progress(name, phase, done, total)) if progress else None
+        sets = [LatentSet(ARTIST_LABEL, encode_images(encoder, artist_images, device)), *other_sets]
+        mimic = train_mimic(sets, config, mean, std, device, step)
+        latents = generate_latents(mimic, ARTIST_LABEL, config.samples, device, seed=config.seed, progress=step)
+        samples = decode_latents(encoder, latents)
+        predictions = classifier.predict(samples)
+        counts = Counter(predictions)
+        losses = summarize_losses(mimic.losses)
+        grid = save_grid(samples, out_dir / f"samples_{name}.png") if out_dir else None
+        report.conditions.append(ConditionResult(
+            condition=name,
+            protection_success_rate=sum(p != ARTIST_LABEL for p in predictions) / len(predictions),
+            predictions=dict(sorted(counts.items())),
+            samples=len(predictions),
+            loss_first=losses.get("loss_first", float("nan")),
+            loss_last=losses.get("loss_last", float("nan")),
+            seconds=time.perf_counter() - started,
+            samples_image=str(grid) if grid else None,
+        ))
+    return report

@@ -1,0 +1,234 @@
+"""The mimicry attack in small: a latent diffusion model trained from scratch on an artist's images.
+
+This is what the cloak must defeat, scaled down to run on a laptop CPU. A class-conditioned diffusers
+``UNet2DModel`` learns to denoise crops of encoder latents (the attacked encoder, TAEF2 by default): one class for
+the artist, one for each other style, so that the model has to learn what sets the artist apart. Then it
+generates images "in the artist's style", the encoder's decoder turns them into pixels, and a style classifier
+trained on clean art says whose style they show. The protection success rate (DESIGN.md section 5) is the
+share of those images that the classifier does *not* attribute to the artist.
+
+The attack is run once on the clean art (the baseline: it must work, or the measurement means nothing) and once
+on the cloaked art, and optionally on cloaked art that the attacker first purified (JPEG, noise and upscaling,
+an encoder-decoder round trip). Everything but the artist's training images is the same across runs: the
+other styles, the latent normalisation, the seed, the classifier.
+
+The model trains on random latent crops of whole-image latents (no re-encoding per step: encoding is the
+expensive part on a CPU), with horizontal flips, classifier-free guidance (labels dropped 10% of the time) and
+DDIM sampling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..models.encoders import LatentEncoder
+
+ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class MimicConfig:
+    """How big the attack is. ``quick`` runs on a 2-core CPU; ``full`` wants a GPU."""
+
+    image_size: int = 256  # long side of the artist's images as the mimic trains on them
+    crop: int = 128  # pixel size of a training crop (the latent crop is crop / encoder downscale)
+    steps: int = 1500
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    warmup_steps: int = 100
+    channels: tuple[int, ...] = (32, 64, 128)
+    attention_levels: tuple[bool, ...] = (False, False, True)
+    label_dropout: float = 0.1
+    samples: int = 16
+    sampling_steps: int = 30
+    guidance: float = 2.0
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+MIMIC_PRESETS: dict[str, MimicConfig] = {
+    "quick": MimicConfig(),
+    "full": MimicConfig(image_size=512, crop=256, steps=20000, batch_size=64, channels=(64, 128, 256, 256),
+                        attention_levels=(False, False, True, True), samples=64, sampling_steps=50),
+}
+
+
+@dataclass
+class LatentSet:
+    """Whole-image latents (C x h x w each) of one class."""
+
+    label: str
+    latents: list[torch.Tensor]
+
+
+@dataclass
+class TrainedMimic:
+    unet: torch.nn.Module
+    labels: list[str]  # class index -> label; index len(labels) is the "no label" class of guidance
+    mean: torch.Tensor  # per-channel latent normalisation (1 x C x 1 x 1)
+    std: torch.Tensor
+    config: MimicConfig
+    losses: list[float] = field(default_factory=list)
+
+
+def _unet(config: MimicConfig, latent_channels: int, classes: int) -> torch.nn.Module:
+    from diffusers import UNet2DModel
+
+    down = tuple("AttnDownBlock2D" if attn else "DownBlock2D" for attn in config.attention_levels)
+    up = tuple("AttnUpBlock2D" if attn else "UpBlock2D" for attn in reversed(config.attention_levels))
+    return UNet2DModel(
+        sample_size=config.crop // 8,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        block_out_channels=config.channels,
+        layers_per_block=1,
+        down_block_types=down,
+        up_block_types=up,
+        norm_num_groups=min(32, config.channels[0]),
+        num_class_embeds=classes + 1,  # + the dropped-label class for classifier-free guidance
+    )
+
+
+def _scheduler_config() -> dict[str, Any]:
+    return {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "epsilon"}
+
+
+def latent_stats(latents: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over a set of C x h x w latents (the model trains on unit scale)."""
+    flat = torch.cat([z.flatten(1) for z in latents], dim=1)
+    return flat.mean(1).view(1, -1, 1, 1), flat.std(1).clamp_min(1e-6).view(1, -1, 1, 1)
+
+
+def _random_crops(sets: Sequence[LatentSet], size: int, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A class-balanced batch of random latent crops, flipped at random, and their class indices."""
+    crops, classes = [], []
+    for _ in range(batch):
+        index = int(torch.randint(len(sets), (1,), generator=generator))
+        pool = sets[index].latents
+        latent = pool[int(torch.randint(len(pool), (1,), generator=generator))]
+        _, height, width = latent.shape
+        top = int(torch.randint(height - size + 1, (1,), generator=generator))
+        left = int(torch.randint(width - size + 1, (1,), generator=generator))
+        crop = latent[:, top : top + size, left : left + size]
+        if bool(torch.rand(1, generator=generator) < 0.5):
+            crop = crop.flip(-1)
+        crops.append(crop)
+        classes.append(index)
+    return torch.stack(crops), torch.tensor(classes)
+
+
+def train_mimic(
+    sets: Sequence[LatentSet],
+    config: MimicConfig,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    device: torch.device,
+    progress: ProgressCallback | None = None,
+) -> TrainedMimic:
+    """Train a class-conditioned latent diffusion model from scratch (epsilon prediction, AdamW, cosine LR)."""
+    from diffusers import DDPMScheduler
+
+    size = config.crop // 8
+    for latent_set in sets:
+        for latent in latent_set.latents:
+            if min(latent.shape[-2:]) < size:
+                raise ValueError(f"an image of {latent_set.label!r} is smaller than the {config.crop} px crop")
+    torch.manual_seed(config.seed)  # the UNet's initial weights
+    generator = torch.Generator().manual_seed(config.seed)
+    latent_channels = sets[0].latents[0].shape[0]
+    unet = _unet(config, latent_channels, len(sets)).to(device)
+    scheduler = DDPMScheduler(**_scheduler_config())
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.learning_rate, weight_decay=1e-4)
+    null_class = len(sets)
+    mean, std = mean.to(device), std.to(device)
+    losses = []
+    unet.train()
+    for step in range(config.steps):
+        lr_scale = min(1.0, (step + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate * lr_scale
+        crops, classes = _random_crops(sets, size, config.batch_size, generator)
+        latents = (crops.to(device) - mean) / std
+        classes = torch.where(torch.rand(len(classes), generator=generator) < config.label_dropout, null_class, classes)
+        noise = torch.randn(latents.shape, generator=generator).to(device)
+        timesteps = torch.randint(scheduler.config.num_train_timesteps, (len(latents),), generator=generator).to(device)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        loss = F.mse_loss(unet(noisy, timesteps, class_labels=classes.to(device)).sample, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if progress:
+            progress("train", step + 1, config.steps)
+    unet.eval()
+    return TrainedMimic(unet, [s.label for s in sets], mean.cpu(), std.cpu(), config, losses)
+
+
+@torch.no_grad()
+def generate_latents(mimic: TrainedMimic, label: str, count: int, device: torch.device, seed: int = 0,
+                     progress: ProgressCallback | None = None) -> torch.Tensor:
+    """``count`` latents of class ``label`` by DDIM with classifier-free guidance, in the encoder's latent scale."""
+    from diffusers import DDIMScheduler
+
+    config = mimic.config
+    scheduler = DDIMScheduler(**_scheduler_config())
+    scheduler.set_timesteps(config.sampling_steps)
+    generator = torch.Generator().manual_seed(seed)
+    size = config.crop // 8
+    channels = mimic.mean.shape[1]
+    latents = torch.randn((count, channels, size, size), generator=generator).to(device)
+    wanted = torch.full((count,), mimic.labels.index(label), device=device)
+    unconditional = torch.full((count,), len(mimic.labels), device=device)
+    for index, timestep in enumerate(scheduler.timesteps):
+        both = mimic.unet(torch.cat([latents, latents]), timestep, class_labels=torch.cat([wanted, unconditional])).sample
+        conditional, free = both.chunk(2)
+        noise = free + config.guidance * (conditional - free)
+        latents = scheduler.step(noise, timestep, latents).prev_sample
+        if progress:
+            progress("sample", index + 1, len(scheduler.timesteps))
+    return latents * mimic.std.to(device) + mimic.mean.to(device)
+
+
+@torch.no_grad()
+def encode_images(encoder: LatentEncoder, images: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Whole-image latents (C x h x w) of 1x3xHxW images in [0, 1]."""
+    return [encoder.encode(image.to(device))[0].cpu() for image in images]
+
+
+@torch.no_grad()
+def decode_latents(encoder: LatentEncoder, latents: torch.Tensor, batch: int = 8) -> list[torch.Tensor]:
+    """Pixels (1x3xHxW in [0, 1]) of each latent, by the encoder's decoder."""
+    return [image.unsqueeze(0).cpu() for start in range(0, len(latents), batch)
+            for image in encoder.decode(latents[start : start + batch])]
+
+
+def resize_for_mimic(image: torch.Tensor, long_side: int) -> torch.Tensor:
+    """Shrink (never enlarge) so that the long side is ``long_side``, as a mimic resizes scraped art to its
+    training resolution; 8-bit rounded, as a file would hold."""
+    height, width = image.shape[-2:]
+    if max(height, width) <= long_side:
+        return image
+    scale = long_side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    resized = F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False)
+    return (resized.clamp(0, 1) * 255).round() / 255
+
+
+def with_config(config: MimicConfig, **overrides: Any) -> MimicConfig:
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def summarize_losses(losses: Sequence[float], window: int = 100) -> Mapping[str, float]:
+    if not losses:
+        return {}
+    tail = losses[-window:]
+    return {"loss_first": sum(losses[:window]) / len(losses[:window]), "loss_last": sum(tail) / len(tail)}

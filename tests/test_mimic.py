@@ -1,0 +1,74 @@
+"""The mimicry attack in small: the pipeline runs end to end on tiny images with a few steps (real TAEF2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from stylecloak.countermeasures import get_countermeasure
+from stylecloak.evaluation.attack import ARTIST_LABEL, run_mimicry
+from stylecloak.evaluation.mimic import LatentSet, MimicConfig, generate_latents, latent_stats, train_mimic
+
+TINY = MimicConfig(image_size=64, crop=32, steps=6, batch_size=4, channels=(16, 32), attention_levels=(False, True),
+                   samples=3, sampling_steps=3)
+
+
+class MeanColourJudge:
+    """A stand-in classifier: nearest class mean colour (the real ones are tested in test_classifier)."""
+
+    def fit(self, images, labels):
+        self.centroids = {}
+        for label in set(labels):
+            colours = [image.mean((0, 2, 3)) for image, l in zip(images, labels) if l == label]
+            self.centroids[label] = torch.stack(colours).mean(0)
+        return self
+
+    def predict(self, images):
+        return [min(self.centroids, key=lambda l: float((image.mean((0, 2, 3)) - self.centroids[l]).norm()))
+                for image in images]
+
+
+def _images(colour, count, seed, size=(48, 64)):
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.tensor(colour).view(1, 3, 1, 1)
+    return [(base + 0.1 * torch.rand((1, 3, *size), generator=generator)).clamp(0, 1) for _ in range(count)]
+
+
+def test_training_reduces_the_loss_and_sampling_is_deterministic() -> None:
+    generator = torch.Generator().manual_seed(0)
+    sets = [LatentSet("a", [torch.randn(8, 6, 6, generator=generator) + 2]), LatentSet("b", [torch.randn(8, 6, 6, generator=generator)])]
+    mean, std = latent_stats([z for s in sets for z in s.latents])
+    config = MimicConfig(crop=32, steps=30, batch_size=8, learning_rate=2e-3, warmup_steps=5, channels=(16, 32),
+                         attention_levels=(False, False), sampling_steps=3)
+    mimic = train_mimic(sets, config, mean, std, torch.device("cpu"))
+    assert len(mimic.losses) == 30 and sum(mimic.losses[-10:]) < sum(mimic.losses[:10])
+    first = generate_latents(mimic, "a", 2, torch.device("cpu"), seed=1)
+    assert first.shape == (2, 8, 4, 4) and torch.isfinite(first).all()
+    assert torch.equal(first, generate_latents(mimic, "a", 2, torch.device("cpu"), seed=1))
+
+
+def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> None:
+    clean = _images((0.8, 0.3, 0.2), 2, 0)
+    cloaked = [(image + 0.02).clamp(0, 1) for image in clean]
+    others = {"blue": _images((0.1, 0.2, 0.8), 2, 1), "green": _images((0.2, 0.7, 0.2), 2, 2)}
+    report = run_mimicry(clean, cloaked, others, encoder, MeanColourJudge(), TINY,
+                         purifiers=[get_countermeasure("jpeg75")], out_dir=tmp_path)
+    assert [c.condition for c in report.conditions] == ["clean", "cloaked", "cloaked+jpeg75"]
+    assert report.classifier_sanity == 1.0  # the judge knows the artist's own (clean) crops
+    for condition in report.conditions:
+        assert condition.samples == 3 and sum(condition.predictions.values()) == 3
+        assert 0.0 <= condition.protection_success_rate <= 1.0
+        assert (tmp_path / f"samples_{condition.condition}.png").is_file()
+    json.dumps(report.to_dict())  # the report is plain data
+
+
+def test_attack_refuses_what_it_cannot_measure(encoder) -> None:
+    clean = _images((0.8, 0.3, 0.2), 1, 0)
+    with pytest.raises(ValueError, match="other styles"):
+        run_mimicry(clean, clean, {}, encoder, MeanColourJudge(), TINY)
+    with pytest.raises(ValueError, match="smaller than"):
+        run_mimicry(clean, clean, {"b": _images((0, 0, 1), 1, 1, size=(16, 16))}, encoder, MeanColourJudge(), TINY)
+    with pytest.raises(ValueError, match="reserved"):
+        run_mimicry(clean, clean, {ARTIST_LABEL: clean}, encoder, MeanColourJudge(), TINY)
