@@ -1,0 +1,59 @@
+"""`stylecloak report`: one self-contained HTML page from evaluation and mimicry results."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+from PIL import Image
+
+from stylecloak.evaluation.report import build_report
+
+
+def _png(path, seed, size=(40, 60)):
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _results(folder):
+    evaluation = folder / "eval"
+    evaluation.mkdir()
+    for index, name in enumerate(["wave", "bridge"]):
+        original, cloaked = _png(folder / f"{name}.png", index), _png(evaluation / f"{name}.cloaked.png", index + 10)
+        view = _png(evaluation / f"{name}.model-view.png", index + 20, size=(40, 128))
+        result = {"target": "mosaic", "encoder": "taef2", "width": 60, "height": 40, "lpips": 0.047, "lpips_vgg": 0.2,
+                  "psnr": 35.1, "ssim": 0.93, "max_change": 12, "target_progress": 0.4 + index / 10,
+                  "robustness": {"jpeg85": 0.3, "noise4": 0.35, "vae_roundtrip": None},
+                  "original": str(original), "cloaked": str(cloaked), "model_view": view.name}
+        (evaluation / f"{name}.evaluation.json").write_text(json.dumps(result))
+    (evaluation / "broken.evaluation.json").write_text("{not json")
+    mimicry = folder / "mimicry"
+    mimicry.mkdir()
+    conditions = []
+    for name, rate in [("clean", 0.1), ("cloaked", 0.8)]:
+        grid = _png(mimicry / f"samples_{name}.png", 5, size=(64, 256))
+        conditions.append({"condition": name, "protection_success_rate": rate, "predictions": {"artist": 2},
+                           "samples": 2, "samples_image": str(grid)})
+    (mimicry / "report.json").write_text(json.dumps({"artist_images": 9, "other_styles": {"renaissance": 6},
+                                                     "config": {"steps": 10, "samples": 2}, "classifier": "gram",
+                                                     "classifier_sanity": 1.0, "conditions": conditions}))
+
+
+def test_report_is_one_self_contained_page(tmp_path) -> None:
+    _results(tmp_path)
+    page, inputs = build_report(tmp_path)
+    assert len(inputs.evaluations) == 2 and len(inputs.mimicry) == 1
+    assert any("broken.evaluation.json" in s for s in inputs.skipped)
+    # Every image is embedded: 2 triptychs of 3, the robustness plot, 2 sample grids.
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == 2 * 3 + 1 + 2 and all(s.startswith("data:image/") for s in sources)
+    assert "http://" not in page and "https://" not in page
+    for text in ["wave.cloaked.png", "jpeg85", "protection success rate", "cloaked", "0.80", "Robustness"]:
+        assert text in page
+
+
+def test_report_of_an_empty_folder_says_what_to_run(tmp_path) -> None:
+    page, inputs = build_report(tmp_path)
+    assert not inputs.evaluations and "stylecloak evaluate" in page and "stylecloak mimic" in page
