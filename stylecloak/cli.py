@@ -56,7 +56,8 @@ examples:
 what the numbers mean (all measured on the images as saved, 8-bit):
   lpips            how different the cloaked image looks to a perceptual model (LPIPS v0.1, AlexNet):
                    0 is identical; the cloak's budget (0.03-0.08) is the limit it was made under.
-  lpips_vgg        the same with VGG16 features, a second opinion that weighs texture more.
+  lpips_vgg        the same with VGG16 features, a second opinion; its values run several times higher
+                   than AlexNet's, so compare it only with other lpips_vgg values.
   psnr             pixel fidelity in dB (peak signal-to-noise ratio): higher is closer to the original;
                    null when the images are identical.
   ssim             structural similarity (Wang et al. 2004; 11 px Gaussian window, per RGB channel):
