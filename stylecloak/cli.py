@@ -71,7 +71,8 @@ what the numbers mean (all measured on the images as saved, 8-bit):
                    cloak survives it; near 0 means that step washes the cloak out.
 
 what the model sees: NAME.model-view.png shows the decoder's image of the original's latent (left)
-beside the cloaked image's latent (right): the picture the model learns from.
+beside the cloaked image's latent (right): the picture the model learns from. NAME.evaluation.json beside it
+holds the numbers, for a report of the whole folder.
 Folders are paired by name: NAME.png with NAME.cloaked.png (or NAME.png in the other folder); files without
 a partner get one warning line each. A pair that fails gets one error line, the others go on, exit code 1.
 """
@@ -172,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=None,
                           help="the seed the cloak used, which some targets depend on (default: the recorded one, else 0)")
     evaluate.add_argument("--out", metavar="DIR",
-                          help="where to write NAME.model-view.png (default: a model-view/ folder inside the CLOAKED "
-                               "folder, or beside the CLOAKED file); inputs are never overwritten")
+                          help="where to write NAME.model-view.png and NAME.evaluation.json (default: a model-view/ "
+                               "folder inside the CLOAKED folder, or beside the CLOAKED file); inputs are never overwritten")
     evaluate.add_argument("--no-robustness", action="store_true",
                           help="skip the robustness table (ten countermeasures, each one more encoder pass)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object per pair on stdout")
@@ -511,8 +512,8 @@ def _evaluate_one(name: str, original_path: Path, cloaked_path: Path, out_dir: P
     """Evaluate one pair and write its model view. Raises with a one-line message for anything wrong."""
     import time
 
-    from .evaluation.evaluate import evaluate_pair, model_view, model_view_path
-    from .imaging import image_to_tensor, load_image, save_image
+    from .evaluation.evaluate import evaluate_pair, model_view, model_view_path, result_path
+    from .imaging import atomic_write_bytes, image_to_tensor, load_image, save_image
     from .models.encoders import DEFAULT_ENCODER
     from .models.weights import user_cache_dir
     from .optimize import quantize_8bit
@@ -552,6 +553,9 @@ def _evaluate_one(name: str, original_path: Path, cloaked_path: Path, out_dir: P
         view = model_view_path(out_dir, name, [original_path, cloaked_path])
         result.model_view = str(save_image(view, model_view(encoder, original, cloaked)))
     result.seconds = time.perf_counter() - started
+    # Kept beside the model view, so that `report.build_report(OUT)` finds every pair's numbers and images.
+    atomic_write_bytes(result_path(out_dir, name, [original_path, cloaked_path]),
+                       (json.dumps(result.to_dict(), indent=1) + "\n").encode())
     return result
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from stylecloak.cli import IMAGE_SUFFIXES, main
 from stylecloak.countermeasures import COUNTERMEASURES
-from stylecloak.evaluation.evaluate import evaluate_pair, model_view_path, pair_folders
+from stylecloak.evaluation.evaluate import evaluate_pair, model_view_path, pair_folders, result_path
 from stylecloak.imaging import image_to_tensor
 
 from .conftest import load_painting
@@ -63,6 +63,7 @@ def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_
         pixels = np.asarray(im.convert("RGB"))
     assert np.all(pixels[:, 96:104] == 255)
     assert not np.array_equal(pixels[:, :96], pixels[:, 104:])  # the cloak shows in what the model sees
+    assert json.loads((tmp_path / "views" / "wave.evaluation.json").read_text()) == result  # for the HTML report
     assert (original.read_bytes(), cloaked.read_bytes()) == before
 
 
@@ -120,6 +121,8 @@ def test_model_view_never_overwrites_an_input(tmp_path) -> None:
     source.write_bytes(b"")
     with pytest.raises(ValueError, match="overwrite"):
         model_view_path(tmp_path, "wave", [source])
+    with pytest.raises(ValueError, match="overwrite"):
+        result_path(tmp_path, "x", [tmp_path / "x.evaluation.json"])
     assert model_view_path(tmp_path / "out", "wave", [source]) == tmp_path / "out" / "wave.model-view.png"
 
 

@@ -26,6 +26,7 @@ from ..models.tiled import TiledEncoder
 # White columns between the two halves of the "what the model sees" image.
 MODEL_VIEW_GAP = 8
 MODEL_VIEW_SUFFIX = ".model-view"
+RESULT_SUFFIX = ".evaluation.json"
 CLOAKED_MARK = ".cloaked."
 
 
@@ -170,10 +171,19 @@ def pair_folders(originals: str | os.PathLike[str], cloaked: str | os.PathLike[s
     return Pairing(pairs, unpaired)
 
 
-def model_view_path(out_dir: str | os.PathLike[str], name: str, inputs: Sequence[Path]) -> Path:
-    """``OUT_DIR/<name>.model-view.png``; raises ``ValueError`` rather than return the path of an input."""
-    path = Path(out_dir) / f"{name}{MODEL_VIEW_SUFFIX}.png"
+def _output_path(out_dir: str | os.PathLike[str], filename: str, inputs: Sequence[Path]) -> Path:
+    path = Path(out_dir) / filename
     for source in inputs:
         if path.resolve() == source.resolve() or (path.exists() and source.exists() and os.path.samefile(path, source)):
-            raise ValueError(f"the model view {path} would overwrite an input; pass another --out")
+            raise ValueError(f"{path} would overwrite an input; pass another --out")
     return path
+
+
+def model_view_path(out_dir: str | os.PathLike[str], name: str, inputs: Sequence[Path]) -> Path:
+    """``OUT_DIR/<name>.model-view.png``; raises ``ValueError`` rather than return the path of an input."""
+    return _output_path(out_dir, f"{name}{MODEL_VIEW_SUFFIX}.png", inputs)
+
+
+def result_path(out_dir: str | os.PathLike[str], name: str, inputs: Sequence[Path]) -> Path:
+    """``OUT_DIR/<name>.evaluation.json`` (what ``report.build_report`` collects); never the path of an input."""
+    return _output_path(out_dir, f"{name}{RESULT_SUFFIX}", inputs)
