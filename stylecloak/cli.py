@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .evaluation import mimic_cli
 from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS
 
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them, so that --help is instant
@@ -178,6 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-robustness", action="store_true",
                           help="skip the robustness table (ten countermeasures, each one more encoder pass)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object per pair on stdout")
+
+    mimic_cli.add_parser(commands)
+
+    report = commands.add_parser("report", help="one HTML page from evaluate and mimic results",
+                                 description="Gather what `stylecloak evaluate --out DIR` and `stylecloak mimic --out DIR` "
+                                             "wrote anywhere under DIR into one self-contained HTML page: the tables, "
+                                             "original/cloaked/what-the-model-sees triptychs, robustness curves and "
+                                             "mimicry samples. Images are embedded, so the page is a single file.")
+    report.add_argument("folder", metavar="DIR", help="a folder holding evaluation and mimicry results")
+    report.add_argument("-o", "--output", metavar="FILE", default=None, help="the page to write (default: DIR/report.html)")
+    report.add_argument("--title", default="stylecloak report")
     return parser
 
 
@@ -196,11 +208,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_targets(args)
         if args.command == "evaluate":
             return run_evaluate(args)
+        if args.command == "mimic":
+            return mimic_cli.run(args)
+        if args.command == "report":
+            return run_report(args)
     except KeyboardInterrupt:
         _error("interrupted; finished outputs are complete, nothing half-written was left")
         return EXIT_INTERRUPTED
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .evaluation.report import build_report
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        _error(f"{folder}: not a folder")
+        return EXIT_USAGE
+    output = Path(args.output) if args.output else folder / "report.html"
+    page, inputs = build_report(folder, title=args.title)
+    for skipped in inputs.skipped:
+        _error(f"skipped {skipped}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(output)  # never a half-written page
+    print(f"{output}: {len(inputs.evaluations)} evaluation(s), {len(inputs.mimicry)} mimicry run(s)")
+    return EXIT_OK
 
 
 def _setup_models(settings: CloakSettings, target: TargetStyle | None = None) -> Cloaker | None:

@@ -57,3 +57,13 @@ def test_report_is_one_self_contained_page(tmp_path) -> None:
 def test_report_of_an_empty_folder_says_what_to_run(tmp_path) -> None:
     page, inputs = build_report(tmp_path)
     assert not inputs.evaluations and "stylecloak evaluate" in page and "stylecloak mimic" in page
+
+
+def test_report_command_writes_the_page(tmp_path, capsys) -> None:
+    from stylecloak.cli import main
+
+    _results(tmp_path)
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "out" / "page.html")]) == 0
+    page = (tmp_path / "out" / "page.html").read_text()
+    assert page.startswith("<!doctype html>") and "2 evaluation(s), 1 mimicry run(s)" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing")]) == 2
