@@ -11,7 +11,7 @@ from stylecloak.countermeasures import get_countermeasure
 from stylecloak.evaluation.attack import ARTIST_LABEL, run_mimicry
 from stylecloak.evaluation.mimic import LatentSet, MimicConfig, generate_latents, latent_stats, train_mimic
 
-TINY = MimicConfig(image_size=64, crop=32, steps=6, batch_size=4, channels=(16, 32), attention_levels=(False, True),
+TINY = MimicConfig(image_size=64, crop=32, base_steps=4, steps=3, batch_size=4, channels=(16, 32), attention_levels=(False, True),
                    samples=3, sampling_steps=3)
 
 
@@ -47,6 +47,11 @@ def test_training_reduces_the_loss_and_sampling_is_deterministic() -> None:
     first = generate_latents(mimic, "a", 2, torch.device("cpu"), seed=1)
     assert first.shape == (2, 8, 4, 4) and torch.isfinite(first).all()
     assert torch.equal(first, generate_latents(mimic, "a", 2, torch.device("cpu"), seed=1))
+    # Fine-tuning starts from the given model, and an empty class is kept but not trained on.
+    tuned = train_mimic([LatentSet("a", []), sets[1]], config, mean, std, torch.device("cpu"), start_from=mimic, steps=2)
+    assert tuned.labels == ["a", "b"] and len(tuned.losses) == 2
+    with pytest.raises(ValueError, match="same classes"):
+        train_mimic([sets[1], sets[0]], config, mean, std, torch.device("cpu"), start_from=mimic, steps=1)
 
 
 def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> None:

@@ -70,6 +70,7 @@ class MimicryReport:
     classifier: str
     classifier_sanity: float  # share of the clean art's own crops the classifier attributes to the artist
     conditions: list[ConditionResult] = field(default_factory=list)
+    base_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class MimicryReport:
             "config": self.config.to_dict(),
             "classifier": self.classifier,
             "classifier_sanity": self.classifier_sanity,
+            "base_seconds": self.base_seconds,
             "conditions": [c.to_dict() for c in self.conditions],
         }
 
@@ -170,11 +172,22 @@ def run_mimicry(
 
     report = MimicryReport(len(clean), {label: len(images) for label, images in other_images.items()}, config,
                            classifier_name, sanity)
+
+    def reporter(name: str) -> ProgressCallback | None:
+        return (lambda phase, done, total: progress(name, phase, done, total)) if progress else None
+
+    # The attack is fine-tuning, as against Stable Diffusion: a base model first learns the other styles (the
+    # artist's class exists but gets no images), then each condition fine-tunes a copy of it on the artist's
+    # images plus the others. The base is trained once, so every condition starts from the same model.
+    started = time.perf_counter()
+    base = train_mimic([LatentSet(ARTIST_LABEL, []), *other_sets], config, mean, std, device, reporter("base model"),
+                       steps=config.base_steps)
+    report.base_seconds = time.perf_counter() - started
     for name, artist_images in conditions:
         started = time.perf_counter()
-        step: ProgressCallback | None = (lambda phase, done, total, name=name: progress(name, phase, done, total)) if progress else None
+        step = reporter(name)
         sets = [LatentSet(ARTIST_LABEL, encode_images(encoder, artist_images, device)), *other_sets]
-        mimic = train_mimic(sets, config, mean, std, device, step)
+        mimic = train_mimic(sets, config, mean, std, device, step, start_from=base)
         latents = generate_latents(mimic, ARTIST_LABEL, config.samples, device, seed=config.seed, progress=step)
         samples = decode_latents(encoder, latents)
         predictions = classifier.predict(samples)

@@ -38,7 +38,8 @@ class MimicConfig:
 
     image_size: int = 256  # long side of the artist's images as the mimic trains on them
     crop: int = 128  # pixel size of a training crop (the latent crop is crop / encoder downscale)
-    steps: int = 1500
+    base_steps: int = 800  # the base model learns the other styles once (a stand-in for pre-training)
+    steps: int = 400  # then each attack fine-tunes a copy on the artist's images plus the others
     batch_size: int = 32
     learning_rate: float = 5e-4
     warmup_steps: int = 100
@@ -56,7 +57,7 @@ class MimicConfig:
 
 MIMIC_PRESETS: dict[str, MimicConfig] = {
     "quick": MimicConfig(),
-    "full": MimicConfig(image_size=512, crop=256, steps=20000, batch_size=64, channels=(64, 128, 256, 256),
+    "full": MimicConfig(image_size=512, crop=256, base_steps=20000, steps=5000, batch_size=64, channels=(64, 128, 256, 256),
                         attention_levels=(False, False, True, True), samples=64, sampling_steps=50),
 }
 
@@ -110,8 +111,9 @@ def latent_stats(latents: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.T
 def _random_crops(sets: Sequence[LatentSet], size: int, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """A class-balanced batch of random latent crops, flipped at random, and their class indices."""
     crops, classes = [], []
+    filled = [index for index, latent_set in enumerate(sets) if latent_set.latents]  # an empty class is not trained
     for _ in range(batch):
-        index = int(torch.randint(len(sets), (1,), generator=generator))
+        index = filled[int(torch.randint(len(filled), (1,), generator=generator))]
         pool = sets[index].latents
         latent = pool[int(torch.randint(len(pool), (1,), generator=generator))]
         _, height, width = latent.shape
@@ -132,10 +134,17 @@ def train_mimic(
     std: torch.Tensor,
     device: torch.device,
     progress: ProgressCallback | None = None,
+    start_from: TrainedMimic | None = None,
+    steps: int | None = None,
 ) -> TrainedMimic:
-    """Train a class-conditioned latent diffusion model from scratch (epsilon prediction, AdamW, cosine LR)."""
+    """Train a class-conditioned latent diffusion model (epsilon prediction, AdamW, warm-up and cosine LR) for
+    ``steps`` (default ``config.steps``), from scratch or fine-tuning ``start_from`` (same classes). A set with
+    no latents keeps its class but is not trained on (the artist's class while the base model learns the others)."""
     from diffusers import DDPMScheduler
 
+    steps = config.steps if steps is None else steps
+    if not any(latent_set.latents for latent_set in sets):
+        raise ValueError("no latents to train on")
     size = config.crop // 8
     for latent_set in sets:
         for latent in latent_set.latents:
@@ -143,16 +152,20 @@ def train_mimic(
                 raise ValueError(f"an image of {latent_set.label!r} is smaller than the {config.crop} px crop")
     torch.manual_seed(config.seed)  # the UNet's initial weights
     generator = torch.Generator().manual_seed(config.seed)
-    latent_channels = sets[0].latents[0].shape[0]
+    latent_channels = mean.shape[1]
     unet = _unet(config, latent_channels, len(sets)).to(device)
+    if start_from is not None:
+        if start_from.labels != [s.label for s in sets]:
+            raise ValueError("fine-tuning needs the same classes as the base model")
+        unet.load_state_dict(start_from.unet.state_dict())
     scheduler = DDPMScheduler(**_scheduler_config())
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     null_class = len(sets)
     mean, std = mean.to(device), std.to(device)
     losses = []
     unet.train()
-    for step in range(config.steps):
-        lr_scale = min(1.0, (step + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+    for step in range(steps):
+        lr_scale = min(1.0, (step + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * lr_scale
         crops, classes = _random_crops(sets, size, config.batch_size, generator)
@@ -168,7 +181,7 @@ def train_mimic(
         optimizer.step()
         losses.append(float(loss.detach()))
         if progress:
-            progress("train", step + 1, config.steps)
+            progress("train", step + 1, steps)
     unet.eval()
     return TrainedMimic(unet, [s.label for s in sets], mean.cpu(), std.cpu(), config, losses)
 
