@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .evaluation import mimic_cli
+from .evaluation import classifier_cli, mimic_cli
 from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS
 
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them, so that --help is instant
@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object per pair on stdout")
 
     mimic_cli.add_parser(commands)
+    classifier_cli.add_parser(commands)
 
     report = commands.add_parser("report", help="one HTML page from evaluate and mimic results",
                                  description="Gather what `stylecloak evaluate --out DIR` and `stylecloak mimic --out DIR` "
@@ -212,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return mimic_cli.run(args)
         if args.command == "report":
             return run_report(args)
+        if args.command == "style-classifier":
+            return classifier_cli.run(args)
     except KeyboardInterrupt:
         _error("interrupted; finished outputs are complete, nothing half-written was left")
         return EXIT_INTERRUPTED
