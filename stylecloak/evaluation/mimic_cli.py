@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # torch and diffusers load only when the command runs, so tha
     import torch
 
     from ..countermeasures import Countermeasure
+    from .attack import StyleJudge
 
 DEFAULT_PURIFIERS = ("jpeg75", "noise8+upscale", "vae_roundtrip")
 PRESETS = ("quick", "full")  # stylecloak.evaluation.mimic.MIMIC_PRESETS
@@ -64,9 +65,21 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="where samples and report.json go (default: a new folder mimicry-DATE-TIME here)")
     parser.add_argument("--encoder", default="taef2", help="the latent space the mimic works in (default: taef2)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    parser.add_argument("--judge", choices=["centroid", "linear"], default="linear",
+                        help="the style classifier's head on VGG16 Gram features: logistic regression (default) "
+                             "or nearest centroid; check it first with `stylecloak style-classifier`")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the report as one JSON line")
     return parser
+
+
+def gram_judge(head: str, device: torch.device) -> tuple[StyleJudge, str]:
+    """The offline judge: VGG16 Gram features at the mimic's sample size (128 px), and ``head``."""
+    from ..models.vgg import load_vgg16_features
+    from .classifier import GramFeatureExtractor, GramStyleClassifier
+
+    extractor = GramFeatureExtractor(load_vgg16_features(device))
+    return GramStyleClassifier(extractor, head), f"gram-{head}"
 
 
 def _error(message: str) -> None:
@@ -125,7 +138,6 @@ def run(args: argparse.Namespace) -> int:
     from ..models.weights import ChecksumMismatchError, ModelNotFoundError
     from ..pipeline import resolve_device
     from .attack import run_mimicry
-    from .classifier_choice import default_judge
     from .labelled import LabelledFolderError
     from .mimic import MIMIC_PRESETS, with_config
 
@@ -142,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         clean, clean_names = _load_folder(Path(args.clean))
         cloaked, _ = _load_folder(Path(args.cloaked))
         others = _load_others(Path(args.others), {_stem(Path(n)) for n in clean_names})
+        judge, judge_name = gram_judge(args.judge, device)
     except (KeyError, ValueError, LabelledFolderError, ModelNotFoundError, ChecksumMismatchError, ImageInputError,
             OSError, RuntimeError) as exc:
         _error(str(exc).strip("'\""))
@@ -168,7 +181,6 @@ def run(args: argparse.Namespace) -> int:
           f"{len(others)} other styles; {2 + len(purifiers)} runs of {config.steps} steps", file=sys.stderr)
     started = time.perf_counter()
     try:
-        judge, judge_name = default_judge(device)
         report = run_mimicry(clean, cloaked, others, encoder, judge, config, purifiers, device, out_dir,
                              classifier_name=judge_name, progress=progress)
     except (ValueError, RuntimeError) as exc:
