@@ -77,3 +77,45 @@ def test_attack_refuses_what_it_cannot_measure(encoder) -> None:
         run_mimicry(clean, clean, {"b": _images((0, 0, 1), 1, 1, size=(16, 16))}, encoder, MeanColourJudge(), TINY)
     with pytest.raises(ValueError, match="reserved"):
         run_mimicry(clean, clean, {ARTIST_LABEL: clean}, encoder, MeanColourJudge(), TINY)
+
+
+def _write_pngs(folder, images, names):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for image, name in zip(images, names):
+        pixels = (image[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+        Image.fromarray(pixels).save(folder / name)
+
+
+def test_command_writes_a_report_and_reports_bad_input(tmp_path, monkeypatch, capsys) -> None:
+    """`stylecloak mimic` end to end on tiny folders (the preset shrunk to TINY), then its one-line errors."""
+    from stylecloak.cli import main
+    from stylecloak.evaluation import mimic
+
+    monkeypatch.setitem(mimic.MIMIC_PRESETS, "quick", TINY)
+    clean = _images((0.8, 0.3, 0.2), 2, 0)
+    _write_pngs(tmp_path / "clean", clean, ["a.png", "b.png"])
+    _write_pngs(tmp_path / "cloaked", [(image + 0.02).clamp(0, 1) for image in clean], ["a.cloaked.png", "b.cloaked.png"])
+    (tmp_path / "cloaked" / "broken.png").write_bytes(b"not an image")
+    others = tmp_path / "others"
+    _write_pngs(others / "blue", _images((0.1, 0.2, 0.8), 2, 1), ["x.png", "y.png"])
+    _write_pngs(others / "green", _images((0.2, 0.7, 0.2), 2, 2), ["x.png", "y.png"])
+    _write_pngs(others / "green", clean[:1], ["a.png"])  # the artist's own file, left out by name
+    out = tmp_path / "result"
+    argv = ["mimic", "--clean", str(tmp_path / "clean"), "--cloaked", str(tmp_path / "cloaked"), "--others", str(others),
+            "--purify", "jpeg75", "--out", str(out), "--device", "cpu", "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "broken.png" in captured.err  # reported and skipped, the run goes on
+    assert report["other_styles"] == {"blue": 2, "green": 2} and report["artist_images"] == 2
+    assert [c["condition"] for c in report["conditions"]] == ["clean", "cloaked", "cloaked+jpeg75"]
+    assert json.loads((out / "report.json").read_text())["conditions"] == report["conditions"]
+    assert (out / "samples_cloaked.png").is_file()
+
+    for bad, needle in ((["--purify", "nosuch"], "nosuch"), (["--image-size", "16"], "--image-size"),
+                        (["--others", str(tmp_path / "missing")], "missing")):
+        assert main(argv[:-1] + bad) == 2
+        lines = capsys.readouterr().err.strip().splitlines()  # the broken file's line may come first
+        assert needle in lines[-1] and all(line.startswith("stylecloak: ") for line in lines), lines

@@ -31,7 +31,7 @@ clean run is the baseline: it should be low (the attack works on unprotected art
 higher rate for the cloaked run.
 
 This is a small model on a CPU, not Stable Diffusion: it shows whether the cloak changes what a latent
-diffusion model learns, not how a large fine-tuned model would look. The quick preset takes about 20-30 minutes
+diffusion model learns, not how a large fine-tuned model would look. The quick preset takes about 20 minutes
 on a 2-core laptop; --preset full wants a GPU (--device cuda).
 """
 
@@ -58,6 +58,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="model size and training length (default quick: a 2-core CPU; full: a GPU)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (overrides the preset)")
     parser.add_argument("--samples", type=int, default=None, help="images generated per run (overrides the preset)")
+    parser.add_argument("--image-size", type=int, default=None, metavar="PX",
+                        help="long side the mimic shrinks every image to before training (overrides the preset)")
     parser.add_argument("--purify", default=",".join(DEFAULT_PURIFIERS), metavar="LIST",
                         help="purifications the adaptive attacker tries on the cloaked art, comma-separated, or "
                              "'none' (default: %(default)s; any name of evaluate's robustness table works)")
@@ -141,9 +143,13 @@ def run(args: argparse.Namespace) -> int:
     from .labelled import LabelledFolderError
     from .mimic import MIMIC_PRESETS, with_config
 
-    config = with_config(MIMIC_PRESETS[args.preset], steps=args.steps, samples=args.samples, seed=args.seed)
+    config = with_config(MIMIC_PRESETS[args.preset], steps=args.steps, samples=args.samples, seed=args.seed,
+                         image_size=args.image_size)
     if config.steps < 1 or config.samples < 1:
         _error("--steps and --samples must be at least 1")
+        return 2
+    if config.image_size < config.crop:
+        _error(f"--image-size must be at least the preset's {config.crop} px training crop")
         return 2
     try:
         purifiers = _purifiers(args.purify)
