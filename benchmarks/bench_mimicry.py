@@ -1,0 +1,92 @@
+"""The mimicry acceptance run: the quick mimic on the shared ukiyo-e paintings, clean against cloaked.
+
+The artist is every painting of --artist-style in the manifest (9 ukiyo-e prints); the other styles are the rest
+of the manifest. Each painting is shrunk to --long-side, as an artist would post it, written as PNG, and cloaked
+with the command line at its defaults (--target auto, medium intensity). Then `stylecloak mimic` runs its quick
+preset on the clean and the cloaked folders, with the default purifications. Everything goes under --work, and
+the mimic's report.json and sample grids under WORK/mimicry/.
+
+    STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_mimicry.py --work /tmp/mimicry-bench
+
+Only the command line is used, so the run is what a user gets; the seconds include the cloaking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PAINTINGS = ROOT.parent / "shared" / "data" / "paintings"
+
+
+def shrink_to_png(source: Path, target: Path, long_side: int) -> None:
+    with Image.open(source) as im:
+        im = im.convert("RGB")
+        im.thumbnail((long_side, long_side), Image.LANCZOS)
+        im.save(target)
+
+
+def stylecloak(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "stylecloak", *args]
+    print("+ stylecloak " + " ".join(args), file=sys.stderr)
+    return subprocess.run(command, check=True, text=True, stdout=subprocess.PIPE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--paintings", type=Path, default=DEFAULT_PAINTINGS)
+    parser.add_argument("--artist-style", default="ukiyo-e")
+    parser.add_argument("--long-side", type=int, default=256)
+    parser.add_argument("--work", type=Path, required=True, help="a new or empty folder for everything the run makes")
+    parser.add_argument("mimic_args", nargs="*", help="extra options for `stylecloak mimic` (after --)")
+    args = parser.parse_args(argv)
+
+    clean, others, cloaked = args.work / "clean", args.work / "others", args.work / "cloaked"
+    for folder in (clean, others):
+        folder.mkdir(parents=True, exist_ok=True)
+    with open(args.paintings / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    labels = []
+    for row in rows:
+        name = Path(row["file"]).stem + ".png"
+        if row["style"] == args.artist_style:
+            shrink_to_png(args.paintings / row["file"], clean / name, args.long_side)
+        else:
+            shrink_to_png(args.paintings / row["file"], others / name, args.long_side)
+            labels.append(f"{name},{row['style']}\n")
+    (others / "manifest.csv").write_text("file,style\n" + "".join(labels))
+
+    started = time.perf_counter()
+    cloak = stylecloak("cloak", str(clean), "-o", str(cloaked), "--seed", "0", "--json")
+    reports = [json.loads(line) for line in cloak.stdout.splitlines() if line.strip()]
+    cloak_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    mimic = stylecloak("mimic", "--clean", str(clean), "--cloaked", str(cloaked), "--others", str(others),
+                       "--out", str(args.work / "mimicry"), "--json", *args.mimic_args)
+    mimic_seconds = time.perf_counter() - started
+    report = json.loads(mimic.stdout.splitlines()[-1])
+
+    print(f"cloaks: target {sorted({r['target'] for r in reports})}, max lpips {max(r['lpips'] for r in reports):.4f}, "
+          f"median target_progress {sorted(r['target_progress'] for r in reports)[len(reports) // 2]:.3f}, "
+          f"{cloak_seconds:.0f} s for {len(reports)} images")
+    print(f"mimic: {report['artist_images']} artist images, other styles {report['other_styles']}, "
+          f"judge {report['classifier']} (recognises {report['classifier_sanity']:.0%} of the artist's clean crops), "
+          f"{mimic_seconds / 60:.1f} min")
+    print("| training set | protection success rate | the judge's verdicts on the samples |")
+    print("|---|---|---|")
+    for condition in report["conditions"]:
+        verdicts = ", ".join(f"{label} {count}" for label, count in condition["predictions"].items())
+        print(f"| {condition['condition']} | {condition['protection_success_rate']:.2f} | {verdicts} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
