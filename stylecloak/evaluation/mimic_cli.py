@@ -76,7 +76,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def gram_judge(head: str, device: torch.device) -> tuple[StyleJudge, str]:
-    """The offline judge: VGG16 Gram features at the mimic's sample size (128 px), and ``head``."""
+    """The offline judge: VGG16 Gram features (at the classifier's 128 px working size) and ``head``."""
     from ..models.vgg import load_vgg16_features
     from .classifier import GramFeatureExtractor, GramStyleClassifier
 
