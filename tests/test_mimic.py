@@ -119,3 +119,17 @@ def test_command_writes_a_report_and_reports_bad_input(tmp_path, monkeypatch, ca
         assert main(argv[:-1] + bad) == 2
         lines = capsys.readouterr().err.strip().splitlines()  # the broken file's line may come first
         assert needle in lines[-1] and all(line.startswith("stylecloak: ") for line in lines), lines
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_presets_build_a_working_model(preset) -> None:
+    """Each preset's UNet takes a batch of its own latent crops (the full one is never trained here: it wants a GPU)."""
+    from stylecloak.evaluation.mimic import MIMIC_PRESETS, _unet
+
+    config = MIMIC_PRESETS[preset]
+    unet = _unet(config, latent_channels=32, classes=3)
+    size = config.crop // 8
+    with torch.no_grad():
+        out = unet(torch.randn(2, 32, size, size), torch.tensor([10, 900]), class_labels=torch.tensor([0, 3])).sample
+    assert out.shape == (2, 32, size, size) and torch.isfinite(out).all()
+    assert config.image_size >= config.crop and len(config.channels) == len(config.attention_levels)
