@@ -78,6 +78,11 @@ def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> 
 
 def gaussian_blur(image: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """Separable Gaussian blur with standard deviation ``sigma`` pixels (reflect padding), saved as 8 bits."""
+    return as_saved(gaussian_filter(image, sigma))
+
+
+def gaussian_filter(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The Gaussian blur of :func:`gaussian_blur` in float, not rounded to 8 bits."""
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     kernel = _gaussian_kernel(sigma, image.dtype, image.device)
@@ -88,8 +93,7 @@ def gaussian_blur(image: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     mode = "reflect" if radius < height and radius < width else "replicate"
     padded = F.pad(image, (radius, radius, radius, radius), mode=mode)
     rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
-    blurred = F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
-    return as_saved(blurred)
+    return F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
 
 
 def noise_then_upscale(image: torch.Tensor, sigma_255: float = 8.0, factor: float = 0.5, seed: int = 0) -> torch.Tensor:

@@ -31,6 +31,7 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
+from ..countermeasures import gaussian_filter
 from ..descriptors import GRAM_LAYERS, gram_matrix, resize_long_side
 from ..models.vgg import VGG16Features, imagenet_normalize
 
@@ -73,26 +74,11 @@ def _check_training_set(images: Sequence[torch.Tensor], labels: Sequence[str]) -
     check_images(images)
 
 
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflected borders (sigma in pixels; 0 returns the image)."""
-    if sigma <= 0:
-        return image
-    radius = max(1, math.ceil(3 * sigma))
-    radius = min(radius, min(image.shape[-2:]) - 1)  # reflect padding needs a border smaller than the image
-    taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    channels = image.shape[1]
-    out = F.pad(image, (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-
-
 def degrade(image: torch.Tensor, long_side: int, sigma: float = 0.0) -> torch.Tensor:
     """Shrink (never enlarge) to ``long_side`` and blur by ``sigma`` px: roughly how a small mimic's output looks."""
     if max(image.shape[-2:]) > long_side:
         image = resize_long_side(image, long_side)
-    return gaussian_blur(image, sigma).clamp(0, 1)
+    return (gaussian_filter(image, sigma) if sigma > 0 else image).clamp(0, 1)
 
 
 def _content_key(image: torch.Tensor) -> str:
