@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .evaluation import classifier_cli, mimic_cli
+from .web import serve_cli
 from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS
 
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them, so that --help is instant
@@ -182,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mimic_cli.add_parser(commands)
     classifier_cli.add_parser(commands)
+    serve_cli.add_parser(commands)
 
     report = commands.add_parser("report", help="one HTML page from evaluate and mimic results",
                                  description="Gather what `stylecloak evaluate --out DIR` and `stylecloak mimic --out DIR` "
@@ -215,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_report(args)
         if args.command == "style-classifier":
             return classifier_cli.run(args)
+        if args.command == "serve":
+            return serve_cli.run(args)
     except KeyboardInterrupt:
         _error("interrupted; finished outputs are complete, nothing half-written was left")
         return EXIT_INTERRUPTED
@@ -322,24 +326,6 @@ def run_cloak(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_portfolio(inputs: Sequence[Path], long_side: int = 256) -> list[torch.Tensor]:
-    """The readable inputs, small (style does not need full resolution); unreadable ones are skipped here and
-    reported by the batch that follows."""
-    from .descriptors import resize_long_side
-    from .imaging import ImageInputError, image_to_tensor, load_image
-
-    images = []
-    for path in inputs:
-        try:
-            image = image_to_tensor(load_image(path).rgb)
-        except (ImageInputError, OSError):
-            continue
-        if max(image.shape[-2:]) > long_side:
-            image = resize_long_side(image, long_side)
-        images.append(image)
-    return images
-
-
 def _choose(images: Sequence[torch.Tensor], args: argparse.Namespace) -> TargetChoice | None:
     from .descriptors import GramDescriptor, LatentStatsDescriptor, StyleDescriptor
     from .models.encoders import load_encoder
@@ -376,7 +362,7 @@ def _reference_target(folder: str, device: torch.device) -> TargetStyle | None:
 
 def _auto_target(inputs: Sequence[Path], pin_folder: Path, args: argparse.Namespace) -> str | None:
     """The target pinned for this portfolio, or one chosen for all the inputs and then pinned."""
-    from .targets.choice import read_pin, write_pin
+    from .targets.choice import load_portfolio, read_pin, write_pin
 
     try:
         pinned = read_pin(pin_folder)
@@ -386,7 +372,7 @@ def _auto_target(inputs: Sequence[Path], pin_folder: Path, args: argparse.Namesp
     if pinned is not None:
         print(f"stylecloak: target {pinned} (pinned in {pin_folder / '.stylecloak.json'})", file=sys.stderr)
         return pinned
-    images = _load_portfolio(inputs)
+    images = load_portfolio(inputs)
     if not images:
         # Nothing readable: the batch below reports each file; no choice is made and nothing is pinned.
         from .settings import CloakSettings
@@ -455,13 +441,13 @@ def run_targets(args: argparse.Namespace) -> int:
 
 
 def run_targets_choose(args: argparse.Namespace) -> int:
-    from .targets.choice import write_pin
+    from .targets.choice import load_portfolio, write_pin
 
     inputs = list(iter_inputs(args.inputs))
     if not inputs:
         _error("no images found in the given folders")
         return EXIT_SOME_FAILED
-    images = _load_portfolio(inputs)
+    images = load_portfolio(inputs)
     if not images:
         _error("none of the inputs could be read, so no target can be chosen")
         return EXIT_SOME_FAILED

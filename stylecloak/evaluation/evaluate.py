@@ -101,14 +101,22 @@ def evaluate_pair(
 def model_view(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, tile_size: int = 512) -> np.ndarray:
     """What the model sees: the decoder's image of ``E(original)`` (left) beside ``E(cloaked)`` (right), as an
     8-bit HxWx3 array with a white gap between them. Raises ``NotImplementedError`` if the encoder cannot decode."""
+    seen_original, seen_cloaked = model_view_pair(encoder, original, cloaked, tile_size)
+    gap = np.full((seen_original.shape[0], MODEL_VIEW_GAP, 3), 255, dtype=np.uint8)
+    return np.concatenate([seen_original, gap, seen_cloaked], axis=1)
+
+
+def model_view_pair(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor,
+                    tile_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """The decoder's images of ``E(original)`` and ``E(cloaked)``, each 8-bit HxWx3 at the image's size."""
     if not encoder.can_decode:
         raise NotImplementedError(f"encoder {encoder.name!r} has no decoder, so there is no image of what it sees")
     height, width = original.shape[-2:]
     tiled = TiledEncoder(encoder, height, width, tile_size)
-    halves = [quantize_rgb(tensor_to_image(decode_latents(encoder, tiled.encode(image), height, width)))
-              for image in (original, cloaked)]
-    gap = np.full((height, MODEL_VIEW_GAP, 3), 255, dtype=np.uint8)
-    return np.concatenate([halves[0], gap, halves[1]], axis=1)
+    with torch.no_grad():
+        seen = [quantize_rgb(tensor_to_image(decode_latents(encoder, tiled.encode(image), height, width)))
+                for image in (original, cloaked)]
+    return seen[0], seen[1]
 
 
 # ------------------------------------------------------------------------------------------- pairing folders

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..descriptors import StyleDescriptor, centroid, resize_long_side, style_distance
-from ..imaging import atomic_write_bytes
+from ..imaging import ImageInputError, atomic_write_bytes, image_to_tensor, load_image
 from .base import TargetStyle, available_targets
 
 DEFAULT_BAND = (50.0, 75.0)
@@ -72,6 +72,21 @@ def choose_target(
     in_band = [c for c in scored if band[0] <= c.percentile <= band[1]] or scored
     chosen = min(in_band, key=lambda c: (abs(c.percentile - middle), c.target))
     return TargetChoice(chosen.target, descriptor.name, band, len(images), scored)
+
+
+def load_portfolio(paths: Sequence[str | os.PathLike[str]], long_side: int = 256) -> list[torch.Tensor]:
+    """The readable images of a portfolio, small (style does not need full resolution). Unreadable ones are
+    skipped: the batch that cloaks them reports each one."""
+    images = []
+    for path in paths:
+        try:
+            image = image_to_tensor(load_image(path).rgb)
+        except (ImageInputError, OSError):
+            continue
+        if max(image.shape[-2:]) > long_side:
+            image = resize_long_side(image, long_side)
+        images.append(image)
+    return images
 
 
 def read_pin(folder: str | os.PathLike[str]) -> str | None:
