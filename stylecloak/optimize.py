@@ -17,16 +17,19 @@ with Adam on one full-resolution delta. Three choices make it trustworthy for th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .metrics import lpips_distance
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
+from .settings import CloakSettings
 
 # Above this many pixels the original's LPIPS features are recomputed each step instead of kept (~40 MB per MP).
 MAX_CACHED_FEATURE_PIXELS = 16_000_000
@@ -43,9 +46,27 @@ class OptimizerConfig:
     seed: int = 0
     # Scale delta onto the working budget after each update (see the module docstring).
     rescale_to_budget: bool = True
+    # The encoder's forward and backward in the optimisation steps: "bf16" (autocast), "fp32", or "auto" (bf16
+    # where the hardware computes it natively: a CUDA GPU, or a CPU with AVX512-BF16 or AMX). Every figure that
+    # is reported or decides the kept step is measured in fp32.
+    precision: str = "auto"
     # Stop when the best target progress has not risen by ``min_improvement`` in ``patience`` steps (0: never).
     patience: int = 0
     min_improvement: float = 0.002
+
+    @classmethod
+    def from_settings(cls, settings: CloakSettings) -> "OptimizerConfig":
+        return cls(
+            budget=settings.budget,
+            steps=settings.steps,
+            learning_rate=settings.learning_rate,
+            penalty_weight=settings.penalty_weight,
+            budget_margin=settings.budget_margin,
+            patience=settings.patience,
+            tile_size=settings.tile_size,
+            seed=settings.seed,
+            precision=settings.precision,
+        )
 
 
 @dataclass
@@ -119,6 +140,7 @@ def optimize_cloak(
     if start_distance_sq <= 0:
         raise ValueError("the target's latents equal the image's: pick another target style")
     working_budget = config.budget * config.budget_margin
+    encoder_precision = autocast_context(config.precision, original.device)
 
     def latent_loss(latents: torch.Tensor) -> torch.Tensor:
         return (latents - target_latents).pow(2).sum() / start_distance_sq
@@ -137,7 +159,8 @@ def optimize_cloak(
         # The 8-bit image is a leaf: gradients w.r.t. it pass straight through the rounding to delta.
         image = quantize_8bit(original + delta.detach()).requires_grad_(training)
         if training:
-            distance_sq = float(tiled.backward(image, latent_loss)) * start_distance_sq
+            with encoder_precision:
+                distance_sq = float(tiled.backward(image, latent_loss)) * start_distance_sq
         else:
             distance_sq = float((tiled.encode(image) - target_latents).pow(2).sum())
         lpips_value = 0.0
@@ -167,7 +190,7 @@ def optimize_cloak(
         if config.patience and step - best_step >= config.patience:
             last_step = step + 1  # one more pass measures this update, then stop
 
-    cloaked, lpips_value = _enforce_budget(original, best_delta, perceptual, config.budget)
+    cloaked, lpips_value = enforce_budget(original, best_delta, perceptual, config.budget)
     final_distance_sq = float((tiled.encode(cloaked) - target_latents).pow(2).sum())
     return CloakOutcome(
         cloaked=cloaked,
@@ -176,6 +199,27 @@ def optimize_cloak(
         steps_run=last_step,
         history=history,
     )
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: full fp32)."""
+    if precision == "fp32":
+        return None
+    if precision not in ("auto", "bf16"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    # On a CPU without native bf16 (most laptops: AVX2 only) autocast would be slower than fp32.
+    return torch.bfloat16 if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
+def autocast_context(precision: str, device: torch.device) -> Any:
+    dtype = autocast_dtype(precision, device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 class _Adam:
@@ -237,7 +281,7 @@ def _project_onto_budget(original: torch.Tensor, delta: torch.Tensor, lpips: _Pe
     delta.copy_(torch.clamp(original + final * base, 0, 1) - original)
 
 
-def _enforce_budget(original: torch.Tensor, delta: torch.Tensor, metric: torch.nn.Module, budget: float) -> tuple[torch.Tensor, float]:
+def enforce_budget(original: torch.Tensor, delta: torch.Tensor, metric: torch.nn.Module, budget: float) -> tuple[torch.Tensor, float]:
     """The 8-bit image of ``original + s * delta`` with the largest ``s`` in [0, 1] that meets the budget,
     measured on the whole image exactly as reports measure it.
 

@@ -80,17 +80,7 @@ class Cloaker:
         self.perceptual = perceptual if perceptual is not None else load_lpips(self.settings.lpips_net, self.device)
 
     def optimizer_config(self) -> OptimizerConfig:
-        s = self.settings
-        return OptimizerConfig(
-            budget=s.budget,
-            steps=s.steps,
-            learning_rate=s.learning_rate,
-            penalty_weight=s.penalty_weight,
-            budget_margin=s.budget_margin,
-            patience=s.patience,
-            tile_size=s.tile_size,
-            seed=s.seed,
-        )
+        return OptimizerConfig.from_settings(self.settings)
 
     def render_target(self, image: torch.Tensor) -> torch.Tensor:
         """The target for ``image`` (8-bit values), rendered at the image's own resolution, cached by content."""

@@ -49,6 +49,8 @@ class CloakSettings:
     tile_size: int = 512
     seed: int = 0
     device: str = "auto"
+    # The encoder's arithmetic in the optimisation steps: auto (bf16 where the hardware has it natively), bf16, fp32.
+    precision: str = "auto"
     intensity: str | None = "medium"
     quality: str | None = "default"
 
@@ -73,6 +75,8 @@ class CloakSettings:
             raise ValueError(f"budget must be an LPIPS distance in (0, 1), got {self.budget}")
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")
 
