@@ -178,8 +178,48 @@ class EncoderBackend:
     load: Callable[[str | None], LatentEncoder]
 
 
+def _is_diffusers_folder(path: str | None) -> bool:
+    if path is None:
+        return False
+    folder = Path(path).expanduser()
+    return (folder / "config.json").is_file() or (folder.is_file() and (folder.parent / "config.json").is_file()
+                                                  and folder.suffix in (".safetensors", ".bin"))
+
+
+def _load_tiny(name: str, path: str | None) -> LatentEncoder:
+    # A diffusers AutoencoderTiny folder (config.json) goes through diffusers; the original .pth files through ours.
+    if _is_diffusers_folder(path):
+        from .diffusers_encoders import load_diffusers_vae
+
+        return load_diffusers_vae(name, path, tiny=True)  # type: ignore[arg-type]
+    return load_tiny_autoencoder(name, path)
+
+
 def _tiny_backend(name: str, description: str) -> EncoderBackend:
-    return EncoderBackend(name, description, lambda path: load_tiny_autoencoder(name, path))
+    return EncoderBackend(name, description, lambda path: _load_tiny(name, path))
+
+
+def _find_model_folder(name: str) -> Path:
+    """``<models dir>/<name>/`` for a model given without a path (where `stylecloak models fetch` puts it)."""
+    from .weights import ModelNotFoundError, models_dirs
+
+    looked = [d / name for d in models_dirs()]
+    for folder in looked:
+        if folder.is_dir():
+            return folder
+    raise ModelNotFoundError(
+        f"model {name!r} not found (looked in: {', '.join(str(f) for f in looked)}). Fetch it with "
+        f"`stylecloak models fetch {name}`, or give a local diffusers folder or file: --encoder {name}:PATH."
+    )
+
+
+def _vae_backend(name: str, description: str) -> EncoderBackend:
+    def load(path: str | None) -> LatentEncoder:
+        from .diffusers_encoders import load_diffusers_vae
+
+        return load_diffusers_vae(name, path if path is not None else _find_model_folder(name))
+
+    return EncoderBackend(name, description, load)
 
 
 ENCODER_BACKENDS: dict[str, EncoderBackend] = {
@@ -190,6 +230,9 @@ ENCODER_BACKENDS: dict[str, EncoderBackend] = {
         _tiny_backend("taesd3", "tiny autoencoder of the SD3 latent space (16 channels)"),
         _tiny_backend("taesdxl", "tiny autoencoder of the SDXL latent space (4 channels)"),
         _tiny_backend("taesd", "tiny autoencoder of the SD 1.x/2.x latent space (4 channels)"),
+        _vae_backend("sd-vae", "Stable Diffusion 1.x/2.x VAE (diffusers AutoencoderKL, 4 channels; full extra)"),
+        _vae_backend("sdxl-vae", "SDXL VAE (diffusers AutoencoderKL, 4 channels; full extra)"),
+        _vae_backend("flux-vae", "FLUX.1 VAE (diffusers AutoencoderKL, 16 channels; full extra)"),
     )
 }
 
@@ -203,7 +246,13 @@ def parse_encoder_spec(spec: str) -> tuple[str, str | None]:
 
 
 def load_encoder(spec: str = DEFAULT_ENCODER, device: str | torch.device = "cpu") -> LatentEncoder:
-    """Load an encoder backend by spec ``NAME`` or ``NAME:PATH``, frozen and in eval mode."""
+    """Load an encoder by spec, frozen and in eval mode: ``NAME``, ``NAME:PATH``, or an ensemble of them joined
+    by ``+``, each with an optional ``@WEIGHT`` (``sd-vae:/models/vae@0.5+taef2``)."""
+    if "+" in spec:
+        from .ensemble import EnsembleEncoder, parse_member
+
+        members = [parse_member(part.strip()) for part in spec.split("+") if part.strip()]
+        return EnsembleEncoder([load_encoder(m, device) for m, _ in members], [w for _, w in members]).to(device)
     name, path = parse_encoder_spec(spec)
     backend = ENCODER_BACKENDS.get(name)
     if backend is None:

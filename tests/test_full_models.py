@@ -1,0 +1,130 @@
+"""Full-model encoders through diffusers, on tiny random models saved to a temporary folder and loaded offline
+(``NAME:PATH``, ``HF_HUB_OFFLINE=1``), and the ensemble encoder with the real TAEF2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+diffusers = pytest.importorskip("diffusers", reason="diffusers is not installed (the eval/full extras)")
+
+from stylecloak.models.diffusers_encoders import DiffusersTinyEncoder, DiffusersVAEEncoder  # noqa: E402
+from stylecloak.models.encoders import load_encoder  # noqa: E402
+from stylecloak.models.ensemble import EnsembleEncoder, parse_member  # noqa: E402
+from stylecloak.models.tiled import TiledEncoder  # noqa: E402
+from stylecloak.models.weights import ModelNotFoundError  # noqa: E402
+
+from .conftest import load_painting  # noqa: E402
+
+
+def tiny_vae(latent_channels: int = 4, **config) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return diffusers.AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
+        latent_channels=latent_channels, norm_num_groups=8, sample_size=64, **config,
+    )
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    tiny_vae(scaling_factor=0.18215).save_pretrained(root / "sd-vae")
+    tiny_vae(16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
+             use_post_quant_conv=False).save_pretrained(root / "flux-vae")
+    # A whole pipeline folder: the VAE is in its vae/ subfolder.
+    tiny_vae(scaling_factor=0.13025).save_pretrained(root / "sdxl-pipeline" / "vae")
+    torch.manual_seed(0)
+    diffusers.AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                              num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1)).save_pretrained(root / "taesd")
+    # A single weights file with its config.json beside it.
+    single = root / "single"
+    single.mkdir()
+    vae = tiny_vae(scaling_factor=0.18215)
+    from safetensors.torch import save_file
+
+    save_file(vae.state_dict(), str(single / "vae.safetensors"))
+    (single / "config.json").write_text(json.dumps(dict(vae.config)))
+    return root
+
+
+@pytest.fixture()
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.mark.parametrize("spec, cls, channels", [
+    ("sd-vae:{root}/sd-vae", DiffusersVAEEncoder, 4),
+    ("flux-vae:{root}/flux-vae", DiffusersVAEEncoder, 16),
+    ("sdxl-vae:{root}/sdxl-pipeline", DiffusersVAEEncoder, 4),
+    ("sd-vae:{root}/single/vae.safetensors", DiffusersVAEEncoder, 4),
+    ("taesd:{root}/taesd", DiffusersTinyEncoder, 4),
+])
+def test_full_model_encoders_load_from_local_paths(spec: str, cls: type, channels: int, model_dir: Path, offline) -> None:
+    encoder = load_encoder(spec.format(root=model_dir))
+    assert isinstance(encoder, cls)
+    x = torch.rand(1, 3, 45, 70)
+    latents = encoder.encode(x)
+    assert latents.shape == (1, channels, 6, 9)
+    assert encoder.decode(latents).shape[-2:] == (48, 72)
+    # Differentiable with respect to the image: the cloak's gradient reaches every pixel.
+    image = x.clone().requires_grad_(True)
+    encoder.encode(image).pow(2).sum().backward()
+    assert image.grad is not None and float(image.grad.abs().sum()) > 0
+
+
+def test_vae_latents_are_the_scaled_posterior_mean(model_dir: Path, offline) -> None:
+    encoder = load_encoder(f"flux-vae:{model_dir}/flux-vae")
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        mean = encoder.vae.encode(x * 2 - 1).latent_dist.mean
+        assert torch.allclose(encoder.encode(x), (mean - 0.1159) * 0.3611, atol=1e-6)
+
+
+def test_a_named_vae_without_a_path_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLECLOAK_MODELS", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="stylecloak models fetch sd-vae"):
+        load_encoder("sd-vae")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_encoder(f"sd-vae:{tmp_path}")
+
+
+def test_ensemble_weights_members_and_tiles_like_a_whole_image(model_dir: Path, encoder, offline) -> None:
+    assert parse_member("sd-vae:/m/v@0.5") == ("sd-vae:/m/v", 0.5)
+    assert parse_member("sd-vae:/m/a@b") == ("sd-vae:/m/a@b", 1.0)
+    ensemble = load_encoder(f"taesd:{model_dir}/taesd@0.25+taef2")
+    assert isinstance(ensemble, EnsembleEncoder)
+    assert ensemble.name == "taesd+taef2" and ensemble.latent_channels == 36
+    assert ensemble.factors == pytest.approx([0.5, 1 / 0.85])
+    x = torch.from_numpy(load_painting("bruegel_harvesters.png", 200)).permute(2, 0, 1).unsqueeze(0).contiguous()
+    with torch.no_grad():
+        whole = ensemble.encode(x)
+        tiled = TiledEncoder(ensemble, x.shape[-2], x.shape[-1], tile_size=64)
+        assert len(tiled.tiles) > 2
+        assert torch.allclose(tiled.encode(x), whole, atol=2e-3)
+    assert ensemble.can_decode and ensemble.decode(whole).shape[-2:] == (whole.shape[-2] * 8, whole.shape[-1] * 8)
+    with pytest.raises(ValueError, match="weight"):
+        EnsembleEncoder([encoder], [0.0])
+
+
+def test_cloak_with_full_encoders_and_an_ensemble_from_the_command_line(model_dir: Path, tmp_path: Path) -> None:
+    image = tmp_path / "wave.png"
+    Image.fromarray((load_painting("hokusai_great_wave.png", 96) * 255).round().astype(np.uint8)).save(image)
+    for spec in (f"sd-vae:{model_dir}/sd-vae", f"flux-vae:{model_dir}/flux-vae", f"sd-vae:{model_dir}/sd-vae@0.5+taef2"):
+        done = subprocess.run(
+            [sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"), "--encoder", spec,
+             "--target", "ink-hatching", "--quality", "fast", "--json"],
+            capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        assert report["encoder"] in ("sd-vae", "flux-vae", "sd-vae+taef2")
+        assert report["lpips"] <= report["budget"]
+        assert report["target_progress"] > 0
