@@ -136,9 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the known models and where they are")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    models_sub.add_parser("list", help="every known model and whether it is present")
+    models_sub.add_parser("list", help="every known model: size, licence, upstream, and whether it is present")
     path = models_sub.add_parser("path", help="print where a model's files are")
     path.add_argument("name")
+    fetch = models_sub.add_parser("fetch", help="download a model into the user cache (checksum-verified, resumable)")
+    fetch.add_argument("name")
+    fetch.add_argument("--allow-unpinned", action="store_true",
+                       help="download a model that has no pinned checksum or revision here yet (its sha256 is printed)")
 
     targets = commands.add_parser("targets", help="the catalogue of target styles")
     targets_sub = targets.add_subparsers(dest="targets_command", metavar="ACTION", required=True)
@@ -225,6 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted; finished outputs are complete, nothing half-written was left")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `stylecloak models list | head`: the reader has gone, which is fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 
@@ -392,29 +401,77 @@ def _auto_target(inputs: Sequence[Path], pin_folder: Path, args: argparse.Namesp
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from .models.encoders import ENCODER_BACKENDS, TINY_AUTOENCODER_FILES
-    from .models.weights import ModelNotFoundError, resolve_model_file
+    from .models.registry import KNOWN_MODELS, present_size_mb
 
     if args.models_command == "list":
-        for name, backend in ENCODER_BACKENDS.items():
-            files = TINY_AUTOENCODER_FILES.get(name)
-            where = "not pinned here: pass --encoder NAME:PATH"
-            if files:
-                try:
-                    where = str(resolve_model_file(files[0], verify=False).parent)
-                except ModelNotFoundError:
-                    where = "missing (set STYLECLOAK_MODELS)"
-            print(f"{name:10s} {backend.description}\n{'':10s} {where}")
+        for model in KNOWN_MODELS.values():
+            folder = model.location()
+            size = f"{model.size_mb:.1f} MB" if model.size_mb else "size unknown"
+            state = f"present: {folder} ({present_size_mb(folder):.1f} MB)" if folder else "missing: stylecloak models fetch " + model.name
+            pin = "pinned" if model.pinned else "not pinned yet"
+            print(f"{model.name:9s} {model.description}\n{'':9s} {size}, licence {model.licence}, {pin}, from {model.upstream}\n"
+                  f"{'':9s} {state}")
         return EXIT_OK
-    files = TINY_AUTOENCODER_FILES.get(args.name)
-    if files is None:
-        _error(f"no pinned files for model {args.name!r}; known: {', '.join(TINY_AUTOENCODER_FILES)}")
+    model = KNOWN_MODELS.get(args.name)
+    if model is None:
+        _error(f"unknown model {args.name!r}; known models: {', '.join(KNOWN_MODELS)}")
         return EXIT_USAGE
+    if args.models_command == "path":
+        folder = model.location()
+        if folder is None:
+            _error(f"{model.name} is not here; get it with `stylecloak models fetch {model.name}` (or set STYLECLOAK_MODELS "
+                   f"to the folder that holds '{model.name}/')")
+            return EXIT_SOME_FAILED
+        print(folder)
+        return EXIT_OK
+    return _fetch_model(model, args.allow_unpinned)
+
+
+def _fetch_model(model: Any, allow_unpinned: bool) -> int:
+    from tqdm import tqdm
+
+    from .models.fetch import FetchError
+    from .models.registry import fetch_model
+    from .models.weights import ChecksumMismatchError, sha256_file, verify_sha256
+
+    bars: list[Any] = []
+
+    def progress_factory(filename: str) -> Any:
+        bar = tqdm(desc=filename, unit="B", unit_scale=True, file=sys.stderr, disable=None)
+        bars.append(bar)
+
+        def update(done: int, total: int | None) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        return update
+
+    present = model.location()
+    if present is not None and model.pinned and model.files:
+        try:
+            for spec in model.files:
+                verify_sha256(present / spec.filename, spec.sha256)
+        except ChecksumMismatchError as exc:
+            _error(f"{exc} (fetching a fresh copy into the cache)")
+        else:
+            print(f"stylecloak: {model.name} is already here, verified", file=sys.stderr)
+            print(present)
+            return EXIT_OK
+    print(f"stylecloak: fetching {model.name} from {model.upstream}", file=sys.stderr)
     try:
-        print(resolve_model_file(files[0], verify=False).parent)
-    except ModelNotFoundError as exc:
+        folder = fetch_model(model, allow_unpinned=allow_unpinned, progress_factory=progress_factory)
+    except (FetchError, ChecksumMismatchError, OSError) as exc:
+        for bar in bars:
+            bar.close()
         _error(str(exc))
         return EXIT_SOME_FAILED
+    for bar in bars:
+        bar.close()
+    if not model.pinned:
+        for spec in model.files:
+            print(f"{spec.filename} sha256 {sha256_file(folder / spec.filename)}", file=sys.stderr)
+    print(folder)
     return EXIT_OK
 
 

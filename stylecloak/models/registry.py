@@ -1,0 +1,109 @@
+"""Every model stylecloak knows: what it is, its licence, where it comes from, and how it is pinned.
+
+A model is fetched into ``<user cache>/models/<name>/``, where the encoders look for it. Direct files are pinned
+by sha256; Hugging Face repositories by a commit. Where no pin is known here yet, ``models fetch`` refuses
+unless the user passes ``--allow-unpinned`` (and then prints what it got, so that it can be pinned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .encoders import TINY_AUTOENCODER_FILES
+from .weights import ModelFile, models_dirs, user_cache_dir
+
+TAESD_RAW = "https://github.com/madebyollin/taesd/raw/main"
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    name: str
+    description: str
+    licence: str
+    upstream: str
+    size_mb: float | None = None  # None: not known here until fetched
+    files: tuple[ModelFile, ...] = ()  # direct downloads (sha256 "" = not pinned yet)
+    hub_repo: str | None = None
+    hub_revision: str | None = None  # a pinned commit; None = not pinned yet
+    hub_patterns: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def pinned(self) -> bool:
+        if self.hub_repo is not None:
+            return self.hub_revision is not None
+        return bool(self.files) and all(f.sha256 for f in self.files)
+
+    def location(self) -> Path | None:
+        """The folder that holds this model, if it is present in one of the model folders."""
+        for folder in (d / self.name for d in models_dirs()):
+            if self.files and all((folder / f.filename).is_file() for f in self.files):
+                return folder
+            if self.hub_repo is not None and ((folder / "config.json").is_file() or (folder / "vae" / "config.json").is_file()):
+                return folder
+        return None
+
+
+def _taesd_files(name: str) -> tuple[ModelFile, ...]:
+    pinned = TINY_AUTOENCODER_FILES.get(name)
+    if pinned:
+        return pinned
+    return tuple(ModelFile(name, f"{name}_{part}.pth", "", f"{TAESD_RAW}/{name}_{part}.pth", "MIT") for part in ("encoder", "decoder"))
+
+
+KNOWN_MODELS: dict[str, KnownModel] = {
+    m.name: m
+    for m in (
+        KnownModel("taef2", "tiny autoencoder of FLUX.2 (the default encoder)", "MIT", TAESD_RAW, 5.4, _taesd_files("taef2")),
+        KnownModel("taef1", "tiny autoencoder of FLUX.1", "MIT", TAESD_RAW, None, _taesd_files("taef1")),
+        KnownModel("taesd3", "tiny autoencoder of SD3", "MIT", TAESD_RAW, None, _taesd_files("taesd3")),
+        KnownModel("taesdxl", "tiny autoencoder of SDXL", "MIT", TAESD_RAW, None, _taesd_files("taesdxl")),
+        KnownModel("taesd", "tiny autoencoder of SD 1.x/2.x", "MIT", TAESD_RAW, None, _taesd_files("taesd")),
+        KnownModel("sd-vae", "Stable Diffusion 1.x/2.x VAE (ft-MSE)", "MIT", "https://huggingface.co/stabilityai/sd-vae-ft-mse",
+                   hub_repo="stabilityai/sd-vae-ft-mse", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
+        KnownModel("sdxl-vae", "SDXL VAE", "see the model card (CreativeML Open RAIL++-M)", "https://huggingface.co/stabilityai/sdxl-vae",
+                   hub_repo="stabilityai/sdxl-vae", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
+        KnownModel("flux-vae", "FLUX.1 VAE (from FLUX.1-schnell)", "Apache-2.0", "https://huggingface.co/black-forest-labs/FLUX.1-schnell",
+                   hub_repo="black-forest-labs/FLUX.1-schnell", hub_patterns=("vae/config.json", "vae/diffusion_pytorch_model.safetensors")),
+    )
+}
+
+
+def fetch_model(model: KnownModel, allow_unpinned: bool = False, cache_dir: Path | None = None,
+                progress_factory: Callable[[str], Callable[[int, int | None], None]] | None = None) -> Path:
+    """Download ``model`` into ``<cache>/models/<name>/`` and return that folder."""
+    from .fetch import FetchError, fetch_file, offline_requested
+
+    if not model.pinned and not allow_unpinned:
+        raise FetchError(f"{model.name} has no pinned checksum or revision in this stylecloak yet; pass --allow-unpinned "
+                         f"to download it from {model.upstream} anyway (its sha256 is printed so that you can check it)")
+    folder = (cache_dir or user_cache_dir() / "models") / model.name
+    if model.hub_repo is not None:
+        if offline_requested():
+            raise FetchError(f"offline mode is set (STYLECLOAK_OFFLINE or HF_HUB_OFFLINE), so {model.hub_repo} was not downloaded")
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:
+            raise FetchError("fetching from the Hugging Face hub needs huggingface_hub: pip install 'stylecloak[full]'") from None
+        try:
+            snapshot_download(model.hub_repo, revision=model.hub_revision, allow_patterns=list(model.hub_patterns), local_dir=folder)
+        except Exception as exc:  # noqa: BLE001 - the hub client raises many kinds; one clear line for the user
+            raise FetchError(f"could not download {model.hub_repo}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        return folder
+    for spec in model.files:
+        if spec.upstream_url is None:
+            raise FetchError(f"{model.name}/{spec.filename} has no download location")
+        destination = folder / spec.filename
+        if destination.is_file() and spec.sha256:
+            from .weights import sha256_file
+
+            if sha256_file(destination) == spec.sha256:
+                continue  # already here and verified
+        progress = progress_factory(spec.filename) if progress_factory else None
+        fetch_file(spec.upstream_url, destination, spec.sha256 or None, progress=progress)
+    return folder
+
+
+def present_size_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
