@@ -80,6 +80,17 @@ a partner get one warning line each. A pair that fails gets one error line, the 
 """
 
 
+DESCRIPTOR_HELP = ("style descriptor for the target choice: VGG16 Gram statistics (default), the encoder's latent "
+                   "statistics, or a local CLIP model's image embedding (clip:PATH, a transformers folder; needs "
+                   "the full extra)")
+
+
+def _descriptor_spec(value: str) -> str:
+    if value in ("gram", "latent") or (value.startswith("clip:") and len(value) > 5):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: use gram, latent, or clip:PATH")
+
+
 def _error(message: str) -> None:
     print(f"stylecloak: error: {message}", file=sys.stderr)
 
@@ -121,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     cloak.add_argument("--target", default="auto", metavar="NAME",
                        help="target style (default: auto, one style chosen for the whole set of inputs, or the one "
                             "pinned in OUT_DIR/.stylecloak.json); see `stylecloak targets list`")
+    cloak.add_argument("--descriptor", default="gram", type=_descriptor_spec, metavar="gram|latent|clip:PATH",
+                       help="with --target auto: " + DESCRIPTOR_HELP)
     cloak.add_argument("--target-images", metavar="DIR",
                        help="make the target by neural style transfer from your own reference images in DIR "
                             "(e.g. public-domain works in a style far from yours); overrides --target")
@@ -160,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(the 50th-75th percentile band).")
     choose.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     choose.add_argument("--pin", metavar="DIR", help="also pin the choice in DIR/.stylecloak.json for later cloaks")
-    choose.add_argument("--descriptor", default="gram", choices=["gram", "latent"],
-                        help="style descriptor: VGG16 Gram statistics (default) or the encoder's latent statistics")
+    choose.add_argument("--descriptor", default="gram", type=_descriptor_spec, metavar="gram|latent|clip:PATH",
+                        help=DESCRIPTOR_HELP)
     _add_model_options(choose)
     choose.add_argument("--json", action="store_true", help="print the distances and the choice as JSON")
 
@@ -350,8 +363,13 @@ def _choose(images: Sequence[torch.Tensor], args: argparse.Namespace) -> TargetC
     try:
         device = resolve_device(args.device)
         descriptor: StyleDescriptor
-        if getattr(args, "descriptor", "gram") == "latent":
+        spec = getattr(args, "descriptor", "gram")
+        if spec == "latent":
             descriptor = LatentStatsDescriptor(load_encoder(args.encoder, device))
+        elif spec.startswith("clip:"):
+            from .evaluation.clip import clip_descriptor
+
+            descriptor = clip_descriptor(spec[len("clip:"):], device)  # CLIPUnavailableError is a RuntimeError
         else:
             descriptor = GramDescriptor(load_vgg16_features(device))
     except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError) as exc:

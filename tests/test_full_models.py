@@ -128,3 +128,18 @@ def test_cloak_with_full_encoders_and_an_ensemble_from_the_command_line(model_di
         assert report["encoder"] in ("sd-vae", "flux-vae", "sd-vae+taef2")
         assert report["lpips"] <= report["budget"]
         assert report["target_progress"] > 0
+
+
+def test_target_choice_with_a_clip_descriptor(tiny_clip: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """--descriptor clip:PATH: the portfolio's CLIP embeddings choose the target (here a tiny random CLIP)."""
+    from stylecloak.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("hokusai_great_wave.png", "hokusai_poppies.png"):
+        Image.fromarray((load_painting(name, 64) * 255).round().astype(np.uint8)).save(tmp_path / name)
+    assert main(["targets", "choose", str(tmp_path), "--descriptor", f"clip:{tiny_clip}", "--json"]) == 0
+    choice = json.loads(capsys.readouterr().out)
+    assert choice["descriptor"] == "clip" and choice["images"] == 2
+    assert len(choice["candidates"]) >= 5
+    assert main(["targets", "choose", str(tmp_path), "--descriptor", f"clip:{tmp_path}/none"]) != 0
+    assert "cannot load CLIP model" in capsys.readouterr().err

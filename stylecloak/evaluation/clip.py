@@ -142,3 +142,9 @@ class CLIPZeroShotClassifier:
 
     def predict(self, images: Sequence[torch.Tensor]) -> list[str]:
         return [self.labels[k] for k in self.predict_proba(images).argmax(dim=1).tolist()]
+
+
+def clip_descriptor(model_path_or_name: str | os.PathLike[str], device: str | torch.device = "cpu") -> CLIPZeroShotClassifier:
+    """A CLIP model as a :class:`~stylecloak.descriptors.StyleDescriptor` (``--descriptor clip:PATH``): its
+    ``describe`` is the unit-length image embedding. The one prompt it is built with is never used."""
+    return CLIPZeroShotClassifier(model_path_or_name, ["artwork"], device=device)
