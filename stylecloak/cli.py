@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     cloak.add_argument("--target", default="auto", metavar="NAME",
                        help="target style (default: auto, one style chosen for the whole set of inputs, or the one "
                             "pinned in OUT_DIR/.stylecloak.json); see `stylecloak targets list`")
+    cloak.add_argument("--target-model", metavar="PATH",
+                       help="for --target sd:PROMPT: a local Stable Diffusion folder (diffusers format) that renders "
+                            "the target with img2img; needs the full extra")
+    cloak.add_argument("--target-strength", type=float, default=None, metavar="S",
+                       help="for --target sd:PROMPT: img2img strength in (0, 1] (default 0.5)")
     cloak.add_argument("--descriptor", default="gram", type=_descriptor_spec, metavar="gram|latent|clip:PATH",
                        help="with --target auto: " + DESCRIPTOR_HELP)
     cloak.add_argument("--target-images", metavar="DIR",
@@ -296,7 +301,7 @@ def run_cloak(args: argparse.Namespace) -> int:
         return EXIT_SOME_FAILED
     overrides: dict[str, object] = {"encoder": args.encoder, "device": args.device, "seed": args.seed,
                                     "precision": args.precision}
-    if args.target != "auto":
+    if args.target != "auto" and not args.target.startswith("sd:"):
         overrides["target"] = args.target
     if args.steps is not None:
         overrides["steps"] = args.steps
@@ -311,7 +316,13 @@ def run_cloak(args: argparse.Namespace) -> int:
     cloaker = _setup_models(settings)
     if cloaker is None:
         return EXIT_USAGE
-    if args.target_images:
+    if args.target.startswith("sd:"):
+        sd_target = _sd_target(args, cloaker.device)
+        if sd_target is None:
+            return EXIT_USAGE
+        settings = replace(settings, target=sd_target.name)
+        cloaker = Cloaker(settings, encoder=cloaker.encoder, perceptual=cloaker.perceptual, target=sd_target)
+    elif args.target_images:
         transfer = _reference_target(args.target_images, cloaker.device)
         if transfer is None:
             return EXIT_USAGE
@@ -376,6 +387,21 @@ def _choose(images: Sequence[torch.Tensor], args: argparse.Namespace) -> TargetC
         _error(str(exc).strip("'\""))
         return None
     return choose_target([image.to(device) for image in images], descriptor, seed=getattr(args, "seed", 0))
+
+
+def _sd_target(args: argparse.Namespace, device: torch.device) -> TargetStyle | None:
+    from .targets.sd import DEFAULT_STRENGTH, SDImg2ImgTarget, load_img2img_pipeline
+
+    if not args.target_model:
+        _error("--target sd:PROMPT needs --target-model PATH, a local Stable Diffusion folder in diffusers format")
+        return None
+    try:
+        pipeline = load_img2img_pipeline(args.target_model, device)
+        strength = args.target_strength if args.target_strength is not None else DEFAULT_STRENGTH
+        return SDImg2ImgTarget(pipeline, args.target[len("sd:"):], strength=strength)
+    except (RuntimeError, ValueError) as exc:
+        _error(str(exc))
+        return None
 
 
 def _reference_target(folder: str, device: torch.device) -> TargetStyle | None:

@@ -143,3 +143,60 @@ def test_target_choice_with_a_clip_descriptor(tiny_clip: Path, tmp_path: Path, c
     assert len(choice["candidates"]) >= 5
     assert main(["targets", "choose", str(tmp_path), "--descriptor", f"clip:{tmp_path}/none"]) != 0
     assert "cannot load CLIP model" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path) -> Path:
+    """A random Stable Diffusion img2img pipeline with 8-16 wide blocks, saved like a downloaded model."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16, norm_num_groups=8, attention_head_dim=2,
+    )
+    tokenizer = transformers.CLIPTokenizer.from_pretrained(tiny_clip)
+    text_encoder = transformers.CLIPTextModel(transformers.CLIPTextConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    pipeline = diffusers.StableDiffusionImg2ImgPipeline(
+        vae=tiny_vae(scaling_factor=0.18215), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=diffusers.DDIMScheduler(clip_sample=False), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    folder = tmp_path_factory.mktemp("tiny-sd")
+    pipeline.save_pretrained(folder)
+    return folder
+
+
+def test_sd_img2img_target_renders_in_tiles_and_is_cached(tiny_sd: Path, tmp_path: Path, monkeypatch) -> None:
+    from stylecloak.targets.cache import render_cached
+    from stylecloak.targets.sd import SDImg2ImgTarget, load_img2img_pipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    target = SDImg2ImgTarget(load_img2img_pipeline(tiny_sd), "ink drawing", steps=4, tile_size=64, overlap=16)
+    image = torch.from_numpy(load_painting("hokusai_great_wave.png", 100)).permute(2, 0, 1).unsqueeze(0).contiguous()
+    rendered = target.render(image)
+    assert rendered.shape == image.shape and 0 <= float(rendered.min()) and float(rendered.max()) <= 1
+    assert not torch.allclose(rendered, image, atol=0.05)
+    assert torch.equal(target.render(image), rendered)  # seeded: the same target every time
+    cached = render_cached(target, image, 0, tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    assert torch.equal(render_cached(target, image, 0, tmp_path), cached)
+    with pytest.raises(ValueError, match="prompt"):
+        SDImg2ImgTarget(target.pipeline, "  ")
+
+
+def test_cloak_toward_an_sd_target_from_the_command_line(tiny_sd: Path, tmp_path: Path) -> None:
+    image = tmp_path / "wave.png"
+    Image.fromarray((load_painting("hokusai_great_wave.png", 96) * 255).round().astype(np.uint8)).save(image)
+    done = subprocess.run(
+        [sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"), "--target",
+         "sd:oil painting with thick brushstrokes", "--target-model", str(tiny_sd), "--quality", "fast", "--json"],
+        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["target"].startswith("sd:oil painting with thick brushstrokes")
+    assert report["lpips"] <= report["budget"] and report["target_progress"] > 0
+    missing = subprocess.run([sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"),
+                              "--target", "sd:ink"], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--target-model" in missing.stderr
