@@ -117,7 +117,8 @@ def test_ensemble_weights_members_and_tiles_like_a_whole_image(model_dir: Path, 
 def test_cloak_with_full_encoders_and_an_ensemble_from_the_command_line(model_dir: Path, tmp_path: Path) -> None:
     image = tmp_path / "wave.png"
     Image.fromarray((load_painting("hokusai_great_wave.png", 96) * 255).round().astype(np.uint8)).save(image)
-    for spec in (f"sd-vae:{model_dir}/sd-vae", f"flux-vae:{model_dir}/flux-vae", f"sd-vae:{model_dir}/sd-vae@0.5+taef2"):
+    for spec in (f"sd-vae:{model_dir}/sd-vae", f"flux-vae:{model_dir}/flux-vae", f"sdxl-vae:{model_dir}/sdxl-pipeline",
+                 f"taesd:{model_dir}/taesd", f"sd-vae:{model_dir}/sd-vae@0.5+taef2"):
         done = subprocess.run(
             [sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"), "--encoder", spec,
              "--target", "ink-hatching", "--quality", "fast", "--json"],
@@ -125,7 +126,7 @@ def test_cloak_with_full_encoders_and_an_ensemble_from_the_command_line(model_di
         )
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout.strip().splitlines()[-1])
-        assert report["encoder"] in ("sd-vae", "flux-vae", "sd-vae+taef2")
+        assert report["encoder"] == spec.split(":")[0] if "+" not in spec else report["encoder"] == "sd-vae+taef2"
         assert report["lpips"] <= report["budget"]
         assert report["target_progress"] > 0
 
@@ -161,7 +162,7 @@ def tiny_sd(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path) -> Path:
         max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1))
     pipeline = diffusers.StableDiffusionImg2ImgPipeline(
         vae=tiny_vae(scaling_factor=0.18215), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        scheduler=diffusers.DDIMScheduler(clip_sample=False), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        scheduler=diffusers.DDIMScheduler(clip_sample=False, steps_offset=1), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     folder = tmp_path_factory.mktemp("tiny-sd")
     pipeline.save_pretrained(folder)
     return folder
@@ -200,3 +201,39 @@ def test_cloak_toward_an_sd_target_from_the_command_line(tiny_sd: Path, tmp_path
     missing = subprocess.run([sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"),
                               "--target", "sd:ink"], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "--target-model" in missing.stderr
+
+
+def test_lora_mimicry_from_the_command_line(tiny_sd: Path, tiny_clip: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A few LoRA steps on a tiny random SD pipeline, on clean and cloaked art, generating, and judging with a
+    linear probe on a (tiny random) CLIP."""
+    pytest.importorskip("peft", reason="peft is not installed (the full extra)")
+    from stylecloak.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folders = {name: tmp_path / name for name in ("clean", "cloaked", "others/ukiyo-e", "others/impressionism")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    works = {"clean": ["leonardo_mona_lisa.png", "arcimboldo_librarian.png"],
+             "others/ukiyo-e": ["hokusai_great_wave.png", "hiroshige_inokashira_snow.png"],
+             "others/impressionism": ["renoir_moulin_de_la_galette.png", "cassatt_summertime.png"]}
+    for key, names in works.items():
+        for name in names:
+            pixels = (load_painting(name, 64) * 255).round().astype(np.uint8)
+            Image.fromarray(pixels).save(folders[key] / name)
+            if key == "clean":
+                Image.fromarray(pixels).save(folders["cloaked"] / name.replace(".png", ".cloaked.png"))
+    code = main(["mimic", "--attack", "lora", "--base", str(tiny_sd), "--clean", str(folders["clean"]),
+                 "--cloaked", str(folders["cloaked"]), "--others", str(tmp_path / "others"), "--steps", "3",
+                 "--samples", "2", "--image-size", "32", "--purify", "none", "--out", str(tmp_path / "out"), "--json",
+                 "--judge", f"clip:{tiny_clip}"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["config"]["attack"] == "lora" and report["config"]["steps"] == 3
+    assert report["classifier"] == "clip-linear"
+    assert [c["condition"] for c in report["conditions"]] == ["clean", "cloaked"]
+    for condition in report["conditions"]:
+        assert condition["samples"] == 2 and 0 <= condition["protection_success_rate"] <= 1
+        assert condition["loss_first"] == condition["loss_first"]  # a number, not NaN
+    assert (tmp_path / "out" / "samples_clean.png").is_file()
+    assert main(["mimic", "--attack", "lora", "--clean", "a", "--cloaked", "b", "--others", "c"]) == 2
+    assert "--base" in capsys.readouterr().err

@@ -148,3 +148,18 @@ def clip_descriptor(model_path_or_name: str | os.PathLike[str], device: str | to
     """A CLIP model as a :class:`~stylecloak.descriptors.StyleDescriptor` (``--descriptor clip:PATH``): its
     ``describe`` is the unit-length image embedding. The one prompt it is built with is never used."""
     return CLIPZeroShotClassifier(model_path_or_name, ["artwork"], device=device)
+
+
+class CLIPFeatureExtractor:
+    """CLIP image embeddings as the features of :class:`~stylecloak.evaluation.classifier.GramStyleClassifier`'s
+    heads (a linear probe on CLIP: ``stylecloak mimic --judge clip:PATH``). Training adds a mirrored view."""
+
+    def __init__(self, clip: CLIPZeroShotClassifier) -> None:
+        self.clip = clip
+        self.block_sizes = [int(clip.model.config.projection_dim)]
+
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        return self.clip.embed([image])[0].cpu()
+
+    def training_features(self, image: torch.Tensor) -> torch.Tensor:
+        return self.clip.embed([image, image.flip(-1)]).cpu()

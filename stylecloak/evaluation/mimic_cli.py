@@ -54,6 +54,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--cloaked", required=True, metavar="DIR", help="the same images, cloaked")
     parser.add_argument("--others", required=True, metavar="DIR",
                         help="images of other styles, labelled (manifest.csv with a style column, or DIR/STYLE/*.png)")
+    parser.add_argument("--attack", choices=["small", "lora"], default="small",
+                        help="small: a latent diffusion model trained from scratch here (default, CPU); lora: LoRA "
+                             "fine-tuning of a local Stable Diffusion pipeline (--base; the full extra; a GPU)")
+    parser.add_argument("--base", metavar="PATH", help="with --attack lora: a local Stable Diffusion folder (diffusers format)")
+    parser.add_argument("--lora-rank", type=int, default=4, help="with --attack lora: the adapter's rank (default 4)")
     parser.add_argument("--preset", choices=PRESETS, default="quick",
                         help="model size and training length (default quick: a 2-core CPU; full: a GPU)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (overrides the preset)")
@@ -67,12 +72,30 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="where samples and report.json go (default: a new folder mimicry-DATE-TIME here)")
     parser.add_argument("--encoder", default="taef2", help="the latent space the mimic works in (default: taef2)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
-    parser.add_argument("--judge", choices=["centroid", "linear"], default="linear",
-                        help="the style classifier's head on VGG16 Gram features: logistic regression (default) "
-                             "or nearest centroid; check it first with `stylecloak style-classifier`")
+    parser.add_argument("--judge", type=_judge_spec, default="linear", metavar="linear|centroid|clip:PATH",
+                        help="the style classifier: logistic regression (default) or nearest centroid on VGG16 Gram "
+                             "features, or logistic regression on a local CLIP model's embeddings (clip:PATH, the "
+                             "full extra); check the Gram ones first with `stylecloak style-classifier`")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the report as one JSON line")
     return parser
+
+
+def _judge_spec(value: str) -> str:
+    if value in ("linear", "centroid") or (value.startswith("clip:") and len(value) > 5):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: use linear, centroid or clip:PATH")
+
+
+def build_judge(spec: str, device: torch.device) -> tuple[StyleJudge, str]:
+    """``linear``/``centroid`` on VGG16 Gram features, or ``clip:PATH``: a linear probe on CLIP embeddings."""
+    if spec.startswith("clip:"):
+        from .classifier import GramStyleClassifier
+        from .clip import CLIPFeatureExtractor, clip_descriptor
+
+        extractor = CLIPFeatureExtractor(clip_descriptor(spec[len("clip:"):], device))
+        return GramStyleClassifier(extractor, "linear"), "clip-linear"  # type: ignore[arg-type]
+    return gram_judge(spec, device)
 
 
 def gram_judge(head: str, device: torch.device) -> tuple[StyleJudge, str]:
@@ -143,12 +166,15 @@ def run(args: argparse.Namespace) -> int:
     from .labelled import LabelledFolderError
     from .mimic import MIMIC_PRESETS, with_config
 
+    if args.attack == "lora" and not args.base:
+        _error("--attack lora needs --base PATH, a local Stable Diffusion folder in diffusers format")
+        return 2
     config = with_config(MIMIC_PRESETS[args.preset], steps=args.steps, samples=args.samples, seed=args.seed,
                          image_size=args.image_size)
     if config.steps < 1 or config.samples < 1:
         _error("--steps and --samples must be at least 1")
         return 2
-    if config.image_size < config.crop:
+    if args.attack == "small" and config.image_size < config.crop:
         _error(f"--image-size must be at least the preset's {config.crop} px training crop")
         return 2
     try:
@@ -160,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         clean, clean_names = _load_folder(Path(args.clean))
         cloaked, _ = _load_folder(Path(args.cloaked))
         others = _load_others(Path(args.others), {_stem(Path(n)) for n in clean_names})
-        judge, judge_name = gram_judge(args.judge, device)
+        judge, judge_name = build_judge(args.judge, device)
     except (KeyError, ValueError, LabelledFolderError, ModelNotFoundError, ChecksumMismatchError, ImageInputError,
             OSError, RuntimeError) as exc:
         _error(str(exc).strip("'\""))
@@ -184,11 +210,21 @@ def run(args: argparse.Namespace) -> int:
             bars.pop(key).close()
 
     print(f"stylecloak: mimic on {len(clean)} images of the artist and {sum(map(len, others.values()))} of "
-          f"{len(others)} other styles; {2 + len(purifiers)} runs of {config.steps} steps", file=sys.stderr)
+          f"{len(others)} other styles; {2 + len(purifiers)} {args.attack} runs of "
+          f"{args.steps or (400 if args.attack == 'lora' else config.steps)} steps", file=sys.stderr)
     started = time.perf_counter()
     try:
-        report = run_mimicry(clean, cloaked, others, encoder, judge, config, purifiers, device, out_dir,
-                             classifier_name=judge_name, progress=progress)
+        if args.attack == "lora":
+            from .lora import LoraMimicConfig, run_lora_mimicry
+
+            lora_config = LoraMimicConfig(steps=args.steps or LoraMimicConfig.steps, samples=args.samples or LoraMimicConfig.samples,
+                                          resolution=args.image_size or LoraMimicConfig.resolution, rank=args.lora_rank,
+                                          seed=args.seed)
+            report = run_lora_mimicry(clean, cloaked, others, args.base, judge, lora_config, purifiers, encoder, device,
+                                      out_dir, classifier_name=judge_name, progress=progress)
+        else:
+            report = run_mimicry(clean, cloaked, others, encoder, judge, config, purifiers, device, out_dir,
+                                 classifier_name=judge_name, progress=progress)
     except (ValueError, RuntimeError) as exc:
         _error(str(exc).splitlines()[0])
         return 1

@@ -3,7 +3,8 @@ FLUX.1 (``AutoencoderKL``), and the TAESD family as diffusers ``AutoencoderTiny`
 
 Latents are what the diffusion model trains on: the posterior *mean* of the VAE (no sampling, so the cloak's
 gradient is not noise), shifted and scaled by the model's own ``shift_factor`` and ``scaling_factor``.
-On a GPU the weights run in fp16 (bf16 for FLUX, whose VAE overflows in fp16); on the CPU in fp32.
+On a GPU the weights run in fp16 for SD 1.x/2.x and bf16 for SDXL and FLUX (their VAEs overflow in fp16); on
+the CPU in fp32.
 
 ``PATH`` is a diffusers folder (``config.json`` and weights), a whole pipeline folder (its ``vae/`` is used),
 or a single weights file with a ``config.json`` beside it.
@@ -101,7 +102,7 @@ class DiffusersTinyEncoder(LatentEncoder):
 def _weights_dtype(name: str, device: torch.device) -> torch.dtype:
     if device.type != "cuda":
         return torch.float32
-    return torch.bfloat16 if name.startswith("flux") else torch.float16
+    return torch.bfloat16 if name.startswith(("flux", "sdxl")) else torch.float16
 
 
 def _model_folder(path: Path) -> Path:
