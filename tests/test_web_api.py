@@ -216,3 +216,37 @@ def test_serve_refuses_a_network_address_without_flag_and_token(capsys) -> None:
     assert "--allow-remote" in capsys.readouterr().err
     assert main(["serve", "--host", "0.0.0.0", "--allow-remote"]) == 2
     assert "token" in capsys.readouterr().err
+
+
+def test_odd_image_modes_are_cloaked_correctly(make_client) -> None:
+    """RGBA, 16-bit grey, CMYK and an EXIF-rotated JPEG: each is cloaked upright, with its alpha kept."""
+    client = make_client()
+    rgb = (load_painting("hokusai_poppies.png", 64) * 255).round().astype(np.uint8)
+    files = {}
+    buffer = io.BytesIO()
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(buffer, "PNG")
+    files["alpha.png"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.fromarray((rgb.mean(axis=2) * 257).astype(np.uint16)).save(buffer, "PNG")
+    files["grey16.png"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(buffer, "JPEG", quality=95)
+    files["cmyk.jpg"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=95, exif=exif)
+    files["rotated.jpg"] = buffer.getvalue()
+    job = upload(client, list(files.items())).json()["job"]
+    job = wait_for(client, job["id"], ("done", "failed"))
+    assert [item["state"] for item in job["items"]] == ["done"] * 4, job
+    height, width = rgb.shape[:2]
+    sizes = {item["name"]: (item["width"], item["height"]) for item in job["items"]}
+    assert sizes["rotated.jpg"] == (height, width)  # shown and cloaked upright
+    for item in job["items"]:
+        cloaked = Image.open(io.BytesIO(client.get(f"/api/jobs/{job['id']}/images/{item['index']}/cloaked").content))
+        assert cloaked.size == (item["width"], item["height"])
+        assert item["report"]["lpips"] <= item["report"]["budget"]
+        if item["name"] == "alpha.png":
+            assert cloaked.mode == "RGBA" and np.asarray(cloaked)[..., 3].max() == 128

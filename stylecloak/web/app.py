@@ -20,6 +20,7 @@ import io
 import json
 import re
 import secrets
+import shutil
 import statistics
 import zipfile
 from collections.abc import AsyncIterator
@@ -37,7 +38,7 @@ from pydantic import BaseModel
 from .. import __version__
 from ..settings import INTENSITY_BUDGETS, QUALITY_PRESETS
 from ..targets import available_targets
-from .store import FINISHED_STATES, JobStore, NewItem
+from .store import FINISHED_STATES, JobStore, NewItem, new_job_id
 from .uploads import UploadRejected, check_upload, safe_file_name, unique_names
 from .worker import JobFiles, JobWorker, Models
 
@@ -164,7 +165,7 @@ def create_app(config: WebConfig) -> FastAPI:
             accepted.append((NewItem(checked.name, stored, checked.width, checked.height), data))
         if not accepted:
             return JSONResponse({"detail": "none of the files is an image that can be cloaked", "rejected": rejected}, 422)
-        job_id = _new_job_id()
+        job_id = new_job_id()
         files_of_job = JobFiles(config.data_dir, job_id)
         for item, data in accepted:
             path = files_of_job.input(item.stored)
@@ -196,8 +197,6 @@ def create_app(config: WebConfig) -> FastAPI:
         job = _job_or_404(store, job_id)
         if job.state not in FINISHED_STATES:
             raise HTTPException(409, "the job is still queued or running; cancel it first")
-        import shutil
-
         shutil.rmtree(JobFiles(config.data_dir, job_id).root, ignore_errors=True)
         store.delete_job(job_id)
         return Response(status_code=204)
@@ -244,12 +243,6 @@ def create_app(config: WebConfig) -> FastAPI:
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
-
-
-def _new_job_id() -> str:
-    from .store import new_job_id
-
-    return new_job_id()
 
 
 def _job_or_404(store: JobStore, job_id: str) -> Any:

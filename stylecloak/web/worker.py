@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,7 @@ class JobWorker:
         settings = CloakSettings.from_presets(job.settings["intensity"], job.settings["quality"],
                                               encoder=self.encoder_spec, device=str(models.device))
         target = job.target or self._resolve_target(job, files, models)
-        cloaker = Cloaker(replace_target(settings, target), encoder=models.encoder, perceptual=models.perceptual,
+        cloaker = Cloaker(replace(settings, target=target), encoder=models.encoder, perceptual=models.perceptual,
                           target_cache_dir=self.data_dir / "targets")
         for item in job.items:
             if item.state in ("done", "failed", "cancelled"):
@@ -236,12 +236,6 @@ class JobWorker:
             raise _Stop("shutdown")
         if self.store.cancel_requested(job_id):
             raise _Stop("cancel")
-
-
-def replace_target(settings: CloakSettings, target: str) -> CloakSettings:
-    from dataclasses import replace
-
-    return replace(settings, target=target)
 
 
 def _uint8(image: torch.Tensor) -> Any:
