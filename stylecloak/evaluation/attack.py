@@ -190,18 +190,23 @@ def run_mimicry(
         mimic = train_mimic(sets, config, mean, std, device, step, start_from=base)
         latents = generate_latents(mimic, ARTIST_LABEL, config.samples, device, seed=config.seed, progress=step)
         samples = decode_latents(encoder, latents)
-        predictions = classifier.predict(samples)
-        counts = Counter(predictions)
-        losses = summarize_losses(mimic.losses)
-        grid = save_grid(samples, out_dir / f"samples_{name}.png") if out_dir else None
-        report.conditions.append(ConditionResult(
-            condition=name,
-            protection_success_rate=sum(p != ARTIST_LABEL for p in predictions) / len(predictions),
-            predictions=dict(sorted(counts.items())),
-            samples=len(predictions),
-            loss_first=losses.get("loss_first", float("nan")),
-            loss_last=losses.get("loss_last", float("nan")),
-            seconds=time.perf_counter() - started,
-            samples_image=str(grid) if grid else None,
-        ))
+        report.conditions.append(judge_condition(name, samples, classifier, mimic.losses, started, out_dir))
     return report
+
+
+def judge_condition(name: str, samples: Sequence[torch.Tensor], judge: StyleJudge, losses: Sequence[float],
+                    started: float, out_dir: Path | None) -> ConditionResult:
+    """What the judge says of one condition's generated ``samples``, with its training losses and a sample grid."""
+    predictions = judge.predict(samples)
+    summary = summarize_losses(losses)
+    grid = save_grid(samples, out_dir / f"samples_{name}.png") if out_dir else None
+    return ConditionResult(
+        condition=name,
+        protection_success_rate=sum(p != ARTIST_LABEL for p in predictions) / len(predictions),
+        predictions=dict(sorted(Counter(predictions).items())),
+        samples=len(predictions),
+        loss_first=summary.get("loss_first", float("nan")),
+        loss_last=summary.get("loss_last", float("nan")),
+        seconds=time.perf_counter() - started,
+        samples_image=str(grid) if grid else None,
+    )

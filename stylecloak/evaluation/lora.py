@@ -14,7 +14,6 @@ factor, as in diffusers' own LoRA training script; the loss is the scheduler's (
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,8 +24,8 @@ import torch.nn.functional as F
 
 from ..countermeasures import Countermeasure
 from ..models.encoders import LatentEncoder
-from .attack import ARTIST_LABEL, ConditionResult, MimicryReport, StyleJudge, purified, save_grid
-from .mimic import resize_for_mimic, summarize_losses
+from .attack import ARTIST_LABEL, MimicryReport, StyleJudge, judge_condition, purified
+from .mimic import resize_for_mimic
 
 
 @dataclass(frozen=True)
@@ -160,19 +159,7 @@ def run_lora_mimicry(
         step = (lambda done, total, n=name: progress(n, "LoRA", done, total)) if progress else None
         losses = train_lora(pipeline, images, config, device, step)
         samples = generate(pipeline, config, device)
-        predictions = judge.predict(samples)
-        summary = summarize_losses(losses)
-        grid = save_grid(samples, out_dir / f"samples_{name}.png") if out_dir else None
-        report.conditions.append(ConditionResult(
-            condition=name,
-            protection_success_rate=sum(p != ARTIST_LABEL for p in predictions) / len(predictions),
-            predictions=dict(sorted(Counter(predictions).items())),
-            samples=len(predictions),
-            loss_first=summary.get("loss_first", float("nan")),
-            loss_last=summary.get("loss_last", float("nan")),
-            seconds=time.perf_counter() - started,
-            samples_image=str(grid) if grid else None,
-        ))
+        report.conditions.append(judge_condition(name, samples, judge, losses, started, out_dir))
     return report
 
 
