@@ -47,8 +47,9 @@ class OptimizerConfig:
     # Scale delta onto the working budget after each update (see the module docstring).
     rescale_to_budget: bool = True
     # The encoder's forward and backward in the optimisation steps: "bf16" (autocast), "fp32", or "auto" (bf16
-    # where the hardware computes it natively: a CUDA GPU, or a CPU with AVX512-BF16 or AMX). Every figure that
-    # is reported or decides the kept step is measured in fp32.
+    # where the hardware computes it natively: a CUDA GPU, or a CPU with AVX512-BF16 or AMX). LPIPS, the budget
+    # checks and the reported figures stay in fp32; the progress that picks the kept step comes from the bf16
+    # pass, and the kept step is measured again in fp32 for the report.
     precision: str = "auto"
     # Stop when the best target progress has not risen by ``min_improvement`` in ``patience`` steps (0: never).
     patience: int = 0
