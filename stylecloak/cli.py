@@ -502,7 +502,8 @@ def _fetch_model(model: Any, allow_unpinned: bool) -> int:
             print(f"stylecloak: {model.name} is already here, verified", file=sys.stderr)
             print(present)
             return EXIT_OK
-    print(f"stylecloak: fetching {model.name} from {model.upstream}", file=sys.stderr)
+    if model.pinned or allow_unpinned:
+        print(f"stylecloak: fetching {model.name} from {model.upstream}", file=sys.stderr)
     try:
         folder = fetch_model(model, allow_unpinned=allow_unpinned, progress_factory=progress_factory)
     except (FetchError, ChecksumMismatchError, OSError) as exc:

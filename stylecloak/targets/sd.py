@@ -13,7 +13,9 @@ own value could not be confirmed here, so the default is a stated choice, not a 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +30,8 @@ DEFAULT_GUIDANCE = 7.5
 
 def load_img2img_pipeline(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
     """A local diffusers Stable Diffusion folder as an img2img pipeline (offline; no safety checker download)."""
+    if not (Path(path).expanduser() / "model_index.json").is_file():
+        raise RuntimeError(f"{path} is not a Stable Diffusion folder in diffusers format (it has no model_index.json)")
     try:
         from diffusers import StableDiffusionImg2ImgPipeline
     except ImportError:
@@ -35,8 +39,11 @@ def load_img2img_pipeline(path: str | os.PathLike[str], device: str | torch.devi
     device = torch.device(device)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     try:
-        pipeline = StableDiffusionImg2ImgPipeline.from_pretrained(
-            str(path), torch_dtype=dtype, safety_checker=None, requires_safety_checker=False, local_files_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # diffusers renames torch_dtype; older ones need it
+            pipeline = StableDiffusionImg2ImgPipeline.from_pretrained(
+                str(Path(path).expanduser()), torch_dtype=dtype, safety_checker=None, requires_safety_checker=False,
+                local_files_only=True)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RuntimeError(f"cannot load a Stable Diffusion pipeline from {path}: {first}") from None
