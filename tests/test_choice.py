@@ -203,6 +203,24 @@ def test_reference_style_transfer_moves_towards_the_references(reference_folder,
     assert style_distance(at_128.describe(rendered), style) < 0.8 * style_distance(at_128.describe(image), style)
 
 
+def test_reference_transfer_refines_at_the_image_resolution(reference_folder, gram) -> None:
+    """Above the working size, a fine pass on tiles brings the references' texture to the image's own pixels."""
+    from stylecloak.targets.transfer import load_reference_images, reference_transfer
+
+    references = load_reference_images(reference_folder, long_side=128)
+    options = dict(steps=20, work_long_side=96, refine_tile=128, refine_context=32)
+    fine = reference_transfer(gram.vgg, references, refine_steps=15, **options)
+    coarse = reference_transfer(gram.vgg, references, refine_steps=0, **options)
+    assert fine.name != coarse.name and fine.name.endswith("-fine15")  # the cache tells them apart
+    image = image_to_tensor(load_painting("hokusai_great_wave.png", 320))
+    rendered = fine.render(image)
+    assert rendered.shape == image.shape
+    # At the image's own pixel scale, the fine result's texture statistics are closer to the references'.
+    at_full = GramDescriptor(gram.vgg, long_side=320)
+    style = torch.stack([GramDescriptor(gram.vgg, long_side=128).describe(r) for r in references]).mean(dim=0)
+    assert style_distance(at_full.describe(rendered), style) < style_distance(at_full.describe(coarse.render(image)), style)
+
+
 def test_cloak_with_reference_images(reference_folder, small_painting_file, tmp_path, capsys) -> None:
     out = tmp_path / "out"
     args = ["--target-images", str(reference_folder)]

@@ -4,10 +4,14 @@ The artwork's content (VGG16 relu4_2 features) is kept while the Gram statistics
 to those of the references, e.g. public-domain works in a style far from the artist's. The VGG16 weights are the
 ones the LPIPS file already holds, so nothing extra is needed.
 
-The optimisation runs at a working size (long side ``work_long_side``, or the image's own size if smaller), and
-the stylised colours and textures are brought to the image's resolution by adding the stylisation's change
-(upsampled) to the full-resolution image. Rendering is deterministic (Adam from the image itself, no noise)
-and, through the target cache, done once per image.
+Coarse to fine: the stylisation first runs at a working size (long side ``work_long_side``, or the image's own
+size if smaller), which sets the composition of colours and strokes; its change, upsampled, is added to the
+full-resolution image. Then, for an image larger than the working size, ``refine_steps`` more steps run at the
+image's own resolution, tile by tile (each tile with context, only its core kept), so that the target has the
+references' texture at the pixel scale the encoder sees instead of an upsampled blur. The references' Gram
+statistics are those of the references at their loaded size (256 px): the refinement reproduces their texture
+at that pixel scale. Rendering is deterministic (Adam from the image itself, no noise) and, through the target
+cache, done once per image.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch.nn.functional as F
 from ..descriptors import gram_matrix, resize_long_side
 from ..imaging import ImageInputError, image_to_tensor, load_image
 from ..models.vgg import VGG16Features, imagenet_normalize
+from ..tiling import plan_tiles
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -41,16 +46,30 @@ class ReferenceStyleTransfer:
     style_weight: float = 1e4
     work_long_side: int = 256
     layers: tuple[str, ...] = field(default=STYLE_LAYERS)
+    # The fine pass at the image's own resolution (0: none), on tiles of refine_tile px with refine_context px of
+    # context each side (VGG's deeper features see far; the context keeps the tiles' seams from showing).
+    refine_steps: int = 15
+    refine_tile: int = 384
+    refine_context: int = 64
 
     def render(self, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
         del seed  # deterministic without randomness: the optimisation starts from the image itself
         height, width = image.shape[-2:]
         small = resize_long_side(image, min(self.work_long_side, max(height, width)))
+        stylised = self._stylise(small, small, self.steps)
+        change = F.interpolate(stylised - small, size=(height, width), mode="bilinear", align_corners=False)
+        result = (image + change).clamp(0, 1)
+        if self.refine_steps and max(height, width) > max(small.shape[-2:]):
+            result = self._refine(image, result)
+        return result
+
+    def _stylise(self, content_image: torch.Tensor, start: torch.Tensor, steps: int) -> torch.Tensor:
+        """Adam on the pixels of ``start``: the content of ``content_image``, the references' Gram statistics."""
         with torch.no_grad():
-            content = self.vgg(imagenet_normalize(small), (CONTENT_LAYER,))[CONTENT_LAYER]
-        stylised = small.clone().requires_grad_(True)
+            content = self.vgg(imagenet_normalize(content_image), (CONTENT_LAYER,))[CONTENT_LAYER]
+        stylised = start.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([stylised], lr=self.learning_rate)
-        for _ in range(self.steps):
+        for _ in range(steps):
             optimizer.zero_grad()
             features = self.vgg(imagenet_normalize(stylised), (*self.layers, CONTENT_LAYER))
             content_loss = F.mse_loss(features[CONTENT_LAYER], content)
@@ -63,8 +82,17 @@ class ReferenceStyleTransfer:
             optimizer.step()
             with torch.no_grad():
                 stylised.clamp_(0, 1)
-        change = F.interpolate(stylised.detach() - small, size=(height, width), mode="bilinear", align_corners=False)
-        return (image + change).clamp(0, 1)
+        return stylised.detach()
+
+    def _refine(self, image: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """The fine pass: each tile starts from the coarse result and keeps the original's content."""
+        refined = coarse.clone()
+        for tile in plan_tiles(image.shape[-2], image.shape[-1], self.refine_tile, self.refine_context, 8):
+            rows, cols = tile.crop
+            result = self._stylise(image[..., rows, cols], coarse[..., rows, cols], self.refine_steps)
+            core_rows, core_cols = tile.core_in_crop
+            refined[..., tile.core[0], tile.core[1]] = result[..., core_rows, core_cols]
+        return refined
 
 
 def load_reference_images(folder: str | Path, long_side: int = 256) -> list[torch.Tensor]:
@@ -97,6 +125,9 @@ def reference_transfer(vgg: VGG16Features, references: Sequence[torch.Tensor], l
             for layer in STYLE_LAYERS:
                 grams[layer].append(gram_matrix(features[layer])[0])
     mean_grams = {layer: torch.stack(values).mean(dim=0) for layer, values in grams.items()}
-    name = f"refs-{digest.hexdigest()[:10]}"
     description = f"neural style transfer from {len(references)} reference image(s) ({label})"
-    return ReferenceStyleTransfer(vgg, mean_grams, name, description, **options)  # type: ignore[arg-type]
+    transfer = ReferenceStyleTransfer(vgg, mean_grams, f"refs-{digest.hexdigest()[:10]}", description, **options)  # type: ignore[arg-type]
+    if transfer.refine_steps:
+        # The name keys the target cache: renders with and without the fine pass must not be mistaken for each other.
+        transfer.name += f"-fine{transfer.refine_steps}"
+    return transfer
