@@ -133,3 +133,26 @@ def test_presets_build_a_working_model(preset) -> None:
         out = unet(torch.randn(2, 32, size, size), torch.tensor([10, 900]), class_labels=torch.tensor([0, 3])).sample
     assert out.shape == (2, 32, size, size) and torch.isfinite(out).all()
     assert config.image_size >= config.crop and len(config.channels) == len(config.attention_levels)
+
+
+def test_style_transfer_attack_uses_what_the_encoder_sees(encoder, tmp_path) -> None:
+    """--attack nst: the artist's style, as D(E(x)) shows it, transferred onto the other styles' works."""
+    from stylecloak.evaluation.nst_mimic import NSTMimicConfig, run_nst_mimicry
+
+    clean = _images((0.8, 0.3, 0.2), 2, 0)
+    cloaked = [(image + 0.02).clamp(0, 1) for image in clean]
+    others = {"blue": _images((0.1, 0.2, 0.8), 2, 1), "green": _images((0.2, 0.7, 0.2), 2, 2)}
+    config = NSTMimicConfig(samples=3, steps=15, image_size=32)
+    report = run_nst_mimicry(clean, cloaked, others, encoder, MeanColourJudge(), config,
+                             purifiers=[get_countermeasure("jpeg75")], out_dir=tmp_path)
+    assert report.to_dict()["config"]["attack"] == "nst"
+    assert [c.condition for c in report.conditions] == ["clean", "cloaked", "cloaked+jpeg75"]
+    for condition in report.conditions:
+        assert condition.samples == 3 and (tmp_path / f"samples_{condition.condition}.png").is_file()
+    # The transfer carries the artist's (red) palette onto the blue and green works.
+    import numpy as np
+    from PIL import Image
+
+    samples = np.asarray(Image.open(tmp_path / "samples_clean.png").convert("RGB"), dtype=np.float32) / 255
+    contents = torch.cat([others["blue"][0], others["green"][0]]).mean(dim=(0, 2, 3))
+    assert samples[..., 0].mean() > float(contents[0]) + 0.1

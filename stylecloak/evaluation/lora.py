@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..countermeasures import Countermeasure
 from ..models.encoders import LatentEncoder
 from .attack import ARTIST_LABEL, MimicryReport, StyleJudge, judge_condition, purified
-from .mimic import resize_for_mimic
+from .mimic import centre_square, resize_for_mimic
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def train_lora(pipeline: Any, images: Sequence[torch.Tensor], config: LoraMimicC
                                 truncation=True, return_tensors="pt")
     with torch.no_grad():
         text = text_encoder(tokens.input_ids.to(device))[0]
-    squares = [_square(resize_for_mimic(image, config.resolution), config.resolution) for image in images]
+    squares = [centre_square(image, config.resolution) for image in images]
     losses = []
     unet.train()
     for step in range(config.steps):
@@ -161,12 +161,3 @@ def run_lora_mimicry(
         samples = generate(pipeline, config, device)
         report.conditions.append(judge_condition(name, samples, judge, losses, started, out_dir))
     return report
-
-
-def _square(image: torch.Tensor, size: int) -> torch.Tensor:
-    """The centre square of ``image``, resized to ``size`` (the long side is already ``size``)."""
-    height, width = image.shape[-2:]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    square = image[..., top:top + side, left:left + side]
-    return F.interpolate(square, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)

@@ -249,6 +249,15 @@ def resize_for_mimic(image: torch.Tensor, long_side: int) -> torch.Tensor:
     return (resized.clamp(0, 1) * 255).round() / 255
 
 
+def centre_square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre square of ``image``, resized to ``size`` x ``size`` (bicubic, antialiased when shrinking)."""
+    height, width = image.shape[-2:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = image[..., top:top + side, left:left + side]
+    return F.interpolate(square, size=(size, size), mode="bicubic", antialias=side > size, align_corners=False).clamp(0, 1)
+
+
 def with_config(config: MimicConfig, **overrides: Any) -> MimicConfig:
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -54,9 +54,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--cloaked", required=True, metavar="DIR", help="the same images, cloaked")
     parser.add_argument("--others", required=True, metavar="DIR",
                         help="images of other styles, labelled (manifest.csv with a style column, or DIR/STYLE/*.png)")
-    parser.add_argument("--attack", choices=["small", "lora"], default="small",
-                        help="small: a latent diffusion model trained from scratch here (default, CPU); lora: LoRA "
-                             "fine-tuning of a local Stable Diffusion pipeline (--base; the full extra; a GPU)")
+    parser.add_argument("--attack", choices=["small", "nst", "lora"], default="small",
+                        help="small: a latent diffusion model trained from scratch here (default, CPU); nst: style "
+                             "transfer from what the encoder sees of the art, D(E(x)), onto other works (minutes); "
+                             "lora: LoRA fine-tuning of a local Stable Diffusion pipeline (--base; the full extra; a GPU)")
     parser.add_argument("--base", metavar="PATH", help="with --attack lora: a local Stable Diffusion folder (diffusers format)")
     parser.add_argument("--lora-rank", type=int, default=4, help="with --attack lora: the adapter's rank (default 4)")
     parser.add_argument("--preset", choices=PRESETS, default="quick",
@@ -211,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"stylecloak: mimic on {len(clean)} images of the artist and {sum(map(len, others.values()))} of "
           f"{len(others)} other styles; {2 + len(purifiers)} {args.attack} runs of "
-          f"{args.steps or (400 if args.attack == 'lora' else config.steps)} steps", file=sys.stderr)
+          f"{args.steps or {'lora': 400, 'nst': 100}.get(args.attack, config.steps)} steps", file=sys.stderr)
     started = time.perf_counter()
     try:
         if args.attack == "lora":
@@ -222,6 +223,13 @@ def run(args: argparse.Namespace) -> int:
                                           seed=args.seed)
             report = run_lora_mimicry(clean, cloaked, others, args.base, judge, lora_config, purifiers, encoder, device,
                                       out_dir, classifier_name=judge_name, progress=progress)
+        elif args.attack == "nst":
+            from .nst_mimic import NSTMimicConfig, run_nst_mimicry
+
+            nst_config = NSTMimicConfig(samples=args.samples or NSTMimicConfig.samples, steps=args.steps or NSTMimicConfig.steps,
+                                        image_size=args.image_size or NSTMimicConfig.image_size, seed=args.seed)
+            report = run_nst_mimicry(clean, cloaked, others, encoder, judge, nst_config, purifiers, device, out_dir,
+                                     classifier_name=judge_name, progress=progress)
         else:
             report = run_mimicry(clean, cloaked, others, encoder, judge, config, purifiers, device, out_dir,
                                  classifier_name=judge_name, progress=progress)

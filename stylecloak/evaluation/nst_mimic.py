@@ -1,0 +1,96 @@
+"""Mimicry by style transfer through the model's eyes (``stylecloak mimic --attack nst``): minutes on a CPU.
+
+A latent diffusion model learns an artist's style only from what its encoder keeps: the latents ``E(x)``. This
+attack makes that explicit and cheap. It takes what the model sees of each of the artist's images, the decoder's
+image of its latent, ``D(E(x))``, and transfers that style (VGG16 Gram statistics, as in Gatys et al.) onto
+content images of other styles: "new works in the artist's style", as a mimic would generate them. The same
+style judge as the other attacks then says whose style they show.
+
+A cloak that moves ``E(x)`` toward another style changes ``D(E(x))``, and so what is transferred; a cloak that
+does not reach the latent changes nothing here. Caveat: the transfer matches VGG16 Gram statistics and the
+default judge classifies VGG16 Gram features, so this attack is strong on the judge's own terms; the clean
+baseline is expected to be low. It is a proxy for a fine-tuned model, not one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..countermeasures import Countermeasure, encoder_decoder_round_trip
+from ..models.encoders import LatentEncoder
+from ..models.vgg import load_vgg16_features
+from ..targets.transfer import reference_transfer
+from .attack import ARTIST_LABEL, MimicryReport, StyleJudge, judge_condition, purified
+from .mimic import centre_square, resize_for_mimic
+
+
+@dataclass(frozen=True)
+class NSTMimicConfig:
+    samples: int = 12
+    steps: int = 100
+    image_size: int = 128  # long side of the style sources and of the generated images
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"attack": "nst"}
+
+
+def run_nst_mimicry(
+    clean: Sequence[torch.Tensor],
+    cloaked: Sequence[torch.Tensor],
+    others: dict[str, Sequence[torch.Tensor]],
+    encoder: LatentEncoder,
+    judge: StyleJudge,
+    config: NSTMimicConfig,
+    purifiers: Sequence[Countermeasure] = (),
+    device: torch.device = torch.device("cpu"),
+    out_dir: Path | None = None,
+    classifier_name: str = "classifier",
+    progress: Callable[[str, str, int, int], None] | None = None,
+) -> MimicryReport:
+    if not clean or not cloaked:
+        raise ValueError("the attack needs the artist's clean and cloaked images")
+    if not others:
+        raise ValueError("the attack needs images of other styles: they are the content, and the judge's alternatives")
+    if not encoder.can_decode:
+        raise ValueError(f"encoder {encoder.name!r} has no decoder: there is no image of what the model sees")
+    size = config.image_size
+    clean = [resize_for_mimic(image, size) for image in clean]
+    cloaked = [resize_for_mimic(image, size) for image in cloaked]
+    other_images = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
+
+    judge_images, judge_labels = list(clean), [ARTIST_LABEL] * len(clean)
+    for label, images in other_images.items():
+        judge_images += images
+        judge_labels += [label] * len(images)
+    judge.fit(judge_images, judge_labels)
+    sanity = sum(p == ARTIST_LABEL for p in judge.predict(clean)) / len(clean)
+    report = MimicryReport(len(clean), {label: len(images) for label, images in other_images.items()}, config,  # type: ignore[arg-type]
+                           classifier_name, sanity)
+
+    # Content: the other styles' works in turn (a fixed order, so every condition gets the same contents), as
+    # squares of one size, like a model's samples.
+    pool = [image for images in other_images.values() for image in images]
+    contents = [centre_square(pool[(config.seed + k) % len(pool)], size) for k in range(config.samples)]
+    vgg = load_vgg16_features(device)
+    conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", clean), ("cloaked", cloaked)]
+    conditions += [(f"cloaked+{c.name}", purified(cloaked, c, encoder, device)) for c in purifiers]
+    for name, artist_images in conditions:
+        started = time.perf_counter()
+        with torch.no_grad():
+            seen = [encoder_decoder_round_trip(image.to(device), encoder).cpu() for image in artist_images]
+        transfer = reference_transfer(vgg, [image.to(device) for image in seen], label=name, steps=config.steps,
+                                      work_long_side=size, refine_steps=0)
+        samples = []
+        for number, content in enumerate(contents):
+            samples.append(transfer.render(content.to(device)).cpu())
+            if progress is not None:
+                progress(name, "style transfer", number + 1, len(contents))
+        report.conditions.append(judge_condition(name, samples, judge, [], started, out_dir))
+    return report
