@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artist-style", default="ukiyo-e")
     parser.add_argument("--long-side", type=int, default=256)
     parser.add_argument("--work", type=Path, required=True, help="a new or empty folder for everything the run makes")
+    parser.add_argument("--intensity", default="medium", help="the cloak's intensity (default: medium)")
+    parser.add_argument("--quality", default="default", help="the cloak's quality (default: default)")
     parser.add_argument("mimic_args", nargs="*", help="extra options for `stylecloak mimic` (after --)")
     args = parser.parse_args(argv)
 
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     (others / "manifest.csv").write_text("file,style\n" + "".join(labels))
 
     started = time.perf_counter()
-    cloak = stylecloak("cloak", str(clean), "-o", str(cloaked), "--seed", "0", "--json")
+    cloak = stylecloak("cloak", str(clean), "-o", str(cloaked), "--seed", "0", "--json",
+                       "--intensity", args.intensity, "--quality", args.quality)
     reports = [json.loads(line) for line in cloak.stdout.splitlines() if line.strip()]
     cloak_seconds = time.perf_counter() - started
     started = time.perf_counter()
