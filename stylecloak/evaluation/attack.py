@@ -122,6 +122,29 @@ def purified(images: Sequence[torch.Tensor], countermeasure: Countermeasure, enc
         return [countermeasure.apply(image.to(device), encoder).cpu() for image in images]
 
 
+def check_attack_inputs(clean: Sequence[torch.Tensor], cloaked: Sequence[torch.Tensor],
+                        others: Mapping[str, Sequence[torch.Tensor]]) -> None:
+    """What every mimicry attack needs: the artist's clean and cloaked art, and other styles to tell it from."""
+    if not clean or not cloaked:
+        raise ValueError("the attack needs the artist's clean and cloaked images")
+    if not others:
+        raise ValueError("the attack needs images of other styles, so that the classifier has something to tell apart")
+    if ARTIST_LABEL in others:
+        raise ValueError(f"{ARTIST_LABEL!r} is reserved for the artist; rename that style")
+
+
+def fit_judge_on_images(judge: StyleJudge, clean: Sequence[torch.Tensor],
+                        others: Mapping[str, Sequence[torch.Tensor]]) -> float:
+    """Train ``judge`` on the artist's clean images against the others (whole images, for attacks whose samples
+    are images); returns the share of the artist's own images it attributes to the artist."""
+    images, labels = list(clean), [ARTIST_LABEL] * len(clean)
+    for label, style_images in others.items():
+        images += style_images
+        labels += [label] * len(style_images)
+    judge.fit(images, labels)
+    return sum(p == ARTIST_LABEL for p in judge.predict(list(clean))) / len(clean)
+
+
 def run_mimicry(
     clean: Sequence[torch.Tensor],
     cloaked: Sequence[torch.Tensor],
@@ -137,12 +160,7 @@ def run_mimicry(
 ) -> MimicryReport:
     """The attack on clean art, on cloaked art, and on cloaked art after each purifier. Images are 1x3xHxW in
     [0, 1]; the artist's clean and cloaked sets are the same works, the others are clean art of other styles."""
-    if not clean or not cloaked:
-        raise ValueError("the attack needs the artist's clean and cloaked images")
-    if not others:
-        raise ValueError("the attack needs images of other styles, so that the classifier has something to tell apart")
-    if ARTIST_LABEL in others:
-        raise ValueError(f"{ARTIST_LABEL!r} is reserved for the artist; rename that style")
+    check_attack_inputs(clean, cloaked, others)
     size = config.image_size
     clean = [resize_for_mimic(image, size) for image in clean]
     cloaked = [resize_for_mimic(image, size) for image in cloaked]

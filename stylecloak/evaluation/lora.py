@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..countermeasures import Countermeasure
 from ..models.encoders import LatentEncoder
-from .attack import ARTIST_LABEL, MimicryReport, StyleJudge, judge_condition, purified
+from .attack import MimicryReport, StyleJudge, check_attack_inputs, fit_judge_on_images, judge_condition, purified
 from .mimic import centre_square, resize_for_mimic
 
 
@@ -134,18 +134,10 @@ def run_lora_mimicry(
 ) -> MimicryReport:
     """LoRA mimicry on clean, cloaked and purified-cloaked art; ``encoder`` is needed only by purifiers that
     use one (the VAE round trip)."""
-    if not clean or not cloaked:
-        raise ValueError("the attack needs the artist's clean and cloaked images")
-    if not others:
-        raise ValueError("the attack needs images of other styles, so that the judge has something to tell apart")
-    judge_images = [resize_for_mimic(image, config.resolution) for image in clean]
-    judge_labels = [ARTIST_LABEL] * len(judge_images)
-    for label, images in others.items():
-        judge_images += [resize_for_mimic(image, config.resolution) for image in images]
-        judge_labels += [label] * len(images)
-    judge.fit(judge_images, judge_labels)
-    own = judge_images[: len(clean)]
-    sanity = sum(p == ARTIST_LABEL for p in judge.predict(own)) / len(own)
+    check_attack_inputs(clean, cloaked, others)
+    size = config.resolution
+    sanity = fit_judge_on_images(judge, [resize_for_mimic(image, size) for image in clean],
+                                 {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()})
     report = MimicryReport(len(clean), {label: len(images) for label, images in others.items()}, config,  # type: ignore[arg-type]
                            classifier_name, sanity)
     conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", list(clean)), ("cloaked", list(cloaked))]

@@ -26,7 +26,7 @@ from ..countermeasures import Countermeasure, encoder_decoder_round_trip
 from ..models.encoders import LatentEncoder
 from ..models.vgg import load_vgg16_features
 from ..targets.transfer import reference_transfer
-from .attack import ARTIST_LABEL, MimicryReport, StyleJudge, judge_condition, purified
+from .attack import MimicryReport, StyleJudge, check_attack_inputs, fit_judge_on_images, judge_condition, purified
 from .mimic import centre_square, resize_for_mimic
 
 
@@ -54,10 +54,7 @@ def run_nst_mimicry(
     classifier_name: str = "classifier",
     progress: Callable[[str, str, int, int], None] | None = None,
 ) -> MimicryReport:
-    if not clean or not cloaked:
-        raise ValueError("the attack needs the artist's clean and cloaked images")
-    if not others:
-        raise ValueError("the attack needs images of other styles: they are the content, and the judge's alternatives")
+    check_attack_inputs(clean, cloaked, others)
     if not encoder.can_decode:
         raise ValueError(f"encoder {encoder.name!r} has no decoder: there is no image of what the model sees")
     size = config.image_size
@@ -65,12 +62,7 @@ def run_nst_mimicry(
     cloaked = [resize_for_mimic(image, size) for image in cloaked]
     other_images = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
 
-    judge_images, judge_labels = list(clean), [ARTIST_LABEL] * len(clean)
-    for label, images in other_images.items():
-        judge_images += images
-        judge_labels += [label] * len(images)
-    judge.fit(judge_images, judge_labels)
-    sanity = sum(p == ARTIST_LABEL for p in judge.predict(clean)) / len(clean)
+    sanity = fit_judge_on_images(judge, clean, other_images)
     report = MimicryReport(len(clean), {label: len(images) for label, images in other_images.items()}, config,  # type: ignore[arg-type]
                            classifier_name, sanity)
 
