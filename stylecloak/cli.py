@@ -343,6 +343,9 @@ def run_cloak(args: argparse.Namespace) -> int:
         out_dir = Path(args.out_dir) if args.out_dir else path.parent
         bar = tqdm(total=settings.steps + 1, desc=f"[{index}/{len(inputs)}] {path.name}", unit="step", leave=False,
                    file=sys.stderr, disable=None)
+        # Until the first step, the time goes to the target (seconds for a rendition, longer for reference
+        # images or Stable Diffusion, once per image: then it is cached).
+        bar.set_postfix_str("rendering the target")
         try:
             report = cloaker.cloak_file(path, out_dir, fmt=args.format,
                                         progress=lambda r: (bar.update(1), bar.set_postfix(lpips=f"{r.lpips:.3f}", progress=f"{r.target_progress:.2f}")))
