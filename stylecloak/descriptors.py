@@ -1,9 +1,10 @@
 """Style descriptors: one vector per image, so that style distances are Euclidean distances.
 
 Two descriptors work offline: VGG16 Gram-matrix statistics (the classic texture/style signature of Gatys et al.)
-and statistics of the encoder's latents (what the attacked model itself sees). A CLIP image embedding can join
-later behind the same interface. Images are resized to a common long side first, so that descriptors of
-images of different sizes are comparable, and the descriptor is about style, not resolution.
+and statistics of the encoder's latents (what the attacked model itself sees). A CLIP image embedding joins
+behind the same interface (``stylecloak.evaluation.clip.clip_descriptor``, ``--descriptor clip:PATH``). Images
+are resized to a common long side first, so that descriptors of images of different sizes are comparable, and
+the descriptor is about style, not resolution.
 """
 
 from __future__ import annotations
