@@ -218,6 +218,22 @@ def test_serve_refuses_a_network_address_without_flag_and_token(capsys) -> None:
     assert "token" in capsys.readouterr().err
 
 
+def test_serve_reports_a_bad_data_folder_and_a_busy_port(tmp_path: Path, capsys) -> None:
+    import socket
+
+    from stylecloak.cli import main
+
+    (tmp_path / "a-file").write_text("x")
+    assert main(["serve", "--data", str(tmp_path / "a-file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--data", str(tmp_path / "data"), "--port", str(port)]) == 2
+    assert "cannot listen" in capsys.readouterr().err
+
+
 def test_odd_image_modes_are_cloaked_correctly(make_client) -> None:
     """RGBA, 16-bit grey, CMYK and an EXIF-rotated JPEG: each is cloaked upright, with its alpha kept."""
     client = make_client()

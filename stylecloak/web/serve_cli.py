@@ -9,6 +9,8 @@ import argparse
 import ipaddress
 import os
 import secrets
+import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -89,7 +91,23 @@ def run(args: argparse.Namespace) -> int:
         keep_hours=args.keep_hours,
         worker_threads=max(1, args.jobs),
     )
-    app = create_app(config)
+    if data_dir.exists() and not data_dir.is_dir():
+        print(f"stylecloak: error: --data {data_dir} is a file, not a folder", file=sys.stderr)
+        return 2
+    try:
+        app = create_app(config)
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"stylecloak: error: cannot use {data_dir} as the data folder ({reason}); pick another with --data DIR",
+              file=sys.stderr)
+        return 2
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            print(f"stylecloak: error: cannot listen on {args.host}:{args.port} ({exc.strerror}); is another server "
+                  "running there? Pick another with --port", file=sys.stderr)
+            return 2
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown_host}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"stylecloak serve: open {url}  (data in {data_dir}; Ctrl-C stops, unfinished jobs resume next time)", flush=True)
