@@ -47,7 +47,8 @@ IMAGE_KINDS = ("original", "cloaked", "seen-original", "seen-cloaked")
 TOKEN_COOKIE = "stylecloak_token"
 # The time estimate before this server has measured its own speed. `stylecloak cloak --json` (default quality,
 # target ink-hatching) on hokusai_great_wave resized to 256, 512 and 1024 px took 3.8, 4.5 and 7.6 s per
-# megapixel per step on the 2-core development CPU; after its first images the server uses its own median.
+# megapixel per step on the 2-core development CPU in fp32, which is what most laptops run (a CPU with native
+# bf16 is about twice as fast); after its first images the server uses its own median.
 DEFAULT_SECONDS_PER_MEGAPIXEL_STEP = 6.0
 DEFAULT_SECONDS_PER_IMAGE = 1.0
 
