@@ -142,19 +142,29 @@ TINY_AUTOENCODER_FILES: dict[str, tuple[ModelFile, ModelFile]] = {
 }
 
 
-def _unpinned_files(name: str) -> tuple[ModelFile, ModelFile]:
-    return ModelFile(name, f"{name}_encoder.pth", ""), ModelFile(name, f"{name}_decoder.pth", "")
+TAESD_UPSTREAM = "https://github.com/madebyollin/taesd/raw/main"
+
+
+def tiny_autoencoder_files(name: str) -> tuple[ModelFile, ModelFile]:
+    """The encoder and decoder files of a tiny autoencoder: pinned where the hash is known, else unpinned
+    (sha256 "") with their upstream location."""
+    pinned = TINY_AUTOENCODER_FILES.get(name)
+    if pinned:
+        return pinned
+    encoder_file, decoder_file = (ModelFile(name, f"{name}_{part}.pth", "", f"{TAESD_UPSTREAM}/{name}_{part}.pth", "MIT")
+                                  for part in ("encoder", "decoder"))
+    return encoder_file, decoder_file
 
 
 def load_tiny_autoencoder(name: str, path: str | os.PathLike[str] | None = None, with_decoder: bool = True) -> TinyAutoencoder:
     """Load a TAESD-family model from ``path`` (a folder, or the encoder file) or from the model folders."""
     config = TINY_AUTOENCODER_CONFIGS[name]
-    encoder_file, decoder_file = TINY_AUTOENCODER_FILES.get(name) or _unpinned_files(name)
+    encoder_file, decoder_file = tiny_autoencoder_files(name)
     folder = None
     if path is not None:
         folder = Path(path).expanduser()
         if folder.is_file():  # the encoder file itself: the decoder is looked for beside it
-            encoder_file = ModelFile(name, folder.name, encoder_file.sha256)
+            encoder_file = ModelFile(name, folder.name, encoder_file.sha256, encoder_file.upstream_url, encoder_file.licence)
             folder = folder.parent
     model = TinyAutoencoder(name, config)
     encoder_path = resolve_model_file(encoder_file, folder, verify=bool(encoder_file.sha256))

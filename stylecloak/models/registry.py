@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .encoders import TINY_AUTOENCODER_FILES
+from .encoders import TAESD_UPSTREAM, tiny_autoencoder_files
 from .weights import ModelFile, models_dirs, user_cache_dir
-
-TAESD_RAW = "https://github.com/madebyollin/taesd/raw/main"
 
 
 @dataclass(frozen=True)
@@ -45,21 +43,14 @@ class KnownModel:
         return None
 
 
-def _taesd_files(name: str) -> tuple[ModelFile, ...]:
-    pinned = TINY_AUTOENCODER_FILES.get(name)
-    if pinned:
-        return pinned
-    return tuple(ModelFile(name, f"{name}_{part}.pth", "", f"{TAESD_RAW}/{name}_{part}.pth", "MIT") for part in ("encoder", "decoder"))
-
-
 KNOWN_MODELS: dict[str, KnownModel] = {
     m.name: m
     for m in (
-        KnownModel("taef2", "tiny autoencoder of FLUX.2 (the default encoder)", "MIT", TAESD_RAW, 5.4, _taesd_files("taef2")),
-        KnownModel("taef1", "tiny autoencoder of FLUX.1", "MIT", TAESD_RAW, None, _taesd_files("taef1")),
-        KnownModel("taesd3", "tiny autoencoder of SD3", "MIT", TAESD_RAW, None, _taesd_files("taesd3")),
-        KnownModel("taesdxl", "tiny autoencoder of SDXL", "MIT", TAESD_RAW, None, _taesd_files("taesdxl")),
-        KnownModel("taesd", "tiny autoencoder of SD 1.x/2.x", "MIT", TAESD_RAW, None, _taesd_files("taesd")),
+        KnownModel("taef2", "tiny autoencoder of FLUX.2 (the default encoder)", "MIT", TAESD_UPSTREAM, 5.4, tiny_autoencoder_files("taef2")),
+        KnownModel("taef1", "tiny autoencoder of FLUX.1", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taef1")),
+        KnownModel("taesd3", "tiny autoencoder of SD3", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taesd3")),
+        KnownModel("taesdxl", "tiny autoencoder of SDXL", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taesdxl")),
+        KnownModel("taesd", "tiny autoencoder of SD 1.x/2.x", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taesd")),
         KnownModel("sd-vae", "Stable Diffusion 1.x/2.x VAE (ft-MSE)", "MIT", "https://huggingface.co/stabilityai/sd-vae-ft-mse",
                    hub_repo="stabilityai/sd-vae-ft-mse", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
         KnownModel("sdxl-vae", "SDXL VAE", "see the model card (CreativeML Open RAIL++-M)", "https://huggingface.co/stabilityai/sdxl-vae",
