@@ -10,7 +10,7 @@ import torch
 from stylecloak.imaging import image_to_tensor
 from stylecloak.metrics import psnr
 from stylecloak.models.tiled import TiledEncoder
-from stylecloak.models.encoders import UnknownEncoderError, load_encoder, parse_encoder_spec
+from stylecloak.models.encoders import UnknownEncoderError, load_encoder, load_tiny_autoencoder, parse_encoder_spec
 from stylecloak.models.taesd import TINY_AUTOENCODER_CONFIGS, build_tiny_decoder, build_tiny_encoder
 from stylecloak.models.weights import ChecksumMismatchError, ModelNotFoundError
 
@@ -83,12 +83,15 @@ def test_spec_parsing() -> None:
 
 @pytest.mark.parametrize("name", ["taesd", "taesd3"])
 def test_other_family_members_load_from_a_path(tmp_path, name: str) -> None:
-    """TAESD-style files (4 or 16 channels, no pooled branch) load through NAME:PATH."""
+    """TAESD-style files (4 or 16 channels, no pooled branch) load from a path; random weights are not the
+    pinned release, so the command-line path refuses them and only an explicit verify=False loads them."""
     config = TINY_AUTOENCODER_CONFIGS[name]
     torch.manual_seed(0)
     torch.save(build_tiny_encoder(config).state_dict(), tmp_path / f"{name}_encoder.pth")
     torch.save(build_tiny_decoder(config).state_dict(), tmp_path / f"{name}_decoder.pth")
-    model = load_encoder(f"{name}:{tmp_path}")
+    with pytest.raises(ChecksumMismatchError, match="not the pinned release"):
+        load_encoder(f"{name}:{tmp_path}")
+    model = load_tiny_autoencoder(name, tmp_path, verify=False)
     with torch.no_grad():
         latents = model.encode(torch.rand(1, 3, 64, 64))
         assert latents.shape == (1, config.latent_channels, 8, 8)

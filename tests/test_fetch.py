@@ -112,8 +112,20 @@ def test_offline_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_unpinned_models_need_consent(tmp_path: Path) -> None:
+    unpinned = replace(KNOWN_MODELS["taesd"], files=tuple(replace(f, sha256="") for f in KNOWN_MODELS["taesd"].files))
     with pytest.raises(FetchError, match="--allow-unpinned"):
-        fetch_model(KNOWN_MODELS["taesd"], cache_dir=tmp_path)
+        fetch_model(unpinned, cache_dir=tmp_path)
+    with pytest.raises(FetchError, match="--allow-unpinned"):
+        fetch_model(replace(KNOWN_MODELS["sd-vae"], hub_revision=None), cache_dir=tmp_path)
+
+
+def test_every_known_model_is_pinned() -> None:
+    for model in KNOWN_MODELS.values():
+        assert model.pinned, model.name
+        if model.hub_repo is not None:
+            assert len(model.hub_revision or "") == 40 and int(model.hub_revision, 16) >= 0, model.name
+        for spec in model.files:
+            assert len(spec.sha256) == 64 and spec.upstream_url and "/raw/main/" not in spec.upstream_url, spec
 
 
 def test_models_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,3 +144,50 @@ def test_models_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path, mon
     assert main(["models", "fetch", "taef2"]) == 1
     assert "offline" in capsys.readouterr().err
     assert main(["models", "fetch", "nonesuch"]) == 2
+
+
+def test_first_cloak_with_a_missing_encoder_fetches_it_after_saying_so(
+        small_painting_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The one download that needs no `models fetch`: a pinned encoder that is not here, on the first cloak.
+    Random TAESD-shaped weights stand in for the release, served from 127.0.0.1 and pinned for this test."""
+    import functools
+    import json
+
+    import torch
+
+    from stylecloak.cli import main
+    from stylecloak.models import encoders
+    from stylecloak.models.taesd import TINY_AUTOENCODER_CONFIGS, build_tiny_decoder, build_tiny_encoder
+
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    torch.manual_seed(0)
+    torch.save(build_tiny_encoder(TINY_AUTOENCODER_CONFIGS["taesd"]).state_dict(), upstream / "taesd_encoder.pth")
+    torch.save(build_tiny_decoder(TINY_AUTOENCODER_CONFIGS["taesd"]).state_dict(), upstream / "taesd_decoder.pth")
+    digests = tuple(hashlib.sha256((upstream / f"taesd_{part}.pth").read_bytes()).hexdigest() for part in ("encoder", "decoder"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(upstream))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        monkeypatch.setitem(encoders._TINY_AUTOENCODER_SHA256, "taesd", digests)
+        files = tuple(replace(f, upstream_url=f"{base}/{f.filename}") for f in encoders.tiny_autoencoder_files("taesd"))
+        monkeypatch.setitem(KNOWN_MODELS, "taesd", replace(KNOWN_MODELS["taesd"], files=files))
+        monkeypatch.setenv("STYLECLOAK_CACHE", str(tmp_path / "cache"))
+        cloak = ["cloak", str(small_painting_file), "-o", str(tmp_path / "out"), "--encoder", "taesd", "--target",
+                 "ink-hatching", "--steps", "2", "--json"]
+        assert main(cloak) == 0
+        captured = capsys.readouterr()
+        assert "encoder taesd is not here yet; fetching it once" in captured.err
+        assert json.loads(captured.out.splitlines()[-1])["encoder"] == "taesd"  # stdout stays one JSON line per image
+        assert (tmp_path / "cache" / "models" / "taesd" / "taesd_encoder.pth").is_file()
+        assert main([*cloak[:3], str(tmp_path / "out2"), *cloak[4:]]) == 0
+        assert "fetching" not in capsys.readouterr().err  # the second cloak finds it
+        monkeypatch.setenv("STYLECLOAK_CACHE", str(tmp_path / "empty-cache"))
+        monkeypatch.setenv("STYLECLOAK_OFFLINE", "1")
+        assert main(cloak) == 1
+        assert "offline" in capsys.readouterr().err
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

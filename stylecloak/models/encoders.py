@@ -120,44 +120,43 @@ class TinyAutoencoder(LatentEncoder):
         return self.decoder(latents).clamp(0, 1)
 
 
-# Pinned files of the tiny autoencoders. Only TAEF2's hashes are known here (its files ship in shared/);
-# the others are loaded from a user-given path without a pinned hash until they are pinned.
-TINY_AUTOENCODER_FILES: dict[str, tuple[ModelFile, ModelFile]] = {
-    "taef2": (
-        ModelFile(
-            "taef2",
-            "taef2_encoder.pth",
-            "10a4e1021e89d7551eaf161352da8dbd0b1aa83872ae28b150c1df1ce2f147b6",
-            "https://github.com/madebyollin/taesd/raw/main/taef2_encoder.pth",
-            "MIT",
-        ),
-        ModelFile(
-            "taef2",
-            "taef2_decoder.pth",
-            "0a44a31e1ae59eb9dbf9359d24942fd3ef5928162c1800d97a28c61d51be0ab5",
-            "https://github.com/madebyollin/taesd/raw/main/taef2_decoder.pth",
-            "MIT",
-        ),
-    ),
+# The tiny autoencoders' files, pinned by sha256. TAEF2's hashes are those of the files in shared/models/taef2
+# (its SOURCE.md). The others could not be fetched here (no internet); their hashes are the ones public build
+# recipes pin for the same upstream files (a Nix model list whose TAEF2 hashes match ours exactly, and, for
+# taesd, taesdxl and the taef1 decoder, a second independent project). The download location is the upstream
+# commit e87efbcf, which other projects pin the TAEF1 and TAEF2 decoders to with these same hashes, so that a
+# later upstream release cannot change what a pinned name means.
+TAESD_UPSTREAM = "https://github.com/madebyollin/taesd/raw/e87efbcfc5298d84986b5d9280f40d358b6a228d"
+_TINY_AUTOENCODER_SHA256: dict[str, tuple[str, str]] = {  # name -> (encoder, decoder)
+    "taef2": ("10a4e1021e89d7551eaf161352da8dbd0b1aa83872ae28b150c1df1ce2f147b6",
+              "0a44a31e1ae59eb9dbf9359d24942fd3ef5928162c1800d97a28c61d51be0ab5"),
+    "taef1": ("1d1ad34546aea0edd99dc2db9411d870319f428ced5065c6464582c17c070536",
+              "beae86f2eeaf0cea884dc8ffe639fb297dac8c984441bb53420f07d767785104"),
+    "taesd3": ("b8fefa64b92a867df673c7f22fb2cbc6ae144070e22e7a0b3af0f21de2f43f92",
+               "178fbb90c8c3bab4fe5e30dcba3b85d8bd2c9a203f71239c3a3223720c310b58"),
+    "taesdxl": ("a5648de089aba6b641e505c0f132b2dc7ff70ab6070c31be5e624e807e711c5e",
+                "a3956b8a7a763f251c7357aad6375dacdb6d971121c73e97a3069fc33a94fe1e"),
+    "taesd": ("15bc6128f0ac51c673d3427216082ebfa62402ffc89763af74edfe259b32d49d",
+              "02873377c3f4659cd9f9adb2f718dcb434ba4c7bba3af3ee7bb95cbdabe2d3cf"),
 }
 
 
-TAESD_UPSTREAM = "https://github.com/madebyollin/taesd/raw/main"
-
-
 def tiny_autoencoder_files(name: str) -> tuple[ModelFile, ModelFile]:
-    """The encoder and decoder files of a tiny autoencoder: pinned where the hash is known, else unpinned
-    (sha256 "") with their upstream location."""
-    pinned = TINY_AUTOENCODER_FILES.get(name)
-    if pinned:
-        return pinned
-    encoder_file, decoder_file = (ModelFile(name, f"{name}_{part}.pth", "", f"{TAESD_UPSTREAM}/{name}_{part}.pth", "MIT")
-                                  for part in ("encoder", "decoder"))
+    """The encoder and decoder files of a tiny autoencoder, with their pinned sha256 and upstream location
+    (sha256 "" for a family member with no pin)."""
+    hashes = _TINY_AUTOENCODER_SHA256.get(name, ("", ""))
+    encoder_file, decoder_file = (ModelFile(name, f"{name}_{part}.pth", digest, f"{TAESD_UPSTREAM}/{name}_{part}.pth", "MIT")
+                                  for part, digest in zip(("encoder", "decoder"), hashes))
     return encoder_file, decoder_file
 
 
-def load_tiny_autoencoder(name: str, path: str | os.PathLike[str] | None = None, with_decoder: bool = True) -> TinyAutoencoder:
-    """Load a TAESD-family model from ``path`` (a folder, or the encoder file) or from the model folders."""
+def load_tiny_autoencoder(name: str, path: str | os.PathLike[str] | None = None, with_decoder: bool = True,
+                          verify: bool = True) -> TinyAutoencoder:
+    """Load a TAESD-family model from ``path`` (a folder, or the encoder file) or from the model folders.
+
+    A pinned file is checked against its sha256 wherever it comes from: a corrupt download or another release
+    under the same name must not pass as the model the name stands for. ``verify=False`` is for weights of the
+    same architecture that are knowingly not the release (tests, a user's own training)."""
     config = TINY_AUTOENCODER_CONFIGS[name]
     encoder_file, decoder_file = tiny_autoencoder_files(name)
     folder = None
@@ -167,12 +166,12 @@ def load_tiny_autoencoder(name: str, path: str | os.PathLike[str] | None = None,
             encoder_file = ModelFile(name, folder.name, encoder_file.sha256, encoder_file.upstream_url, encoder_file.licence)
             folder = folder.parent
     model = TinyAutoencoder(name, config)
-    encoder_path = resolve_model_file(encoder_file, folder, verify=bool(encoder_file.sha256))
+    encoder_path = resolve_model_file(encoder_file, folder, verify=verify and bool(encoder_file.sha256))
     model.encoder.load_state_dict(torch.load(encoder_path, map_location="cpu", weights_only=True))
     decoder_ok = with_decoder
     if with_decoder:
         try:
-            decoder_path = resolve_model_file(decoder_file, folder, verify=bool(decoder_file.sha256))
+            decoder_path = resolve_model_file(decoder_file, folder, verify=verify and bool(decoder_file.sha256))
             model.decoder.load_state_dict(torch.load(decoder_path, map_location="cpu", weights_only=True))  # type: ignore[union-attr]
         except FileNotFoundError:
             decoder_ok = False  # the encoder is all that cloaking needs

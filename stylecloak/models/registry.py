@@ -1,8 +1,13 @@
 """Every model stylecloak knows: what it is, its licence, where it comes from, and how it is pinned.
 
 A model is fetched into ``<user cache>/models/<name>/``, where the encoders look for it. Direct files are pinned
-by sha256; Hugging Face repositories by a commit. Where no pin is known here yet, ``models fetch`` refuses
-unless the user passes ``--allow-unpinned`` (and then prints what it got, so that it can be pinned).
+by sha256; Hugging Face repositories by a commit. A model with no pin (none of the built-in ones today) is
+fetched only when the user passes ``--allow-unpinned`` (and then its sha256 is printed, so that it can be pinned).
+
+The hub commits could not be looked up from here (no internet): each is the commit that several unrelated
+public projects pin the same repository to (at least three for every one), so a fetch gets exactly the files
+those projects run. A pin that upstream deleted fails the fetch with the hub's error; it never falls back to
+an unpinned download.
 """
 
 from __future__ import annotations
@@ -52,11 +57,12 @@ KNOWN_MODELS: dict[str, KnownModel] = {
         KnownModel("taesdxl", "tiny autoencoder of SDXL", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taesdxl")),
         KnownModel("taesd", "tiny autoencoder of SD 1.x/2.x", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taesd")),
         KnownModel("sd-vae", "Stable Diffusion 1.x/2.x VAE (ft-MSE)", "MIT", "https://huggingface.co/stabilityai/sd-vae-ft-mse",
-                   hub_repo="stabilityai/sd-vae-ft-mse", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
+                   hub_repo="stabilityai/sd-vae-ft-mse", hub_revision="31f26fdeee1355a5c34592e401dd41e45d25a493", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
         KnownModel("sdxl-vae", "SDXL VAE", "see the model card (CreativeML Open RAIL++-M)", "https://huggingface.co/stabilityai/sdxl-vae",
-                   hub_repo="stabilityai/sdxl-vae", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
+                   hub_repo="stabilityai/sdxl-vae", hub_revision="6f5909a7e596173e25d4e97b07fd19cdf9611c76", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
         KnownModel("flux-vae", "FLUX.1 VAE (from FLUX.1-schnell)", "Apache-2.0", "https://huggingface.co/black-forest-labs/FLUX.1-schnell",
-                   hub_repo="black-forest-labs/FLUX.1-schnell", hub_patterns=("vae/config.json", "vae/diffusion_pytorch_model.safetensors")),
+                   hub_repo="black-forest-labs/FLUX.1-schnell", hub_revision="741f7c3ce8b383c54771c7003378a50191e9efe9",
+                   hub_patterns=("vae/config.json", "vae/diffusion_pytorch_model.safetensors")),
     )
 }
 
@@ -98,3 +104,18 @@ def fetch_model(model: KnownModel, allow_unpinned: bool = False, cache_dir: Path
 
 def present_size_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def missing_models(encoder_spec: str) -> list[KnownModel]:
+    """The known models that ``encoder_spec`` (``NAME``, ``NAME:PATH``, or an ensemble) names without a path and
+    that are not in any model folder: what a first ``cloak`` with that encoder has to fetch."""
+    from .encoders import parse_encoder_spec
+    from .ensemble import parse_member
+
+    missing = []
+    for part in encoder_spec.split("+"):
+        name, path = parse_encoder_spec(parse_member(part.strip())[0])
+        model = KNOWN_MODELS.get(name)
+        if path is None and model is not None and model.location() is None and model not in missing:
+            missing.append(model)
+    return missing
