@@ -312,6 +312,8 @@ def run_cloak(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    if not _fetch_missing_encoders(settings.encoder):
+        return EXIT_SOME_FAILED
     # Models load (and settle any error in the settings) before the target choice, which takes a while.
     cloaker = _setup_models(settings)
     if cloaker is None:
@@ -474,7 +476,24 @@ def run_models(args: argparse.Namespace) -> int:
     return _fetch_model(model, args.allow_unpinned)
 
 
-def _fetch_model(model: Any, allow_unpinned: bool) -> int:
+def _fetch_missing_encoders(encoder_spec: str) -> bool:
+    """The one download that happens without `models fetch`: the first cloak with a pinned non-default encoder
+    that is not here fetches it, after saying so. False (with the error printed) if that fails."""
+    from .models.registry import missing_models
+
+    for model in missing_models(encoder_spec):
+        if not model.pinned:
+            continue  # never fetched unasked; loading it says how to get it
+        size = f"{model.size_mb:.0f} MB" if model.size_mb else "size not known here"
+        print(f"stylecloak: encoder {model.name} is not here yet; fetching it once into the user cache ({size}; "
+              f"pinned; or give a local copy with --encoder {model.name}:PATH)", file=sys.stderr)
+        if _fetch_model(model, allow_unpinned=False, print_path=False) != EXIT_OK:
+            return False
+    return True
+
+
+def _fetch_model(model: Any, allow_unpinned: bool, print_path: bool = True) -> int:
+    """`models fetch`: download (or verify what is here), with progress bars; the folder goes to stdout."""
     from tqdm import tqdm
 
     from .models.fetch import FetchError
@@ -503,7 +522,8 @@ def _fetch_model(model: Any, allow_unpinned: bool) -> int:
             _error(f"{exc} (fetching a fresh copy into the cache)")
         else:
             print(f"stylecloak: {model.name} is already here, verified", file=sys.stderr)
-            print(present)
+            if print_path:
+                print(present)
             return EXIT_OK
     if model.pinned or allow_unpinned:
         print(f"stylecloak: fetching {model.name} from {model.upstream}", file=sys.stderr)
@@ -519,7 +539,8 @@ def _fetch_model(model: Any, allow_unpinned: bool) -> int:
     if not model.pinned:
         for spec in model.files:
             print(f"{spec.filename} sha256 {sha256_file(folder / spec.filename)}", file=sys.stderr)
-    print(folder)
+    if print_path:
+        print(folder)
     return EXIT_OK
 
 
