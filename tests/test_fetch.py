@@ -119,9 +119,9 @@ def test_unpinned_models_need_consent(tmp_path: Path) -> None:
         fetch_model(replace(KNOWN_MODELS["sd-vae"], hub_revision=None), cache_dir=tmp_path)
 
 
-def test_every_known_model_is_pinned() -> None:
+def test_every_known_model_is_pinned_and_sized() -> None:
     for model in KNOWN_MODELS.values():
-        assert model.pinned, model.name
+        assert model.pinned and model.size_mb, model.name
         if model.hub_repo is not None:
             assert len(model.hub_revision or "") == 40 and int(model.hub_revision, 16) >= 0, model.name
         for spec in model.files:

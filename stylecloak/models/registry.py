@@ -26,7 +26,9 @@ class KnownModel:
     description: str
     licence: str
     upstream: str
-    size_mb: float | None = None  # None: not known here until fetched
+    # The download's size, as public manifests state it for the pinned files (the VAEs' weights to the byte; the
+    # tiny autoencoders' from a model list's rounded sizes): what `models list` shows before a fetch.
+    size_mb: float | None = None
     files: tuple[ModelFile, ...] = ()  # direct downloads (sha256 "" = not pinned yet)
     hub_repo: str | None = None
     hub_revision: str | None = None  # a pinned commit; None = not pinned yet
@@ -52,15 +54,15 @@ KNOWN_MODELS: dict[str, KnownModel] = {
     m.name: m
     for m in (
         KnownModel("taef2", "tiny autoencoder of FLUX.2 (the default encoder)", "MIT", TAESD_UPSTREAM, 5.4, tiny_autoencoder_files("taef2")),
-        KnownModel("taef1", "tiny autoencoder of FLUX.1", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taef1")),
-        KnownModel("taesd3", "tiny autoencoder of SD3", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taesd3")),
-        KnownModel("taesdxl", "tiny autoencoder of SDXL", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taesdxl")),
-        KnownModel("taesd", "tiny autoencoder of SD 1.x/2.x", "MIT", TAESD_UPSTREAM, None, tiny_autoencoder_files("taesd")),
-        KnownModel("sd-vae", "Stable Diffusion 1.x/2.x VAE (ft-MSE)", "MIT", "https://huggingface.co/stabilityai/sd-vae-ft-mse",
+        KnownModel("taef1", "tiny autoencoder of FLUX.1", "MIT", TAESD_UPSTREAM, 9.9, tiny_autoencoder_files("taef1")),
+        KnownModel("taesd3", "tiny autoencoder of SD3", "MIT", TAESD_UPSTREAM, 9.9, tiny_autoencoder_files("taesd3")),
+        KnownModel("taesdxl", "tiny autoencoder of SDXL", "MIT", TAESD_UPSTREAM, 9.8, tiny_autoencoder_files("taesdxl")),
+        KnownModel("taesd", "tiny autoencoder of SD 1.x/2.x", "MIT", TAESD_UPSTREAM, 9.8, tiny_autoencoder_files("taesd")),
+        KnownModel("sd-vae", "Stable Diffusion 1.x/2.x VAE (ft-MSE)", "MIT", "https://huggingface.co/stabilityai/sd-vae-ft-mse", 334.6,
                    hub_repo="stabilityai/sd-vae-ft-mse", hub_revision="31f26fdeee1355a5c34592e401dd41e45d25a493", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
-        KnownModel("sdxl-vae", "SDXL VAE", "see the model card (CreativeML Open RAIL++-M)", "https://huggingface.co/stabilityai/sdxl-vae",
+        KnownModel("sdxl-vae", "SDXL VAE", "see the model card (CreativeML Open RAIL++-M)", "https://huggingface.co/stabilityai/sdxl-vae", 334.6,
                    hub_repo="stabilityai/sdxl-vae", hub_revision="6f5909a7e596173e25d4e97b07fd19cdf9611c76", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
-        KnownModel("flux-vae", "FLUX.1 VAE (from FLUX.1-schnell)", "Apache-2.0", "https://huggingface.co/black-forest-labs/FLUX.1-schnell",
+        KnownModel("flux-vae", "FLUX.1 VAE (from FLUX.1-schnell)", "Apache-2.0", "https://huggingface.co/black-forest-labs/FLUX.1-schnell", 167.7,
                    hub_repo="black-forest-labs/FLUX.1-schnell", hub_revision="741f7c3ce8b383c54771c7003378a50191e9efe9",
                    hub_patterns=("vae/config.json", "vae/diffusion_pytorch_model.safetensors")),
     )
