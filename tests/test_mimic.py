@@ -50,6 +50,8 @@ def test_training_reduces_the_loss_and_sampling_is_deterministic() -> None:
     # Fine-tuning starts from the given model, and an empty class is kept but not trained on.
     tuned = train_mimic([LatentSet("a", []), sets[1]], config, mean, std, torch.device("cpu"), start_from=mimic, steps=2)
     assert tuned.labels == ["a", "b"] and len(tuned.losses) == 2
+    with pytest.raises(ValueError, match="one weight"):
+        train_mimic(sets, config, mean, std, torch.device("cpu"), steps=1, class_weights=[1.0])
     with pytest.raises(ValueError, match="same classes"):
         train_mimic([sets[1], sets[0]], config, mean, std, torch.device("cpu"), start_from=mimic, steps=1)
 
@@ -66,7 +68,24 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
         assert condition.samples == 3 and sum(condition.predictions.values()) == 3
         assert 0.0 <= condition.protection_success_rate <= 1.0
         assert (tmp_path / f"samples_{condition.condition}.png").is_file()
+    # The judge's control: the clean mimic's images of each other style, and how many it calls the artist's.
+    assert set(report.control_predictions) == {"blue", "green"}
+    assert sum(sum(v.values()) for v in report.control_predictions.values()) == 4  # 3 samples over 2 styles, rounded up
+    assert report.control_artist_rate is not None and 0.0 <= report.control_artist_rate <= 1.0
+    assert (tmp_path / "control_blue.png").is_file()
     json.dumps(report.to_dict())  # the report is plain data
+
+
+def test_class_weights_set_each_class_share_of_a_batch() -> None:
+    from stylecloak.evaluation.mimic import _random_crops
+
+    sets = [LatentSet("artist", [torch.zeros(4, 6, 6)]), LatentSet("b", [torch.ones(4, 6, 6)]), LatentSet("c", [torch.ones(4, 6, 6)])]
+    _, classes = _random_crops(sets, 4, 2000, torch.Generator().manual_seed(0), [0.5, 0.25, 0.25])
+    assert abs(float((classes == 0).float().mean()) - 0.5) < 0.05
+    _, classes = _random_crops(sets, 4, 200, torch.Generator().manual_seed(0), [1.0, 0.0, 0.0])
+    assert bool((classes == 0).all())  # a class of weight 0 is never drawn
+    _, classes = _random_crops([LatentSet("artist", []), *sets[1:]], 4, 200, torch.Generator().manual_seed(0))
+    assert set(classes.tolist()) == {1, 2}  # an empty class is never drawn
 
 
 def test_attack_refuses_what_it_cannot_measure(encoder) -> None:

@@ -49,6 +49,11 @@ class MimicConfig:
     channels: tuple[int, ...] = (32, 64, 128)
     attention_levels: tuple[bool, ...] = (False, False, True)
     label_dropout: float = 0.1
+    # Share of each fine-tuning batch taken from the artist's images; the rest is split among the other styles.
+    # An attacker concentrates on the artist, as DreamBooth does (half instance images, half prior-preservation
+    # images). With class-balanced batches (1/5 artist with four other styles) the artist's class stayed a blend
+    # of every style, and the judge recognised the artist in the clean-trained samples about half as often.
+    artist_share: float = 0.5
     samples: int = 24
     sampling_steps: int = 30
     guidance: float = 3.0
@@ -117,12 +122,18 @@ def latent_stats(latents: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.T
     return flat.mean(1).view(1, -1, 1, 1), flat.std(1).clamp_min(1e-6).view(1, -1, 1, 1)
 
 
-def _random_crops(sets: Sequence[LatentSet], size: int, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A class-balanced batch of random latent crops, flipped at random, and their class indices."""
-    crops, classes = [], []
+def _random_crops(sets: Sequence[LatentSet], size: int, batch: int, generator: torch.Generator,
+                  weights: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of random latent crops, flipped at random, and their class indices. Classes are drawn by
+    ``weights`` (default: equally); a set with no latents is never drawn."""
     filled = [index for index, latent_set in enumerate(sets) if latent_set.latents]  # an empty class is not trained
-    for _ in range(batch):
-        index = filled[int(torch.randint(len(filled), (1,), generator=generator))]
+    chances = torch.tensor([float(weights[i]) if weights is not None else 1.0 for i in filled])
+    if not bool((chances > 0).any()):
+        raise ValueError("no class with images has a positive weight")
+    drawn = torch.multinomial(chances, batch, replacement=True, generator=generator)
+    crops, classes = [], []
+    for choice in drawn.tolist():
+        index = filled[choice]
         pool = sets[index].latents
         latent = pool[int(torch.randint(len(pool), (1,), generator=generator))]
         _, height, width = latent.shape
@@ -145,15 +156,19 @@ def train_mimic(
     progress: ProgressCallback | None = None,
     start_from: TrainedMimic | None = None,
     steps: int | None = None,
+    class_weights: Sequence[float] | None = None,
 ) -> TrainedMimic:
     """Train a class-conditioned latent diffusion model (v prediction, AdamW, warm-up and cosine LR) for
     ``steps`` (default ``config.steps``), from scratch or fine-tuning ``start_from`` (same classes). A set with
-    no latents keeps its class but is not trained on (the artist's class while the base model learns the others)."""
+    no latents keeps its class but is not trained on (the artist's class while the base model learns the others).
+    ``class_weights`` (one per set) says how often each class is drawn into a batch (default: equally)."""
     from diffusers import DDPMScheduler
 
     steps = config.steps if steps is None else steps
     if not any(latent_set.latents for latent_set in sets):
         raise ValueError("no latents to train on")
+    if class_weights is not None and (len(class_weights) != len(sets) or min(class_weights) < 0):
+        raise ValueError(f"class_weights needs one weight of 0 or more per class ({len(sets)})")
     size = config.crop // 8
     for latent_set in sets:
         for latent in latent_set.latents:
@@ -180,7 +195,7 @@ def train_mimic(
         lr_scale = min(1.0, (step + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * lr_scale
-        crops, classes = _random_crops(sets, size, config.batch_size, generator)
+        crops, classes = _random_crops(sets, size, config.batch_size, generator, class_weights)
         latents = (crops.to(device) - mean) / std
         classes = torch.where(torch.rand(len(classes), generator=generator) < config.label_dropout, null_class, classes)
         noise = torch.randn(latents.shape, generator=generator).to(device)
