@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mimic: {report['artist_images']} artist images, other styles {report['other_styles']}, "
           f"judge {report['classifier']} (recognises {report['classifier_sanity']:.0%} of the artist's clean crops), "
           f"{mimic_seconds / 60:.1f} min")
+    if report.get("control_artist_rate") is not None:
+        controls = "; ".join(f"{style}: " + ", ".join(f"{label} {count}" for label, count in verdicts.items())
+                             for style, verdicts in report["control_predictions"].items())
+        print(f"control: the judge attributes {report['control_artist_rate']:.0%} of the clean mimic's images of the "
+              f"other styles to the artist ({controls})")
     print("| training set | protection success rate | the judge's verdicts on the samples |")
     print("|---|---|---|")
     for condition in report["conditions"]:

@@ -243,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"classifier {report.classifier}: attributes {report.classifier_sanity:.0%} of the artist's own clean crops to the artist")
+        if getattr(report, "control_artist_rate", None) is not None:
+            print(f"control: it attributes {report.control_artist_rate:.0%} of the clean mimic's images of the other "
+                  "styles to the artist (the lower, the more its verdicts below mean)")
         print(f"{'training set':24s} {'protection success':>18s}  predictions")
         for condition in report.conditions:
             print(f"{condition.condition:24s} {condition.protection_success_rate:>18.0%}  {condition.predictions}")

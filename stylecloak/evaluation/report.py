@@ -174,7 +174,10 @@ def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:
             f"<p>{html.escape(str(path.parent))}: {report.get('artist_images')} images of the artist, other styles "
             f"{html.escape(json.dumps(report.get('other_styles', {})))}; {config.get('steps')} training steps, "
             f"{config.get('samples')} samples per run; classifier {html.escape(str(report.get('classifier')))} "
-            f"(attributes {_number(report.get('classifier_sanity'), 2)} of the artist's clean crops to the artist).</p>")
+            f"(attributes {_number(report.get('classifier_sanity'), 2)} of the artist's clean crops to the artist"
+            + (f"; control: it attributes {_number(report['control_artist_rate'], 2)} of the clean mimic's images "
+               f"of the other styles to the artist" if report.get("control_artist_rate") is not None else "")
+            + ").</p>")
         parts.append("<table><thead><tr><th>mimic trained on</th><th>protection success rate</th>"
                      "<th>classifier's verdicts</th></tr></thead><tbody>")
         for condition in report["conditions"]:
