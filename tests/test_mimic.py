@@ -12,7 +12,7 @@ from stylecloak.evaluation.attack import ARTIST_LABEL, run_mimicry
 from stylecloak.evaluation.mimic import LatentSet, MimicConfig, generate_latents, latent_stats, train_mimic
 
 TINY = MimicConfig(image_size=64, crop=32, base_steps=4, steps=3, batch_size=4, channels=(16, 32), attention_levels=(False, True),
-                   samples=3, sampling_steps=3)
+                   samples=3, sampling_steps=3, judge_crops_per_style=8)
 
 
 class MeanColourJudge:

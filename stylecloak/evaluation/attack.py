@@ -35,10 +35,6 @@ from .mimic import (
 )
 
 ARTIST_LABEL = "artist"
-# The judge sees the same number of crops of every style, however many works each has (at least this many).
-# With a fixed number per image instead, a style of one painting (abstract, here) got 6 crops against the
-# artist's 54, its region stayed small, and the judge attributed 77% of the mimic's abstract images to the artist.
-CLASSIFIER_CROPS_PER_STYLE = 48
 
 
 class StyleJudge(Protocol):
@@ -186,7 +182,7 @@ def run_mimicry(
     # crops of the training size), so that generated images are judged in their own domain.
     judge_images, judge_labels = [], []
     for label, images in [(ARTIST_LABEL, clean), *other_images.items()]:
-        crops = random_crops(images, config.crop, -(-CLASSIFIER_CROPS_PER_STYLE // len(images)), config.seed)
+        crops = random_crops(images, config.crop, -(-config.judge_crops_per_style // len(images)), config.seed)
         judge_images += _round_trip(encoder, crops, device)
         judge_labels += [label] * len(crops)
     classifier.fit(judge_images, judge_labels)

@@ -54,6 +54,10 @@ class MimicConfig:
     # images). With class-balanced batches (1/5 artist with four other styles) the artist's class stayed a blend
     # of every style, and the judge recognised the artist in the clean-trained samples about half as often.
     artist_share: float = 0.5
+    # The judge sees the same number of crops of every style (at least this many), however many works each has.
+    # With a fixed number per work instead, a style of one painting got a sixth of the artist's crops, its
+    # region stayed small, and the judge called most of the mimic's images of that style the artist's.
+    judge_crops_per_style: int = 48
     samples: int = 24
     sampling_steps: int = 30
     guidance: float = 3.0
