@@ -28,7 +28,8 @@ style", and a style classifier trained on clean art says whose style they show.
 
 The protection success rate is the share of those images that the classifier does NOT attribute to you. The
 clean run is the baseline: it should be low (the attack works on unprotected art). Protection means a clearly
-higher rate for the cloaked run.
+higher rate for the cloaked run. A control checks the classifier: the clean model also draws the other
+styles, and the report says how often the classifier calls those yours (the lower, the more it means).
 
 This is a small model on a CPU, not Stable Diffusion: it shows whether the cloak changes what a latent
 diffusion model learns, not how a large fine-tuned model would look. The quick preset takes about 20 minutes
