@@ -258,9 +258,9 @@ def load_encoder(spec: str = DEFAULT_ENCODER, device: str | torch.device = "cpu"
     """Load an encoder by spec, frozen and in eval mode: ``NAME``, ``NAME:PATH``, or an ensemble of them joined
     by ``+``, each with an optional ``@WEIGHT`` (``sd-vae:/models/vae@0.5+taef2``)."""
     if "+" in spec:
-        from .ensemble import EnsembleEncoder, parse_member
+        from .ensemble import EnsembleEncoder, parse_members
 
-        members = [parse_member(part.strip()) for part in spec.split("+") if part.strip()]
+        members = parse_members(spec)
         return EnsembleEncoder([load_encoder(m, device) for m, _ in members], [w for _, w in members]).to(device)
     name, path = parse_encoder_spec(spec)
     backend = ENCODER_BACKENDS.get(name)

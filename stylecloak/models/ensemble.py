@@ -102,3 +102,8 @@ def parse_member(spec: str) -> tuple[str, float]:
         except ValueError:
             pass  # an @ that is part of a path
     return spec, 1.0
+
+
+def parse_members(spec: str) -> list[tuple[str, float]]:
+    """``"sd-vae:/m/vae@0.5+taef2"`` -> ``[("sd-vae:/m/vae", 0.5), ("taef2", 1.0)]`` (empty parts are skipped)."""
+    return [parse_member(part.strip()) for part in spec.split("+") if part.strip()]

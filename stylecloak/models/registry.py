@@ -112,11 +112,11 @@ def missing_models(encoder_spec: str) -> list[KnownModel]:
     """The known models that ``encoder_spec`` (``NAME``, ``NAME:PATH``, or an ensemble) names without a path and
     that are not in any model folder: what a first ``cloak`` with that encoder has to fetch."""
     from .encoders import parse_encoder_spec
-    from .ensemble import parse_member
+    from .ensemble import parse_members
 
     missing = []
-    for part in encoder_spec.split("+"):
-        name, path = parse_encoder_spec(parse_member(part.strip())[0])
+    for member, _ in parse_members(encoder_spec):
+        name, path = parse_encoder_spec(member)
         model = KNOWN_MODELS.get(name)
         if path is None and model is not None and model.location() is None and model not in missing:
             missing.append(model)
