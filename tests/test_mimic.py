@@ -9,7 +9,15 @@ import torch
 
 from stylecloak.countermeasures import get_countermeasure
 from stylecloak.evaluation.attack import ARTIST_LABEL, run_mimicry
-from stylecloak.evaluation.mimic import LatentSet, MimicConfig, generate_latents, latent_stats, train_mimic
+from stylecloak.evaluation.mimic import (
+    LatentSet,
+    MimicConfig,
+    _scheduler_config,
+    _snr_weights,
+    generate_latents,
+    latent_stats,
+    train_mimic,
+)
 
 TINY = MimicConfig(image_size=64, crop=32, base_steps=4, steps=3, batch_size=4, channels=(16, 32), attention_levels=(False, True),
                    samples=3, sampling_steps=3, judge_crops_per_style=8)
@@ -54,6 +62,17 @@ def test_training_reduces_the_loss_and_sampling_is_deterministic() -> None:
         train_mimic(sets, config, mean, std, torch.device("cpu"), steps=1, class_weights=[1.0])
     with pytest.raises(ValueError, match="same classes"):
         train_mimic([sets[1], sets[0]], config, mean, std, torch.device("cpu"), start_from=mimic, steps=1)
+
+
+def test_min_snr_weights_favour_the_middle_noise_levels() -> None:
+    from diffusers import DDPMScheduler
+
+    scheduler = DDPMScheduler(**_scheduler_config())
+    timesteps = torch.tensor([0, 500, 999])
+    weights = _snr_weights(scheduler, timesteps, 5.0)
+    # Nearly clean (SNR huge) and nearly pure noise (SNR near 0) both weigh little; no weight exceeds gamma/(gamma+1).
+    assert weights[1] > weights[0] and weights[1] > weights[2] and bool((weights <= 5 / 6 + 1e-6).all())
+    assert torch.equal(_snr_weights(scheduler, timesteps, None), torch.ones(3))
 
 
 def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> None:

@@ -13,8 +13,8 @@ an encoder-decoder round trip). Everything but the artist's training images is t
 other styles, the latent normalisation, the seed, the classifier.
 
 The model trains on random latent crops of whole-image latents (no re-encoding per step: encoding is the
-expensive part on a CPU), with horizontal flips, classifier-free guidance (labels dropped 10% of the time) and
-DDIM sampling.
+expensive part on a CPU), with horizontal flips, min-SNR loss weighting, classifier-free guidance (labels dropped
+10% of the time) and stochastic DDIM sampling.
 """
 
 from __future__ import annotations
@@ -58,9 +58,20 @@ class MimicConfig:
     # With a fixed number per work instead, a style of one painting got a sixth of the artist's crops, its
     # region stayed small, and the judge called most of the mimic's images of that style the artist's.
     judge_crops_per_style: int = 48
-    samples: int = 24
-    sampling_steps: int = 30
-    guidance: float = 3.0
+    # Min-SNR-gamma loss weighting (Hang et al., ICCV 2023; diffusers' training scripts call it snr_gamma):
+    # noise levels pull a small model in conflicting directions, and capping each level's weight at its
+    # clamped signal-to-noise ratio lets it converge faster, which is what a 30-minute CPU budget needs.
+    # None trains on the plain loss. In our tests on the ukiyo-e set (scripts outside the repository, so only
+    # a direction, not a number), the judge recognised the artist in more of the clean mimic's samples with it.
+    snr_gamma: float | None = 5.0
+    samples: int = 48  # per run; 24 left one sample worth 4 points of the rate
+    sampling_steps: int = 100
+    # DDIM's eta: 1 adds fresh noise at every step (ancestral sampling), 0 is the deterministic sampler. A small,
+    # briefly trained model makes errors that the deterministic sampler follows to the end; fresh noise lets
+    # later steps correct them. In the same tests, this did more for the clean baseline than anything else we
+    # tried (longer training, a larger artist share, exponential moving averages of the weights, which hurt).
+    sampling_eta: float = 1.0
+    guidance: float = 7.5  # Stable Diffusion's default, as an attacker would use it
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,7 +82,7 @@ MIMIC_PRESETS: dict[str, MimicConfig] = {
     "quick": MimicConfig(),
     "full": MimicConfig(image_size=512, crop=256, base_steps=20000, steps=5000, batch_size=64, learning_rate=5e-4,
                         channels=(64, 128, 256, 256),
-                        attention_levels=(False, False, True, True), samples=64, sampling_steps=50),
+                        attention_levels=(False, False, True, True), samples=64),
 }
 
 
@@ -206,7 +217,10 @@ def train_mimic(
         timesteps = torch.randint(scheduler.config.num_train_timesteps, (len(latents),), generator=generator).to(device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
         target = scheduler.get_velocity(latents, noise, timesteps)
-        loss = F.mse_loss(unet(noisy, timesteps, class_labels=classes.to(device)).sample, target)
+        errors = (unet(noisy, timesteps, class_labels=classes.to(device)).sample - target).pow(2).mean(dim=(1, 2, 3))
+        weights = _snr_weights(scheduler, timesteps, config.snr_gamma)
+        # A weighted mean, so that the loss stays on the scale of the plain one whatever the weights.
+        loss = (errors * weights).sum() / weights.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -218,10 +232,20 @@ def train_mimic(
     return TrainedMimic(unet, [s.label for s in sets], mean.cpu(), std.cpu(), config, losses)
 
 
+def _snr_weights(scheduler: Any, timesteps: torch.Tensor, gamma: float | None) -> torch.Tensor:
+    """Min-SNR-gamma weights for v prediction: min(SNR, gamma) / (SNR + 1); ones when ``gamma`` is None."""
+    if gamma is None:
+        return torch.ones(len(timesteps), device=timesteps.device)
+    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
+    snr = alphas / (1 - alphas)
+    return snr.clamp(max=gamma) / (snr + 1)
+
+
 @torch.no_grad()
 def generate_latents(mimic: TrainedMimic, label: str, count: int, device: torch.device, seed: int = 0,
                      progress: ProgressCallback | None = None) -> torch.Tensor:
-    """``count`` latents of class ``label`` by DDIM with classifier-free guidance, in the encoder's latent scale."""
+    """``count`` latents of class ``label`` by DDIM (``config.sampling_eta``) with classifier-free guidance, in the
+    encoder's latent scale."""
     from diffusers import DDIMScheduler
 
     config = mimic.config
@@ -237,7 +261,7 @@ def generate_latents(mimic: TrainedMimic, label: str, count: int, device: torch.
         both = mimic.unet(torch.cat([latents, latents]), timestep, class_labels=torch.cat([wanted, unconditional])).sample
         conditional, free = both.chunk(2)
         noise = free + config.guidance * (conditional - free)
-        latents = scheduler.step(noise, timestep, latents).prev_sample
+        latents = scheduler.step(noise, timestep, latents, eta=config.sampling_eta, generator=generator).prev_sample
         if progress:
             progress("sample", index + 1, len(scheduler.timesteps))
     return latents * mimic.std.to(device) + mimic.mean.to(device)
