@@ -194,3 +194,8 @@ def test_style_transfer_attack_uses_what_the_encoder_sees(encoder, tmp_path) -> 
     samples = np.asarray(Image.open(tmp_path / "samples_clean.png").convert("RGB"), dtype=np.float32) / 255
     contents = torch.cat([others["blue"][0], others["green"][0]]).mean(dim=(0, 2, 3))
     assert samples[..., 0].mean() > float(contents[0]) + 0.1
+    # The control: blue's style onto green's works and green's onto blue's (2 each, as many as the artist's 3
+    # in all); the colour judge never calls them red, the artist's.
+    assert report.control_artist_rate == 0.0
+    assert {style: sum(verdicts.values()) for style, verdicts in report.control_predictions.items()} == {"blue": 2, "green": 2}
+    assert (tmp_path / "control_blue.png").is_file() and (tmp_path / "control_green.png").is_file()

@@ -229,17 +229,27 @@ def _control(report: MimicryReport, mimic: TrainedMimic, other_labels: Sequence[
     """Ask the judge about the clean-trained mimic's images of each other style (as many in all as the artist
     got): how often does it say "artist" when the mimic was not asked for the artist?"""
     per_style = max(1, -(-mimic.config.samples // len(other_labels)))
+    samples = {label: decode_latents(encoder, generate_latents(mimic, label, per_style, device, seed=mimic.config.seed + 1))
+               for label in other_labels}
+    record_control(report, samples, judge, out_dir)
+
+
+def record_control(report: MimicryReport, samples_by_style: Mapping[str, Sequence[torch.Tensor]], judge: StyleJudge,
+                   out_dir: Path | None) -> None:
+    """The judge's control, for any attack: its verdicts on what the clean attack made *in each other style*,
+    and the share of those it attributes to the artist (a sample grid per style). Styles with no samples are
+    left out; with none at all, the report keeps no control."""
     wrong = total = 0
-    for label in other_labels:
-        latents = generate_latents(mimic, label, per_style, device, seed=mimic.config.seed + 1)
-        samples = decode_latents(encoder, latents)
-        verdicts = judge.predict(samples)
+    for label, samples in samples_by_style.items():
+        if not samples:
+            continue
+        verdicts = judge.predict(list(samples))
         report.control_predictions[label] = dict(sorted(Counter(verdicts).items()))
         wrong += sum(v == ARTIST_LABEL for v in verdicts)
         total += len(verdicts)
         if out_dir:
-            save_grid(samples, out_dir / f"control_{label}.png")
-    report.control_artist_rate = wrong / total
+            save_grid(list(samples), out_dir / f"control_{label}.png")
+    report.control_artist_rate = wrong / total if total else None
 
 
 def judge_condition(name: str, samples: Sequence[torch.Tensor], judge: StyleJudge, losses: Sequence[float],

@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"classifier {report.classifier}: attributes {report.classifier_sanity:.0%} of the artist's own clean crops to the artist")
-        if report.control_artist_rate is not None:  # the small attack has a control; nst and lora do not yet
+        if report.control_artist_rate is not None:  # the small and nst attacks have a control; lora does not yet
             print(f"control: it attributes {report.control_artist_rate:.0%} of the clean mimic's images of the other "
                   "styles to the artist (the lower, the more its verdicts below mean)")
         print(f"{'training set':24s} {'protection success':>18s}  predictions")

@@ -7,7 +7,9 @@ content images of other styles: "new works in the artist's style", as a mimic wo
 style judge as the other attacks then says whose style they show.
 
 A cloak that moves ``E(x)`` toward another style changes ``D(E(x))``, and so what is transferred; a cloak that
-does not reach the latent changes nothing here. Caveat: the transfer matches VGG16 Gram statistics and the
+does not reach the latent changes nothing here. The judge's control is the same transfer from each other
+style's works (through the same encoder) onto contents of the remaining styles: how often does the judge call
+a Gram transfer the artist's when it is not? Caveat: the transfer matches VGG16 Gram statistics and the
 default judge classifies VGG16 Gram features, so this attack is strong on the judge's own terms; the clean
 baseline is expected to be low. It is a proxy for a fine-tuned model, not one.
 """
@@ -26,7 +28,15 @@ from ..countermeasures import Countermeasure, encoder_decoder_round_trip
 from ..models.encoders import LatentEncoder
 from ..models.vgg import load_vgg16_features
 from ..targets.transfer import reference_transfer
-from .attack import MimicryReport, StyleJudge, check_attack_inputs, fit_judge_on_images, judge_condition, purified
+from .attack import (
+    MimicryReport,
+    StyleJudge,
+    check_attack_inputs,
+    fit_judge_on_images,
+    judge_condition,
+    purified,
+    record_control,
+)
 from .mimic import centre_square, resize_for_mimic
 
 
@@ -66,17 +76,15 @@ def run_nst_mimicry(
     report = MimicryReport(len(clean), {label: len(images) for label, images in other_images.items()}, config,  # type: ignore[arg-type]
                            classifier_name, sanity)
 
-    # Content: the other styles' works in turn (a fixed order, so every condition gets the same contents), as
-    # squares of one size, like a model's samples.
-    pool = [image for images in other_images.values() for image in images]
-    contents = [centre_square(pool[(config.seed + k) % len(pool)], size) for k in range(config.samples)]
+    # Content: the other styles' works in turn, the same for every condition.
+    pool = [(label, image) for label, images in other_images.items() for image in images]
+    contents = _contents(pool, config.samples, config.seed, size)
     vgg = load_vgg16_features(device)
-    conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", clean), ("cloaked", cloaked)]
-    conditions += [(f"cloaked+{c.name}", purified(cloaked, c, encoder, device)) for c in purifiers]
-    for name, artist_images in conditions:
-        started = time.perf_counter()
+
+    def transferred(style_images: Sequence[torch.Tensor], name: str, contents: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``style_images``' style, as the model sees it, on each of ``contents``."""
         with torch.no_grad():
-            seen = [encoder_decoder_round_trip(image.to(device), encoder).cpu() for image in artist_images]
+            seen = [encoder_decoder_round_trip(image.to(device), encoder).cpu() for image in style_images]
         transfer = reference_transfer(vgg, [image.to(device) for image in seen], label=name, steps=config.steps,
                                       work_long_side=size, refine_steps=0)
         samples = []
@@ -84,5 +92,27 @@ def run_nst_mimicry(
             samples.append(transfer.render(content.to(device)).cpu())
             if progress is not None:
                 progress(name, "style transfer", number + 1, len(contents))
+        return samples
+
+    conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", clean), ("cloaked", cloaked)]
+    conditions += [(f"cloaked+{c.name}", purified(cloaked, c, encoder, device)) for c in purifiers]
+    for name, artist_images in conditions:
+        started = time.perf_counter()
+        samples = transferred(artist_images, name, contents)
         report.conditions.append(judge_condition(name, samples, judge, [], started, out_dir))
+
+    # The control: as many transfers in all as the artist got, each other style onto the other styles' works.
+    per_style = max(1, -(-config.samples // len(other_images)))
+    control = {}
+    for label, images in other_images.items():
+        foreign = [(other, image) for other, image in pool if other != label]
+        if foreign:  # with a single other style, there is no other work to paint on
+            control[label] = transferred(images, f"control {label}", _contents(foreign, per_style, config.seed, size))
+    record_control(report, control, judge, out_dir)
     return report
+
+
+def _contents(pool: Sequence[tuple[str, torch.Tensor]], count: int, seed: int, size: int) -> list[torch.Tensor]:
+    """``count`` contents from ``pool`` in turn (a fixed order, so every run gets the same), as squares of one
+    size, like a model's samples; none from an empty pool."""
+    return [centre_square(pool[(seed + k) % len(pool)][1], size) for k in range(count)] if pool else []
