@@ -58,6 +58,8 @@ def test_training_reduces_the_loss_and_sampling_is_deterministic() -> None:
     # Fine-tuning starts from the given model, and an empty class is kept but not trained on.
     tuned = train_mimic([LatentSet("a", []), sets[1]], config, mean, std, torch.device("cpu"), start_from=mimic, steps=2)
     assert tuned.labels == ["a", "b"] and len(tuned.losses) == 2
+    with pytest.raises(ValueError, match="snr_gamma"):
+        train_mimic(sets, MimicConfig(crop=32, snr_gamma=0.0), mean, std, torch.device("cpu"), steps=1)
     with pytest.raises(ValueError, match="one weight"):
         train_mimic(sets, config, mean, std, torch.device("cpu"), steps=1, class_weights=[1.0])
     with pytest.raises(ValueError, match="same classes"):

@@ -59,8 +59,8 @@ class MimicConfig:
     # region stayed small, and the judge called most of the mimic's images of that style the artist's.
     judge_crops_per_style: int = 48
     # Min-SNR-gamma loss weighting (Hang et al., ICCV 2023; diffusers' training scripts call it snr_gamma):
-    # noise levels pull a small model in conflicting directions, and capping each level's weight at its
-    # clamped signal-to-noise ratio lets it converge faster, which is what a 30-minute CPU budget needs.
+    # noise levels pull a small model in conflicting directions, and weighting each level's loss by its
+    # signal-to-noise ratio capped at gamma lets it converge faster, which is what a 30-minute CPU budget needs.
     # None trains on the plain loss. In our tests on the ukiyo-e set (scripts outside the repository, so only
     # a direction, not a number), the judge recognised the artist in more of the clean mimic's samples with it.
     snr_gamma: float | None = 5.0
@@ -182,6 +182,8 @@ def train_mimic(
     steps = config.steps if steps is None else steps
     if not any(latent_set.latents for latent_set in sets):
         raise ValueError("no latents to train on")
+    if config.snr_gamma is not None and not config.snr_gamma > 0:
+        raise ValueError(f"snr_gamma must be positive (or None for the plain loss), got {config.snr_gamma}")
     if class_weights is not None and (len(class_weights) != len(sets) or min(class_weights) < 0):
         raise ValueError(f"class_weights needs one weight of 0 or more per class ({len(sets)})")
     size = config.crop // 8

@@ -81,17 +81,17 @@ def run_nst_mimicry(
     contents = _contents(pool, config.samples, config.seed, size)
     vgg = load_vgg16_features(device)
 
-    def transferred(style_images: Sequence[torch.Tensor], name: str, contents: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """``style_images``' style, as the model sees it, on each of ``contents``."""
+    def transferred(style_images: Sequence[torch.Tensor], name: str, onto: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``style_images``' style, as the model sees it, on each image of ``onto``."""
         with torch.no_grad():
             seen = [encoder_decoder_round_trip(image.to(device), encoder).cpu() for image in style_images]
         transfer = reference_transfer(vgg, [image.to(device) for image in seen], label=name, steps=config.steps,
                                       work_long_side=size, refine_steps=0)
         samples = []
-        for number, content in enumerate(contents):
+        for number, content in enumerate(onto):
             samples.append(transfer.render(content.to(device)).cpu())
             if progress is not None:
-                progress(name, "style transfer", number + 1, len(contents))
+                progress(name, "style transfer", number + 1, len(onto))
         return samples
 
     conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", clean), ("cloaked", cloaked)]
