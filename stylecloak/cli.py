@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .evaluation import classifier_cli, mimic_cli
 from .web import serve_cli
-from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS
+from .settings import INTENSITY_BUDGETS, INTENSITY_PRESETS, QUALITY_PRESETS
 
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them, so that --help is instant
     import torch
@@ -39,9 +39,13 @@ examples:
   stylecloak cloak portfolio/ -o protected/          every image of a folder, into another folder
   stylecloak cloak art.jpg --intensity high --json   stronger cloak, one JSON report per image on stdout
 
-intensity is the visibility budget (LPIPS distance from the original):
-  """ + ", ".join(f"{k} = {v}" for k, v in INTENSITY_BUDGETS.items()) + """
-  higher protects more and shows more; medium is hard to see on most artwork.
+intensity is the visibility budget. Every cloak keeps all of its bounds, checked on the saved file:
+  """ + "\n  ".join(f"{k:7s} LPIPS <= {p.budget}, SSIM >= {p.ssim_min}, every 64 px window SSIM >= "
+                     f"{p.ssim_window_min}, PSNR >= {p.psnr_min:g} dB, at most {p.max_change} levels per pixel"
+                     for k, p in INTENSITY_PRESETS.items()) + """
+  and a per-pixel bound that follows the image's texture (flat areas change least).
+  Higher intensity allows a larger change, so the encoder moves further toward the target; our own
+  mimicry tests have not yet shown that any intensity stops mimicry (see the README).
 quality is the effort:
   """ + "\n  ".join(f"{k:8s} {p.steps} steps, {p.description}" for k, p in QUALITY_PRESETS.items()) + """
 
@@ -64,6 +68,8 @@ what the numbers mean (all measured on the images as saved, 8-bit):
                    null when the images are identical.
   ssim             structural similarity (Wang et al. 2004; 11 px Gaussian window, per RGB channel):
                    1 is identical, lower means edges and textures changed more.
+  ssim_window_min  the lowest mean SSIM over 64 px windows: the most visible patch, which an image-wide
+                   mean can hide (a speckled sky in an otherwise clean picture).
   max_change       the largest change of any pixel channel, in 8-bit levels (0-255).
   target_progress  how far the cloak moves the model's encoder toward the target style:
                    0 no effect, 1 the encoder sees the target style instead of yours.
@@ -72,6 +78,8 @@ what the numbers mean (all measured on the images as saved, 8-bit):
                    then upscaling, and a round trip through the model's own autoencoder. High values mean the
                    cloak survives it; near 0 means that step washes the cloak out.
 
+where to look: NAME.visibility.png is a heat map of the local change (1 - local SSIM; dark is unchanged,
+light yellow clearly changed), with the worst 64 px window outlined: open both images there at 100% first.
 what the model sees: NAME.model-view.png shows the decoder's image of the original's latent (left)
 beside the cloaked image's latent (right): the picture the model learns from. NAME.evaluation.json beside it
 holds the numbers, for a report of the whole folder.
@@ -144,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(e.g. public-domain works in a style far from yours); overrides --target")
     _add_model_options(cloak)
     cloak.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same output")
-    cloak.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default: png, lossless)")
+    cloak.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default: png, lossless: the file holds exactly the checked pixels; jpg "
+                            "and webp add their own compression loss on top, which the report measures)")
     cloak.add_argument("--json", action="store_true", help="print one JSON report per image on stdout")
     cloak.add_argument("--steps", type=int, default=None, help="advanced: override the number of optimisation steps")
     cloak.add_argument("--budget", type=float, default=None, help="advanced: override the LPIPS budget set by --intensity")
@@ -360,7 +369,9 @@ def run_cloak(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(report.to_dict()), flush=True)
         else:
-            print(f"{report.output}  lpips {report.lpips:.3f} (budget {report.budget})  target progress "
+            psnr = "identical" if report.psnr is None else f"{report.psnr:.1f} dB"
+            print(f"{report.output}  lpips {report.lpips:.3f} (budget {report.budget})  ssim {report.ssim:.3f}  "
+                  f"worst window {report.ssim_window_min:.3f}  psnr {psnr}  target progress "
                   f"{report.target_progress:.2f}  {report.seconds:.0f} s", flush=True)
     if failures:
         _error(f"{failures} of {len(inputs)} images failed; the others were written")
@@ -666,7 +677,8 @@ def _evaluate_one(name: str, original_path: Path, cloaked_path: Path, out_dir: P
     """Evaluate one pair and write its model view. Raises with a one-line message for anything wrong."""
     import time
 
-    from .evaluation.evaluate import evaluate_pair, model_view, model_view_path, result_path
+    from .evaluation.evaluate import (evaluate_pair, model_view, model_view_path, result_path, visibility_map,
+                                      visibility_map_path)
     from .imaging import atomic_write_bytes, image_to_tensor, load_image, save_image
     from .models.encoders import DEFAULT_ENCODER
     from .models.weights import user_cache_dir
@@ -706,6 +718,8 @@ def _evaluate_one(name: str, original_path: Path, cloaked_path: Path, out_dir: P
     if encoder.can_decode:
         view = model_view_path(out_dir, name, [original_path, cloaked_path])
         result.model_view = str(save_image(view, model_view(encoder, original, cloaked)))
+    heatmap = visibility_map_path(out_dir, name, [original_path, cloaked_path])
+    result.visibility_map = str(save_image(heatmap, visibility_map(original, cloaked)))
     result.seconds = time.perf_counter() - started
     # Kept beside the model view, so that `report.build_report(OUT)` finds every pair's numbers and images.
     atomic_write_bytes(result_path(out_dir, name, [original_path, cloaked_path]),
@@ -718,11 +732,13 @@ def _print_evaluation(result: EvaluationResult) -> None:
     print(f"{result.original} -> {result.cloaked}  ({result.width}x{result.height}, target {result.target}, "
           f"encoder {result.encoder})")
     print(f"  lpips {result.lpips:.4f} (vgg {result.lpips_vgg:.4f})  psnr {psnr}  ssim {result.ssim:.4f}  "
-          f"max change {result.max_change}/255")
+          f"worst 64 px window ssim {result.ssim_window_min:.4f}  max change {result.max_change}/255")
     print(f"  target progress {result.target_progress:.3f}")
     if result.robustness:
         cells = [f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in result.robustness.items()]
         print("  after countermeasures: " + ", ".join(cells))
+    if result.visibility_map:
+        print(f"  where the change is most visible: {result.visibility_map}")
     if result.model_view:
         print(f"  what the model sees: {result.model_view}")
 

@@ -355,13 +355,34 @@ def save_image(
     not written there. ``quality`` applies to JPEG and (lossy) WebP.
     """
     path = Path(path)
-    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    # Encode fully in memory first: an encoder failure then cannot leave anything on disk.
+    data = encode_image(rgb_uint8, output_format(path), alpha, icc_profile, metadata, exif, quality)
+    atomic_write_bytes(path, data)
+    return path
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The Pillow format that :func:`save_image` writes for ``path``'s extension."""
+    suffix = Path(path).suffix.lower()
+    fmt = WRITE_FORMATS.get(suffix)
     if fmt is None:
-        raise ImageInputError(f"unsupported output format {path.suffix or '(none)'!r}; use .png, .jpg or .webp")
+        raise ImageInputError(f"unsupported output format {suffix or '(none)'!r}; use .png, .jpg or .webp")
+    return fmt
+
+
+def encode_image(
+    rgb_uint8: np.ndarray,
+    fmt: str,
+    alpha: np.ndarray | None = None,
+    icc_profile: bytes | None = None,
+    metadata: dict[str, str] | None = None,
+    exif: bytes | None = None,
+    quality: int = 95,
+) -> bytes:
+    """The bytes of an image file in ``fmt`` ("PNG", "JPEG" or "WEBP"), as :func:`save_image` writes them."""
     if fmt == "JPEG" and alpha is not None:
         raise ImageInputError("JPEG cannot hold transparency; save as PNG or WebP instead")
     image = _pil_image(rgb_uint8, alpha)
-
     options: dict[str, object] = {}
     if icc_profile:
         options["icc_profile"] = icc_profile
@@ -377,12 +398,9 @@ def save_image(
             options["comment"] = "\n".join(f"{k}: {v}" for k, v in metadata.items()).encode("utf-8")
     else:  # WEBP
         options.update(quality=quality, lossless=False)
-
     buffer = io.BytesIO()
-    # Encode fully in memory first: an encoder failure then cannot leave anything on disk.
     image.save(buffer, format=fmt, **options)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
 
 
 def _pil_image(rgb_uint8: np.ndarray, alpha: np.ndarray | None) -> Image.Image:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -78,8 +80,8 @@ def _ssim_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return (window / window.sum()).to(dtype=dtype, device=device)
 
 
-def _ssim_map_sum(a: torch.Tensor, b: torch.Tensor, window: torch.Tensor, data_range: float) -> tuple[float, int]:
-    """Sum and count of the SSIM map over all valid window positions and channels of ``a`` and ``b``."""
+def _ssim_channel_map(a: torch.Tensor, b: torch.Tensor, window: torch.Tensor, data_range: float) -> torch.Tensor:
+    """The SSIM map over all valid window positions, per channel (NxCx(H-10)x(W-10))."""
     channels = a.shape[1]
     rows = window.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
     cols = window.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
@@ -92,8 +94,26 @@ def _ssim_map_sum(a: torch.Tensor, b: torch.Tensor, window: torch.Tensor, data_r
     var_a = blur(a * a) - mu_a**2
     var_b = blur(b * b) - mu_b**2
     cov = blur(a * b) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(ssim_map.sum()), ssim_map.numel()
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+
+
+def _check_ssim_inputs(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape or a.ndim != 4:
+        raise ValueError(f"ssim expects two NxCxHxW images of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    height, width = a.shape[-2:]
+    if height < SSIM_WINDOW or width < SSIM_WINDOW:
+        raise ValueError(f"ssim needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {width}x{height}")
+
+
+def _ssim_strips(a: torch.Tensor, b: torch.Tensor, data_range: float, dtype: torch.dtype) -> Iterator[torch.Tensor]:
+    """The per-channel SSIM map in strips of rows (overlapping by the window, so the strips join exactly)."""
+    a, b = a.detach().to(dtype), b.detach().to(dtype)
+    window = _ssim_window(dtype, a.device)
+    out_rows = a.shape[-2] - SSIM_WINDOW + 1
+    with torch.no_grad():
+        for start in range(0, out_rows, SSIM_STRIP_ROWS):
+            stop = min(out_rows, start + SSIM_STRIP_ROWS) + SSIM_WINDOW - 1
+            yield _ssim_channel_map(a[..., start:stop, :], b[..., start:stop, :], window, data_range)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
@@ -106,18 +126,53 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
     Computed in float64, in strips of rows, so that a large image needs little memory; strips overlap by the
     window, so the result is the same as one whole-image pass.
     """
-    if a.shape != b.shape or a.ndim != 4:
-        raise ValueError(f"ssim expects two NxCxHxW images of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    height, width = a.shape[-2:]
-    if height < SSIM_WINDOW or width < SSIM_WINDOW:
-        raise ValueError(f"ssim needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {width}x{height}")
-    a, b = a.detach().to(torch.float64), b.detach().to(torch.float64)
-    window = _ssim_window(torch.float64, a.device)
+    _check_ssim_inputs(a, b)
     total, count = 0.0, 0
-    out_rows = height - SSIM_WINDOW + 1
-    with torch.no_grad():
-        for start in range(0, out_rows, SSIM_STRIP_ROWS):
-            stop = min(out_rows, start + SSIM_STRIP_ROWS) + SSIM_WINDOW - 1
-            strip_sum, strip_count = _ssim_map_sum(a[..., start:stop, :], b[..., start:stop, :], window, data_range)
-            total, count = total + strip_sum, count + strip_count
+    for strip in _ssim_strips(a, b, data_range, torch.float64):
+        total, count = total + float(strip.sum()), count + strip.numel()
     return total / count
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The local SSIM of two 1x3xHxW images, averaged over the channels: a (H-10)x(W-10) map (one value per
+    position of the 11 px window that lies wholly inside the image), float32 whatever ``dtype`` computed it."""
+    _check_ssim_inputs(a, b)
+    strips = [strip.mean(dim=1)[0].to(torch.float32) for strip in _ssim_strips(a[:1], b[:1], data_range, dtype)]
+    return torch.cat(strips, dim=0)
+
+
+# The window of ``ssim_window_min``: what an artist takes in at once at 100% zoom is a patch of this order.
+SSIM_REPORT_WINDOW = 64
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Starts of windows of ``window`` cells that cover [0, length) with the given stride, the last flush with
+    the end (one window of the whole length when it is shorter than ``window``)."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window + 1, stride))
+    if starts[-1] != length - window:
+        starts.append(length - window)
+    return starts
+
+
+def window_means(values: torch.Tensor, window: int = SSIM_REPORT_WINDOW, stride: int | None = None) -> torch.Tensor:
+    """Means of a HxW map over square windows of ``window`` cells (stride ``window // 2``, covering the edges):
+    a rows x cols grid of window means. Summed-area tables make it exact and cheap for any size."""
+    stride = stride or max(1, window // 2)
+    height, width = values.shape
+    table = F.pad(values.to(torch.float64).cumsum(0).cumsum(1), (1, 0, 1, 0))
+    rows = torch.tensor(window_starts(height, window, stride))
+    cols = torch.tensor(window_starts(width, window, stride))
+    size_r, size_c = min(window, height), min(window, width)
+    r0, c0 = rows[:, None], cols[None, :]
+    sums = table[r0 + size_r, c0 + size_c] - table[r0, c0 + size_c] - table[r0 + size_r, c0] + table[r0, c0]
+    return (sums / (size_r * size_c)).to(torch.float32)
+
+
+def ssim_window_min(a: torch.Tensor, b: torch.Tensor, window: int = SSIM_REPORT_WINDOW,
+                    data_range: float = 1.0, dtype: torch.dtype = torch.float64) -> float:
+    """The lowest mean SSIM over ``window`` px windows (stride half a window, the edges covered): where a cloak
+    is most visible, which an image-wide mean can hide. Windows are laid over the SSIM map, whose positions
+    are the centres of the 11 px SSIM windows."""
+    return float(window_means(ssim_map(a, b, data_range, dtype), window).min())

@@ -7,10 +7,17 @@ with Adam on one full-resolution delta. Three choices make it trustworthy for th
 - 8-bit aware: every forward pass sees the 8-bit image ``round(255 * (x + delta)) / 255`` and its gradient is
   passed straight through to delta. The loss and LPIPS measured at each step are those of the file that would be
   written, so "within budget" is checked on what is saved, not on a float tensor.
-- Budget used and held: the working budget is ``p' = budget_margin * p``. After each update, delta is scaled
-  onto ``p'`` (a projection onto the LPIPS sphere, with cheap LPIPS-only checks): down when its 8-bit image is
-  over, and up when it is well under, because the encoder moves further the more of the budget is spent.
-  The best step whose 8-bit image met ``p`` is kept.
+- Invisible everywhere, not only on average (:mod:`stylecloak.visibility`): delta lives in a per-pixel box
+  from a just-noticeable-difference model (flat areas may change by a level or two, busy strokes by more), and
+  every step is measured against all the visibility bounds (whole-image LPIPS, SSIM, the worst 64 px window's
+  SSIM, PSNR). After each update delta is scaled so that the tightest bound is nearly used (the encoder moves
+  further the more of the budget is spent); the best step that met every bound is kept, and a final bisection
+  on the full-size 8-bit image makes a violation impossible.
+- The LPIPS penalty is on the whole image's LPIPS, never per tile: a per-tile hinge is active on the tiles
+  above the mean even when the image is within budget, and its gradient, blown up to full steps by Adam's
+  per-pixel normalisation, taught the optimiser to hide the change in AlexNet's blind spots (fine speckle on
+  smooth areas), which the rescaling then amplified. That was the cause of visible cloaks on images larger
+  than one tile.
 - Any size, bounded memory: the encoder runs tile by tile (:mod:`stylecloak.models.tiled`) and all tiles'
   gradients accumulate into the one delta, so the perturbation is never resized and tiles leave no seam.
 """
@@ -26,10 +33,11 @@ from typing import Any
 
 import torch
 
-from .metrics import lpips_distance
+from .metrics import WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, ssim_map, window_means
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
 from .settings import CloakSettings
+from .visibility import VisibilityBounds, VisibilityFigures, allowed_change, enforce_bounds
 
 # Above this many pixels the original's LPIPS features are recomputed each step instead of kept (~40 MB per MP).
 MAX_CACHED_FEATURE_PIXELS = 16_000_000
@@ -54,6 +62,17 @@ class OptimizerConfig:
     # Stop when the best target progress has not risen by ``min_improvement`` in ``patience`` steps (0: never).
     patience: int = 0
     min_improvement: float = 0.002
+    # The local visibility bounds (see VisibilityBounds; ``budget`` is its LPIPS bound).
+    ssim_min: float = 0.93
+    ssim_window_min: float = 0.85
+    psnr_min: float = 30.0
+    jnd_strength: float = 1.0
+    max_change: int = 12
+
+    @property
+    def bounds(self) -> VisibilityBounds:
+        return VisibilityBounds(lpips=self.budget, ssim_min=self.ssim_min, ssim_window_min=self.ssim_window_min,
+                                psnr_min=self.psnr_min, jnd_strength=self.jnd_strength, max_change=self.max_change)
 
     @classmethod
     def from_settings(cls, settings: CloakSettings) -> "OptimizerConfig":
@@ -67,6 +86,11 @@ class OptimizerConfig:
             tile_size=settings.tile_size,
             seed=settings.seed,
             precision=settings.precision,
+            ssim_min=settings.ssim_min,
+            ssim_window_min=settings.ssim_window_min,
+            psnr_min=settings.psnr_min,
+            jnd_strength=settings.jnd_strength,
+            max_change=settings.max_change,
         )
 
 
@@ -87,6 +111,11 @@ class CloakOutcome:
     target_progress: float
     steps_run: int
     history: list[StepRecord] = field(default_factory=list)
+    # Every visibility figure of ``cloaked``, measured at full size as reports measure it.
+    visibility: VisibilityFigures | None = None
+    # The share of the best step's change that was written (1: all of it), and the bounds that forced less.
+    scale: float = 1.0
+    limited_by: list[str] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[StepRecord], None]
@@ -105,9 +134,12 @@ class _Perceptual:
         total = sum(t.core_area for t in self.tiles)
         self.weights = [t.core_area / total for t in self.tiles]
         self.cached = None
+        self.whole_cached = None
         if original.shape[-2] * original.shape[-1] <= MAX_CACHED_FEATURE_PIXELS:
             with torch.no_grad():
                 self.cached = [self._features(original, i) for i in range(len(self.tiles))]
+                if original.shape[-2] * original.shape[-1] <= WHOLE_IMAGE_LPIPS_MAX_PIXELS:
+                    self.whole_cached = metric.features(original, normalize=True)
 
     def _features(self, image: torch.Tensor, index: int) -> list[torch.Tensor]:
         rows, cols = self.tiles[index].crop
@@ -118,8 +150,61 @@ class _Perceptual:
         return self.metric.distance_from_features(self._features(image, index), reference).sum()
 
     def distance(self, image: torch.Tensor) -> float:
+        """The whole image's LPIPS exactly as reports measure it (the tile-weighted mean differs from it by a few
+        percent, which is enough to pick a step that the final check then has to scale down)."""
+        if self.whole_cached is None:
+            return lpips_distance(self.metric, self.original, image.detach())
         with torch.no_grad():
-            return sum(w * float(self.tile_distance(image, i)) for i, w in enumerate(self.weights))
+            features = self.metric.features(image.detach(), normalize=True)
+            return float(self.metric.distance_from_features(features, self.whole_cached).sum())
+
+    def penalise(self, image: torch.Tensor, working_budget: float, weight: float) -> float:
+        """The whole image's LPIPS; when it is over ``working_budget``, back-propagates
+        ``weight * (LPIPS - working_budget)`` into ``image`` tile by tile (the hinge is on the whole image)."""
+        value = self.distance(image)
+        if value > working_budget:
+            for index, tile_weight in enumerate(self.weights):
+                (weight * tile_weight * self.tile_distance(image, index)).backward()
+        return value
+
+
+class _Visibility:
+    """The visibility bounds during the optimisation: fast full-size figures of each step's 8-bit image (SSIM in
+    float32), and the *usage* of the bounds: the largest ratio of a figure to its working bound (1 means the
+    tightest bound is exactly used). Each ratio grows like a power of delta's scale, so a scale search on the
+    usage lands every bound at once."""
+
+    def __init__(self, original: torch.Tensor, lpips: _Perceptual, bounds: VisibilityBounds, margin: float) -> None:
+        self.original, self.lpips, self.bounds, self.margin = original, lpips, bounds, margin
+        # The largest mean squared error the PSNR bound allows (PSNR = 10 log10(1 / mse)).
+        self.max_mse = 10.0 ** (-bounds.psnr_min / 10.0)
+        self.small = min(original.shape[-2:]) < 11  # too small for SSIM: only LPIPS and PSNR apply
+
+    def figures(self, image: torch.Tensor, lpips_value: float | None = None) -> tuple[float, float, float, float]:
+        """(lpips, ssim, ssim_window_min, mse) of an 8-bit image."""
+        lpips_value = self.lpips.distance(image) if lpips_value is None else lpips_value
+        mse = float((image - self.original).pow(2).mean())
+        if self.small:
+            return lpips_value, 1.0, 1.0, mse
+        local = ssim_map(self.original, image, dtype=torch.float32)
+        return lpips_value, float(local.mean()), float(window_means(local).min()), mse
+
+    def usage(self, figures: tuple[float, float, float, float]) -> float:
+        lpips_value, ssim_value, window_value, mse = figures
+        b, m = self.bounds, self.margin
+        ratios = [lpips_value / (m * b.lpips), mse / (m * self.max_mse)]
+        if b.ssim_min > 0:
+            ratios.append((1 - ssim_value) / (m * (1 - b.ssim_min)))
+        if b.ssim_window_min > 0:
+            ratios.append((1 - window_value) / (m * (1 - b.ssim_window_min)))
+        return max(ratios)
+
+    def within(self, figures: tuple[float, float, float, float]) -> bool:
+        """Whether the figures meet every (unmargined) bound; the final check is exact, this one is fast."""
+        lpips_value, ssim_value, window_value, mse = figures
+        b = self.bounds
+        return (lpips_value <= b.lpips and ssim_value >= b.ssim_min and window_value >= b.ssim_window_min
+                and mse <= self.max_mse)
 
 
 def optimize_cloak(
@@ -130,12 +215,18 @@ def optimize_cloak(
     config: OptimizerConfig,
     progress: ProgressCallback | None = None,
 ) -> CloakOutcome:
-    """Cloak ``original`` (1x3xHxW in [0, 1]) towards ``target`` (same shape) under an LPIPS budget."""
+    """Cloak ``original`` (1x3xHxW in [0, 1]) towards ``target`` (same shape) within the visibility bounds.
+
+    Raises :class:`stylecloak.visibility.VisibilityBoundError` when no cloak worth writing meets the bounds."""
     if original.shape != target.shape:
         raise ValueError(f"target shape {tuple(target.shape)} differs from image shape {tuple(original.shape)}")
     original = quantize_8bit(original)  # a saved file holds 8-bit values; start from exactly those
+    bounds = config.bounds
     tiled = TiledEncoder(encoder, original.shape[-2], original.shape[-1], config.tile_size)
     lpips = _Perceptual(perceptual, original, tiled)
+    visibility = _Visibility(original, lpips, bounds, config.budget_margin)
+    # The per-pixel box (whole 8-bit levels): where the JND model says a change would be seen, it cannot be made.
+    box = allowed_change(original, bounds)
     target_latents = tiled.encode(target)
     start_distance_sq = float((tiled.encode(original) - target_latents).pow(2).sum())
     if start_distance_sq <= 0:
@@ -152,6 +243,7 @@ def optimize_cloak(
     optimizer = _Adam(delta)
 
     best_delta, best_progress, best_step = torch.zeros_like(original), 0.0, 0
+    unscaled = delta.detach().clone()
     history: list[StepRecord] = []
     started = time.perf_counter()
     last_step = config.steps
@@ -162,17 +254,13 @@ def optimize_cloak(
         if training:
             with encoder_precision:
                 distance_sq = float(tiled.backward(image, latent_loss)) * start_distance_sq
+            lpips_value = lpips.penalise(image, working_budget, config.penalty_weight)
         else:
             distance_sq = float((tiled.encode(image) - target_latents).pow(2).sum())
-        lpips_value = 0.0
-        for index, weight in enumerate(lpips.weights):
-            with torch.set_grad_enabled(training):
-                tile_lpips = lpips.tile_distance(image, index)
-            if training:
-                (config.penalty_weight * weight * torch.relu(tile_lpips - working_budget)).backward()
-            lpips_value += weight * float(tile_lpips.detach())
+            lpips_value = lpips.distance(image)
+        figures = visibility.figures(image.detach(), lpips_value)
         progress_now = 1.0 - (distance_sq / start_distance_sq) ** 0.5
-        if lpips_value <= config.budget and progress_now > best_progress:
+        if visibility.within(figures) and progress_now > best_progress:
             if progress_now > best_progress + config.min_improvement:
                 best_step = step
             best_progress, best_delta = progress_now, (image.detach() - original)
@@ -185,21 +273,35 @@ def optimize_cloak(
         assert image.grad is not None
         optimizer.step(image.grad, _cosine(config.learning_rate, step, config.steps))
         with torch.no_grad():
-            delta.copy_(torch.clamp(original + delta, 0, 1) - original)
+            delta.copy_(_clamp_to_box(original, delta, box))
+            unscaled = delta.clone()  # the step's full change, for the final check if no step met the bounds
             if config.rescale_to_budget:
-                _project_onto_budget(original, delta, lpips, working_budget)
+                _project_onto_bounds(original, delta, box, visibility)
         if config.patience and step - best_step >= config.patience:
             last_step = step + 1  # one more pass measures this update, then stop
 
-    cloaked, lpips_value = enforce_budget(original, best_delta, perceptual, config.budget)
-    final_distance_sq = float((tiled.encode(cloaked) - target_latents).pow(2).sum())
+    if best_progress <= 0:
+        # No step met every bound: the final check scales the last step down, or says which bound it cannot meet,
+        # rather than write the original as if it were a cloak.
+        best_delta = quantize_8bit(original + unscaled) - original
+    enforced = enforce_bounds(original, best_delta, perceptual, bounds)
+    final_distance_sq = float((tiled.encode(enforced.image) - target_latents).pow(2).sum())
     return CloakOutcome(
-        cloaked=cloaked,
-        lpips=lpips_value,
+        cloaked=enforced.image,
+        lpips=enforced.figures.lpips,
         target_progress=1.0 - (final_distance_sq / start_distance_sq) ** 0.5,
         steps_run=last_step,
         history=history,
+        visibility=enforced.figures,
+        scale=enforced.scale,
+        limited_by=enforced.limited_by,
     )
+
+
+def _clamp_to_box(original: torch.Tensor, delta: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """delta within the per-pixel box and the image's [0, 1] range."""
+    delta = torch.maximum(torch.minimum(delta, box), -box)
+    return torch.clamp(original + delta, 0, 1) - original
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -249,28 +351,32 @@ def _cosine(learning_rate: float, step: int, steps: int, floor: float = 0.1) -> 
     return learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * fraction)))
 
 
-def _project_onto_budget(original: torch.Tensor, delta: torch.Tensor, lpips: _Perceptual, budget: float, tries: int = 4) -> None:
-    """Scale delta in place so that LPIPS of its 8-bit image lands in ``[0.95, 1] * budget``.
+def _project_onto_bounds(original: torch.Tensor, delta: torch.Tensor, box: torch.Tensor, visibility: _Visibility,
+                         tries: int = 4) -> None:
+    """Scale delta in place (within its box) so that the usage of the tightest bound lands in ``[0.95, 1]``.
 
-    LPIPS grows about as ``|delta|^k`` with k between 1 and 2 depending on the image, so the scale is found by a
-    secant search in log-log space, starting from k = 2. If no try lands in the band, the largest scale seen
-    within the budget is used (or the smallest tried, and the best-step record guards the result).
+    Each figure grows about as ``|delta|^k`` with k between 1 and 2 depending on the image, so the scale is found
+    by a secant search in log-log space, starting from k = 2. If no try lands in the band, the largest scale seen
+    within the bounds is used (or the smallest tried, and the best-step record guards the result).
     """
-    value = lpips.distance(quantize_8bit(original + delta))
-    if value <= 0 or 0.95 * budget <= value <= budget:
+    def usage_at(candidate: torch.Tensor) -> float:
+        return visibility.usage(visibility.figures(quantize_8bit(original + candidate)))
+
+    value = usage_at(delta)
+    if value <= 0 or 0.95 <= value <= 1.0:
         return
     base = delta.clone()
-    aim, exponent = 0.975 * budget, 2.0
-    scale, within = 1.0, (1.0 if value <= budget else None)
-    points = [(0.0, math.log(value))]  # (log scale, log lpips)
+    aim, exponent = 0.975, 2.0
+    scale, within = 1.0, (1.0 if value <= 1.0 else None)
+    points = [(0.0, math.log(value))]  # (log scale, log usage)
     for _ in range(tries):
         log_scale = points[-1][0] + (math.log(aim) - points[-1][1]) / exponent
         scale = math.exp(min(log_scale, math.log(4.0)))  # a far-off step is mostly noise: grow at most 4x
-        delta.copy_(torch.clamp(original + scale * base, 0, 1) - original)
-        value = lpips.distance(quantize_8bit(original + delta))
-        if value <= budget:
+        delta.copy_(_clamp_to_box(original, scale * base, box))
+        value = usage_at(delta)
+        if value <= 1.0:
             within = max(within or 0.0, scale)
-            if value >= 0.95 * budget:
+            if value >= 0.95:
                 return
         if value <= 0:
             break
@@ -279,7 +385,7 @@ def _project_onto_budget(original: torch.Tensor, delta: torch.Tensor, lpips: _Pe
         if abs(s1 - s0) > 1e-6:
             exponent = min(4.0, max(0.5, (v1 - v0) / (s1 - s0)))
     final = within if within is not None else scale
-    delta.copy_(torch.clamp(original + final * base, 0, 1) - original)
+    delta.copy_(_clamp_to_box(original, final * base, box))
 
 
 def enforce_budget(original: torch.Tensor, delta: torch.Tensor, metric: torch.nn.Module, budget: float) -> tuple[torch.Tensor, float]:

@@ -15,7 +15,7 @@ import torch
 
 from . import __version__
 from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, quantize_rgb, save_image
-from .metrics import lpips_distance, target_progress
+from .metrics import target_progress
 from .models.encoders import LatentEncoder, load_encoder
 from .models.lpips import load_lpips
 from .optimize import CloakOutcome, OptimizerConfig, ProgressCallback, optimize_cloak, quantize_8bit
@@ -23,6 +23,7 @@ from .settings import CloakSettings
 from .models.weights import user_cache_dir
 from .targets import TargetStyle, get_target
 from .targets.cache import render_cached
+from .visibility import VisibilityFigures, measure_visibility
 
 
 @dataclass
@@ -37,6 +38,13 @@ class CloakReport:
     lpips: float
     target_progress: float
     seconds: float
+    # The local visibility figures (stylecloak.visibility), measured on the saved image like ``lpips``.
+    ssim: float
+    ssim_window_min: float
+    psnr: float | None  # dB; None when nothing changed (infinite PSNR is not valid JSON)
+    max_change: int  # 8-bit levels
+    # The bounds that the best step's full change broke, so that less of it was written (empty: none).
+    limited_by: list[str]
     width: int
     height: int
     steps: int
@@ -93,7 +101,8 @@ class Cloaker:
         outcome = self._optimize(original, progress)
         cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
         # The optimiser measured its 8-bit result on the whole image: those are the saved file's figures.
-        return cloaked_uint8, self._report(original, outcome.lpips, outcome.target_progress, outcome.steps_run, started)
+        assert outcome.visibility is not None
+        return cloaked_uint8, self._report(original, outcome, outcome.visibility, outcome.target_progress, started)
 
     def _optimize(self, original: torch.Tensor, progress: ProgressCallback | None) -> CloakOutcome:
         target = self.render_target(original)
@@ -101,7 +110,8 @@ class Cloaker:
             torch.manual_seed(self.settings.seed)
             return optimize_cloak(original, target, self.encoder, self.perceptual, self.optimizer_config(), progress)
 
-    def _report(self, original: torch.Tensor, lpips: float, progress: float, steps: int, started: float) -> CloakReport:
+    def _report(self, original: torch.Tensor, outcome: CloakOutcome, figures: VisibilityFigures, progress: float,
+                started: float) -> CloakReport:
         s = self.settings
         return CloakReport(
             input=None,
@@ -109,12 +119,17 @@ class Cloaker:
             target=s.target,
             encoder=self.encoder.name,
             budget=s.budget,
-            lpips=lpips,
+            lpips=figures.lpips,
             target_progress=progress,
             seconds=time.perf_counter() - started,
+            ssim=figures.ssim,
+            ssim_window_min=figures.ssim_window_min,
+            psnr=figures.psnr,
+            max_change=figures.max_change,
+            limited_by=list(outcome.limited_by),
             width=original.shape[-1],
             height=original.shape[-2],
-            steps=steps,
+            steps=outcome.steps_run,
             seed=s.seed,
             intensity=s.intensity,
             quality=s.quality,
@@ -129,26 +144,31 @@ class Cloaker:
     ) -> CloakReport:
         """Cloak one file into ``out_dir/<stem>.cloaked.<fmt>`` and measure the file as written.
 
-        The written file is read back: if its pixels are the optimised ones (PNG), the optimiser's figures hold;
-        otherwise (JPEG, WebP) they are measured again, so that what we report is what a scraper will get.
+        The visibility bounds hold for the 8-bit image that is written. A PNG holds exactly those pixels; JPEG and
+        WebP add their own loss (JPEG at quality 95 alone moves a painting's pixels by up to about 18 levels, and
+        a one-level change of its input can move its output by as much), which no bound on the cloak can cover.
+        The written file is read back: if its pixels are the optimised ones, the optimiser's figures hold;
+        otherwise they are measured again against the original, so that what we report is what a scraper gets.
         """
         started = time.perf_counter()
         source = load_image(path)
         destination = output_path_for(path, out_dir, fmt=fmt)
         original = quantize_8bit(image_to_tensor(source.rgb).to(self.device))
         outcome = self._optimize(original, progress)
+        assert outcome.visibility is not None
         cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
         metadata = {
             "Software": f"stylecloak {__version__}",
-            "stylecloak": json.dumps({"version": __version__, "settings": self.settings.to_dict()}, sort_keys=True),
+            "stylecloak": json.dumps({"version": __version__, "settings": self.settings.to_dict(),
+                                      "visibility": outcome.visibility.to_dict()}, sort_keys=True),
         }
         save_image(destination, cloaked_uint8, alpha=source.alpha, icc_profile=source.icc_profile, metadata=metadata, exif=source.exif)
         saved = image_to_tensor(load_image(destination).rgb).to(self.device)
-        lpips, progress_value = outcome.lpips, outcome.target_progress
+        figures, progress_value = outcome.visibility, outcome.target_progress
         if not torch.equal(saved, outcome.cloaked):
-            lpips = lpips_distance(self.perceptual, original, saved)
+            figures = measure_visibility(self.perceptual, original, saved)
             progress_value = target_progress(self.encoder, original, saved, self.render_target(original), self.settings.tile_size)
-        report = self._report(original, lpips, progress_value, outcome.steps_run, started)
+        report = self._report(original, outcome, figures, progress_value, started)
         return replace(report, input=str(path), output=str(destination))
 
 

@@ -1,6 +1,8 @@
 """Presets: what ``--intensity`` and ``--quality`` mean, and the full set of cloak settings.
 
-Intensity is the perceptual budget p (the LPIPS distance the saved image may have from the original).
+Intensity is the visibility budget: the LPIPS distance p the saved image may have from the original (the
+paper's measure), and the local bounds that LPIPS cannot be gamed on (SSIM over the image and in every 64 px
+window, PSNR, and a per-pixel bound that follows the image's own texture; see :mod:`stylecloak.visibility`).
 Quality is the effort: optimisation steps and schedule. Every field can be set directly in the API.
 """
 
@@ -9,11 +11,33 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from .visibility import VisibilityBounds
+
 Intensity = Literal["low", "medium", "high"]
 Quality = Literal["fast", "default", "max"]
 
-# The paper tests p = 0.03 to 0.1, with 0.05 and 0.07 as its defaults.
-INTENSITY_BUDGETS: dict[str, float] = {"low": 0.03, "medium": 0.05, "high": 0.08}
+
+
+@dataclass(frozen=True)
+class IntensityPreset:
+    """Every visibility bound of one intensity (the fields of :class:`stylecloak.visibility.VisibilityBounds`)."""
+
+    budget: float  # whole-image LPIPS at most
+    ssim_min: float  # mean SSIM at least
+    ssim_window_min: float  # mean SSIM of every 64 px window at least
+    psnr_min: float  # dB, at least
+    jnd_strength: float  # the per-pixel bound, as a multiple of the JND model's threshold
+    max_change: int  # 8-bit levels, at most, anywhere
+
+
+# The paper tests p = 0.03 to 0.1, with 0.05 and 0.07 as its defaults. The local bounds of medium are the
+# visibility issue's acceptance figures; low and high move each bound by about the same step.
+INTENSITY_PRESETS: dict[str, IntensityPreset] = {
+    "low": IntensityPreset(budget=0.03, ssim_min=0.96, ssim_window_min=0.90, psnr_min=33.0, jnd_strength=0.75, max_change=8),
+    "medium": IntensityPreset(budget=0.05, ssim_min=0.93, ssim_window_min=0.85, psnr_min=30.0, jnd_strength=1.0, max_change=12),
+    "high": IntensityPreset(budget=0.08, ssim_min=0.90, ssim_window_min=0.80, psnr_min=28.0, jnd_strength=1.5, max_change=16),
+}
+INTENSITY_BUDGETS: dict[str, float] = {name: preset.budget for name, preset in INTENSITY_PRESETS.items()}
 
 
 @dataclass(frozen=True)
@@ -34,7 +58,12 @@ QUALITY_PRESETS: dict[str, QualityPreset] = {
 class CloakSettings:
     """Everything that decides a cloak. Build it with :meth:`from_presets` or field by field."""
 
-    budget: float = INTENSITY_BUDGETS["medium"]
+    budget: float = INTENSITY_PRESETS["medium"].budget
+    ssim_min: float = INTENSITY_PRESETS["medium"].ssim_min
+    ssim_window_min: float = INTENSITY_PRESETS["medium"].ssim_window_min
+    psnr_min: float = INTENSITY_PRESETS["medium"].psnr_min
+    jnd_strength: float = INTENSITY_PRESETS["medium"].jnd_strength
+    max_change: int = INTENSITY_PRESETS["medium"].max_change
     steps: int = QUALITY_PRESETS["default"].steps
     learning_rate: float = QUALITY_PRESETS["default"].learning_rate
     # Weight of the hinge penalty on LPIPS above the working budget (alpha in the paper's objective).
@@ -61,8 +90,14 @@ class CloakSettings:
         if quality not in QUALITY_PRESETS:
             raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITY_PRESETS)}")
         preset = QUALITY_PRESETS[quality]
+        bounds = INTENSITY_PRESETS[intensity]
         settings = cls(
-            budget=INTENSITY_BUDGETS[intensity],
+            budget=bounds.budget,
+            ssim_min=bounds.ssim_min,
+            ssim_window_min=bounds.ssim_window_min,
+            psnr_min=bounds.psnr_min,
+            jnd_strength=bounds.jnd_strength,
+            max_change=bounds.max_change,
             steps=preset.steps,
             learning_rate=preset.learning_rate,
             intensity=intensity,
@@ -77,8 +112,14 @@ class CloakSettings:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        self.bounds  # checks every visibility bound
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")
+
+    @property
+    def bounds(self) -> VisibilityBounds:
+        return VisibilityBounds(lpips=self.budget, ssim_min=self.ssim_min, ssim_window_min=self.ssim_window_min,
+                                psnr_min=self.psnr_min, jnd_strength=self.jnd_strength, max_change=self.max_change)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,6 +9,7 @@ import torch
 from stylecloak.imaging import image_to_tensor, load_image, quantize_rgb, save_image, tensor_to_image
 from stylecloak.metrics import lpips_distance, target_progress
 from stylecloak.optimize import OptimizerConfig, optimize_cloak, quantize_8bit
+from stylecloak.settings import INTENSITY_PRESETS
 from stylecloak.targets import get_target
 
 from .conftest import load_painting
@@ -73,9 +74,12 @@ def test_a_tiny_budget_is_still_held(painting_and_target, encoder, lpips_alex) -
 
 def test_higher_budget_moves_further(painting_and_target, encoder, lpips_alex, outcome) -> None:
     original, target = painting_and_target
-    config = OptimizerConfig(budget=0.10, steps=6, learning_rate=0.02, seed=3)
+    high = INTENSITY_PRESETS["high"]  # every bound of the high intensity, not only its LPIPS budget
+    config = OptimizerConfig(budget=high.budget, ssim_min=high.ssim_min, ssim_window_min=high.ssim_window_min,
+                             psnr_min=high.psnr_min, jnd_strength=high.jnd_strength, max_change=high.max_change,
+                             steps=6, learning_rate=0.02, seed=3)
     stronger = optimize_cloak(original, target, encoder, lpips_alex, config)
-    assert stronger.lpips <= 0.10
+    assert stronger.lpips <= high.budget
     assert stronger.target_progress > outcome.target_progress
 
 

@@ -6,7 +6,6 @@ is the decoder's image of each latent: the original's beside the cloaked one's.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -19,13 +18,15 @@ import torch
 
 from ..countermeasures import COUNTERMEASURES, Countermeasure, as_saved, decode_latents
 from ..imaging import quantize_rgb, tensor_to_image
-from ..metrics import TargetProgress, lpips_distance, psnr, ssim
+from ..metrics import TargetProgress, lpips_distance
+from ..visibility import change_heatmap, measure_visibility
 from ..models.encoders import LatentEncoder
 from ..models.tiled import TiledEncoder
 
 # White columns between the two halves of the "what the model sees" image.
 MODEL_VIEW_GAP = 8
 MODEL_VIEW_SUFFIX = ".model-view"
+HEATMAP_SUFFIX = ".visibility"
 RESULT_SUFFIX = ".evaluation.json"
 CLOAKED_MARK = ".cloaked."
 
@@ -43,12 +44,14 @@ class EvaluationResult:
     lpips_vgg: float
     psnr: float | None  # dB; None when the images are identical (infinite PSNR is not valid JSON)
     ssim: float
+    ssim_window_min: float  # the lowest mean SSIM over 64 px windows: where the cloak is most visible
     max_change: int  # the largest change of any pixel channel, in 8-bit levels (0-255)
     target_progress: float
     robustness: dict[str, float | None] = field(default_factory=dict)
     original: str | None = None
     cloaked: str | None = None
     model_view: str | None = None
+    visibility_map: str | None = None  # the heat map of the local change (NAME.visibility.png)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,21 +84,27 @@ def evaluate_pair(
         for countermeasure in countermeasures:
             available = countermeasure.available(encoder)
             table[countermeasure.name] = progress(countermeasure.apply(cloaked, encoder)) if available else None
-    quality = psnr(original, cloaked)
+    figures = measure_visibility(lpips_alex, original, cloaked)
     return EvaluationResult(
         target=target_name,
         encoder=encoder.name,
         width=int(original.shape[-1]),
         height=int(original.shape[-2]),
-        lpips=lpips_distance(lpips_alex, original, cloaked),
+        lpips=figures.lpips,
         lpips_vgg=lpips_distance(lpips_vgg, original, cloaked),
-        psnr=None if math.isinf(quality) else quality,
-        ssim=ssim(original, cloaked),
-        max_change=round(float((original - cloaked).abs().max()) * 255),
+        psnr=figures.psnr,
+        ssim=figures.ssim,
+        ssim_window_min=figures.ssim_window_min,
+        max_change=figures.max_change,
         target_progress=progress(cloaked),
         robustness=table,
         seconds=time.perf_counter() - started,
     )
+
+
+def visibility_map(original: torch.Tensor, cloaked: torch.Tensor) -> np.ndarray:
+    """Where the cloak is most visible (see :func:`stylecloak.visibility.change_heatmap`), 8-bit HxWx3."""
+    return change_heatmap(as_saved(original), as_saved(cloaked))
 
 
 def model_view(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, tile_size: int = 512) -> np.ndarray:
@@ -139,7 +148,11 @@ def cloaked_key(path: Path) -> str:
 
 def _images(folder: Path, suffixes: set[str]) -> list[Path]:
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in suffixes and MODEL_VIEW_SUFFIX + "." not in p.name)
+                  if p.is_file() and p.suffix.lower() in suffixes and not _is_our_output(p))
+
+
+def _is_our_output(path: Path) -> bool:
+    return any(suffix + "." in path.name for suffix in (MODEL_VIEW_SUFFIX, HEATMAP_SUFFIX))
 
 
 def _by_key(files: list[Path], key: Any, role: str, unpaired: list[str]) -> dict[str, Path]:
@@ -190,6 +203,11 @@ def _output_path(out_dir: str | os.PathLike[str], filename: str, inputs: Sequenc
 def model_view_path(out_dir: str | os.PathLike[str], name: str, inputs: Sequence[Path]) -> Path:
     """``OUT_DIR/<name>.model-view.png``; raises ``ValueError`` rather than return the path of an input."""
     return _output_path(out_dir, f"{name}{MODEL_VIEW_SUFFIX}.png", inputs)
+
+
+def visibility_map_path(out_dir: str | os.PathLike[str], name: str, inputs: Sequence[Path]) -> Path:
+    """``OUT_DIR/<name>.visibility.png``; never the path of an input."""
+    return _output_path(out_dir, f"{name}{HEATMAP_SUFFIX}.png", inputs)
 
 
 def result_path(out_dir: str | os.PathLike[str], name: str, inputs: Sequence[Path]) -> Path:

@@ -136,11 +136,12 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         return "<p>No evaluation results (run <code>stylecloak evaluate ORIGINAL CLOAKED --out DIR</code>).</p>"
     data = [e for _, e in evaluations]
     countermeasures = list(data[0].get("robustness", {}).keys())
-    head = ["image", "target", "lpips", "lpips (VGG)", "PSNR dB", "SSIM", "max change", "target progress", *countermeasures]
+    head = ["image", "target", "lpips", "lpips (VGG)", "PSNR dB", "SSIM", "worst 64 px SSIM", "max change",
+            "target progress", *countermeasures]
     lines = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for path, e in evaluations:
         cells = [Path(e.get("cloaked") or path.name).name, e.get("target"), e.get("lpips"), e.get("lpips_vgg"),
-                 e.get("psnr"), e.get("ssim"), e.get("max_change"), e.get("target_progress"),
+                 e.get("psnr"), e.get("ssim"), e.get("ssim_window_min"), e.get("max_change"), e.get("target_progress"),
                  *(e.get("robustness", {}).get(c) for c in countermeasures)]
         lines.append("<tr>" + "".join(f"<td>{_number(c, 2 if i == 4 else 3)}</td>" for i, c in enumerate(cells)) + "</tr>")
     lines.append("</tbody></table>")
@@ -158,10 +159,13 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
             f'<div><h4>cloaked</h4>{_img(_data_uri(_resolve(e.get("cloaked"), base), THUMBNAIL_LONG_SIDE), "cloaked")}</div>'
             f'<div><h4>what the model sees (original | cloaked)</h4>'
             f'{_img(_data_uri(_resolve(e.get("model_view"), base), 2 * THUMBNAIL_LONG_SIDE), "model view")}</div>'
-            f"</div></figure>")
+            + (f'<div><h4>where the change is most visible (cyan: the worst 64 px window)</h4>'
+               f'{_img(_data_uri(_resolve(e.get("visibility_map"), base), THUMBNAIL_LONG_SIDE), "visibility map")}</div>'
+               if e.get("visibility_map") else "")
+            + "</div></figure>")
     return (f"<p>{len(evaluations)} image(s); {summary}.</p>" + "".join(lines)
             + (f'<h3>Robustness</h3><img class="plot" src="{plot}" alt="robustness curves">' if plot else "")
-            + "<h3>Original, cloaked, and what the model sees</h3>" + "".join(triptychs))
+            + "<h3>Original, cloaked, what the model sees, and where to look</h3>" + "".join(triptychs))
 
 
 def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:

@@ -5,7 +5,7 @@
     GET    /api/jobs/{id}                     a job's state and per-image progress and reports
     POST   /api/jobs/{id}/cancel              cancel (a queued job at once, a running one at its next step)
     DELETE /api/jobs/{id}                     delete a finished job and its files
-    GET    /api/jobs/{id}/images/{n}/{kind}   original | cloaked | seen-original | seen-cloaked (PNG)
+    GET    /api/jobs/{id}/images/{n}/{kind}   original | cloaked | seen-original | seen-cloaked | visibility (PNG)
     GET    /api/jobs/{id}/zip                 every cloaked image of a job and a report, as one ZIP
     GET    /api/options                       presets, target styles, limits and a time estimate for the page
 
@@ -43,7 +43,7 @@ from .uploads import UploadRejected, check_upload, safe_file_name, unique_names
 from .worker import JobFiles, JobWorker, Models
 
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
-IMAGE_KINDS = ("original", "cloaked", "seen-original", "seen-cloaked")
+IMAGE_KINDS = ("original", "cloaked", "seen-original", "seen-cloaked", "visibility")
 TOKEN_COOKIE = "stylecloak_token"
 # The time estimate before this server has measured its own speed. `stylecloak cloak --json` (default quality,
 # target ink-hatching) on hokusai_great_wave resized to 256, 512 and 1024 px took 3.8, 4.5 and 7.6 s per
@@ -207,7 +207,7 @@ def create_app(config: WebConfig) -> FastAPI:
     def image(
         job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)],
         index: Annotated[int, PathParam(ge=0)],
-        kind: Literal["original", "cloaked", "seen-original", "seen-cloaked"],
+        kind: Literal["original", "cloaked", "seen-original", "seen-cloaked", "visibility"],
         download: Annotated[bool, Query()] = False,
     ) -> FileResponse:
         job = _job_or_404(store, job_id)

@@ -197,7 +197,7 @@ class JobWorker:
         return target
 
     def _cloak_item(self, cloaker: Any, files: JobFiles, index: int, stored: str, job_id: str) -> dict[str, Any]:
-        from ..evaluation.evaluate import model_view_pair
+        from ..evaluation.evaluate import model_view_pair, visibility_map
 
         source = files.input(stored)
         steps = max(1, cloaker.settings.steps)
@@ -221,6 +221,7 @@ class JobWorker:
         cloaked = image_to_tensor(load_image(files.cloaked(index)).rgb)
         files.view(index, "original").parent.mkdir(parents=True, exist_ok=True)
         save_image(files.view(index, "original"), _uint8(original))
+        save_image(files.view(index, "visibility"), visibility_map(original, cloaked))
         if cloaker.encoder.can_decode:
             seen = model_view_pair(cloaker.encoder, original.to(cloaker.device), cloaked.to(cloaker.device),
                                    cloaker.settings.tile_size)

@@ -1,0 +1,169 @@
+"""The local visibility guarantee: JND box, SSIM windows, PSNR and the final check, on real TAEF2 and LPIPS."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from stylecloak.imaging import image_to_tensor, load_image, quantize_rgb, save_image, tensor_to_image
+from stylecloak.metrics import SSIM_REPORT_WINDOW, ssim, ssim_map, ssim_window_min, window_means, window_starts
+from stylecloak.optimize import OptimizerConfig, optimize_cloak, quantize_8bit
+from stylecloak.settings import INTENSITY_PRESETS, CloakSettings
+from stylecloak.targets import get_target
+from stylecloak.visibility import (
+    VisibilityBoundError,
+    VisibilityBounds,
+    allowed_change,
+    change_heatmap,
+    enforce_bounds,
+    jnd_threshold,
+    measure_visibility,
+    worst_window,
+)
+
+from .conftest import load_painting
+
+
+def flat_beside_busy(height: int = 128, width: int = 256, seed: int = 0) -> torch.Tensor:
+    """Left half: flat light paper (one grey level); right half: busy random brush-stroke texture."""
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.full((1, 3, height, width), 200 / 255)
+    strokes = torch.rand(1, 3, height // 4, width // 8, generator=generator)
+    strokes = torch.nn.functional.interpolate(strokes, size=(height, width // 2), mode="nearest")
+    image[..., width // 2:] = 0.2 + 0.6 * strokes + 0.1 * torch.rand(1, 3, height, width // 2, generator=generator)
+    return quantize_8bit(image)
+
+
+# ------------------------------------------------------------------------------------------------ the metrics
+
+
+def test_window_starts_cover_the_length_and_end_flush() -> None:
+    assert window_starts(100, 64, 32) == [0, 32, 36]
+    assert window_starts(64, 64, 32) == [0]
+    assert window_starts(40, 64, 32) == [0]
+
+
+def test_window_means_are_exact_box_means() -> None:
+    values = torch.arange(100 * 90, dtype=torch.float32).reshape(100, 90)
+    means = window_means(values, window=64)
+    assert means.shape == (3, 2)
+    assert float(means[0, 0]) == pytest.approx(float(values[:64, :64].mean()), rel=1e-6)
+    assert float(means[-1, -1]) == pytest.approx(float(values[-64:, -64:].mean()), rel=1e-6)
+
+
+def test_ssim_window_min_finds_a_local_damage_that_the_mean_hides() -> None:
+    image = quantize_8bit(torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1)) * 0.2 + 0.5)
+    damaged = image.clone()
+    damaged[..., 100:164, 100:164] = quantize_8bit(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2)))
+    assert ssim_window_min(image, image) == pytest.approx(1.0, abs=1e-6)
+    mean, worst = ssim(image, damaged), ssim_window_min(image, damaged)
+    assert mean > 0.85 and worst < 0.3
+    assert float(ssim_map(image, damaged).mean()) == pytest.approx(mean, abs=1e-5)
+    top, left = worst_window(image, damaged)
+    assert abs(top - 100) <= 32 and abs(left - 100) <= 32
+
+
+def test_measure_visibility_reports_every_figure(lpips_alex) -> None:
+    image = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
+    noisy = quantize_8bit(image + 3 / 255 * torch.randn(image.shape, generator=torch.Generator().manual_seed(0)))
+    figures = measure_visibility(lpips_alex, image, noisy)
+    assert 0 < figures.lpips < 0.2 and 0.5 < figures.ssim_window_min <= figures.ssim < 1
+    assert figures.psnr is not None and 30 < figures.psnr < 45 and 5 <= figures.max_change <= 20
+    same = measure_visibility(lpips_alex, image, image)
+    assert same.psnr is None and same.max_change == 0 and same.ssim == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------------------- the JND
+
+
+def test_jnd_allows_little_on_flat_paper_and_more_on_busy_strokes() -> None:
+    image = flat_beside_busy()
+    threshold = jnd_threshold(image)[0, 0]
+    flat, busy = threshold[8:-8, 8:120], threshold[8:-8, 136:-8]
+    assert float(flat.max()) < 5 and float(busy.median()) > 2 * float(flat.max())
+    box = allowed_change(image, VisibilityBounds()) * 255
+    assert torch.equal(box, box.round())  # whole 8-bit levels
+    assert float(box.min()) >= 1 and float(box.max()) <= VisibilityBounds().max_change
+
+
+def test_every_preset_defines_every_bound_and_settings_carry_them() -> None:
+    for name, preset in INTENSITY_PRESETS.items():
+        settings = CloakSettings.from_presets(name)  # type: ignore[arg-type]
+        assert settings.bounds == VisibilityBounds(preset.budget, preset.ssim_min, preset.ssim_window_min,
+                                                   preset.psnr_min, preset.jnd_strength, preset.max_change)
+    low, medium, high = (INTENSITY_PRESETS[n] for n in ("low", "medium", "high"))
+    assert low.budget < medium.budget < high.budget and low.ssim_min > medium.ssim_min > high.ssim_min
+    with pytest.raises(ValueError, match="ssim_window_min"):
+        CloakSettings(ssim_window_min=1.5)
+    assert CloakSettings.from_presets("medium", psnr_min=35.0).bounds.psnr_min == 35.0
+
+
+# ------------------------------------------------------------------------------------------ the optimiser
+
+
+@pytest.fixture(scope="module")
+def flat_busy_outcome(encoder, lpips_alex):
+    original = flat_beside_busy()
+    target = get_target("ink-hatching").render(original, seed=0)
+    config = OptimizerConfig(steps=6, learning_rate=0.02, seed=1)
+    return original, config, optimize_cloak(original, target, encoder, lpips_alex, config)
+
+
+def test_the_flat_region_changes_no_more_than_the_mask_allows(flat_busy_outcome) -> None:
+    original, config, outcome = flat_busy_outcome
+    change = (outcome.cloaked - original).abs().amax(dim=1, keepdim=True)
+    box = allowed_change(original, config.bounds)
+    assert bool((change <= box + 1e-6).all())
+    flat_change = change[..., 8:-8, 8:120] * 255
+    assert float(flat_change.max()) <= float(box[..., 8:-8, 8:120].max() * 255) < 5
+    busy_change = change[..., 8:-8, 136:-8] * 255
+    assert float(busy_change.max()) > float(flat_change.max())  # the cloak goes where it can hide
+    assert outcome.target_progress > 0.05
+
+
+def test_a_large_image_over_two_tiles_keeps_every_bound(encoder, lpips_alex, tmp_path) -> None:
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 320)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    config = OptimizerConfig(steps=4, learning_rate=0.02, tile_size=128)  # 3x2 tiles
+    outcome = optimize_cloak(original, target, encoder, lpips_alex, config)
+    path = save_image(tmp_path / "cloaked.png", quantize_rgb(tensor_to_image(outcome.cloaked)))
+    saved = image_to_tensor(load_image(path).rgb)
+    figures = measure_visibility(lpips_alex, original, saved)
+    assert figures.violations(config.bounds) == []
+    assert figures == outcome.visibility
+    box = allowed_change(original, config.bounds)
+    assert bool(((saved - original).abs() <= box + 1e-6).all())
+    assert outcome.target_progress > 0.1
+
+
+def test_an_unreachable_bound_is_reported_not_exceeded(encoder, lpips_alex) -> None:
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 96)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    config = dataclasses.replace(OptimizerConfig(steps=2, learning_rate=0.05), psnr_min=99.0)
+    with pytest.raises(VisibilityBoundError, match="psnr"):
+        optimize_cloak(original, target, encoder, lpips_alex, config)
+
+
+def test_enforce_bounds_scales_down_and_names_the_binding_bound(lpips_alex) -> None:
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
+    delta = 12 / 255 * torch.sign(torch.randn(original.shape, generator=torch.Generator().manual_seed(0)))
+    bounds = VisibilityBounds(lpips=0.5, ssim_min=0.0, ssim_window_min=0.0, psnr_min=35.0, jnd_strength=0,
+                              max_change=255)
+    enforced = enforce_bounds(original, delta, lpips_alex, bounds)
+    assert enforced.limited_by == ["psnr"] and 0.05 < enforced.scale < 1
+    assert enforced.figures.psnr is not None and enforced.figures.psnr >= 35.0
+    assert enforced.figures == measure_visibility(lpips_alex, original, enforced.image)
+
+
+def test_heatmap_is_an_image_of_the_same_size_and_brightest_where_the_change_is() -> None:
+    image = quantize_8bit(torch.full((1, 3, 128, 160), 0.5))
+    changed = image.clone()
+    changed[..., 40:90, 90:150] = quantize_8bit(torch.rand(1, 3, 50, 60, generator=torch.Generator().manual_seed(0)))
+    heat = change_heatmap(image, changed)
+    assert heat.shape == (128, 160, 3) and heat.dtype == np.uint8
+    brightness = heat.astype(float).sum(axis=2)
+    assert brightness[55:75, 105:135].mean() > 3 * brightness[5:30, 5:60].mean()
+    assert SSIM_REPORT_WINDOW == 64
