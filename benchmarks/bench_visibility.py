@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intensity", default="medium", choices=list(INTENSITY_PRESETS))
     parser.add_argument("--quality", default="default", choices=list(QUALITY_PRESETS))
     parser.add_argument("--limit", type=int, default=0, help="only the first N paintings of the manifest (0: all)")
+    parser.add_argument("--artists", default="", help="only these portfolios (comma-separated folder names, e.g. "
+                                                        "katsushika-hokusai); a second process can take other artists")
     parser.add_argument("--sheet", type=Path, help="write the contact sheet of the worst crops here")
     parser.add_argument("--sheet-from", nargs=2, type=Path, metavar=("ORIGINALS", "CLOAKED"),
                         help="only draw the contact sheet for two folders, then stop")
@@ -209,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest = manifest[: args.limit] if args.limit else manifest
     portfolios: dict[str, list[str]] = {}
     for row in manifest:
-        portfolios.setdefault(slug(row["artist"]), []).append(row["file"])
+        if not args.artists or slug(row["artist"]) in args.artists.split(","):
+            portfolios.setdefault(slug(row["artist"]), []).append(row["file"])
     preset = INTENSITY_PRESETS[args.intensity]
     bounds = VisibilityBounds(preset.budget, preset.ssim_min, preset.ssim_window_min, preset.psnr_min,
                               preset.jnd_strength, preset.max_change)

@@ -125,14 +125,17 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylecloak",
-        description="Protect artwork against style mimicry: add a barely visible cloak so that AI models see a different style.",
+        description="Add a barely visible cloak to artwork so that an AI model's image encoder sees it in a different "
+                    "style (the Glaze method). Our own mimicry tests have not yet shown that it stops style mimicry: "
+                    "see the README's measurements.",
     )
     parser.add_argument("--version", action="version", version=f"stylecloak {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     cloak = commands.add_parser("cloak", help="cloak images", epilog=CLOAK_EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Cloak images or folders of images against style mimicry.")
+                                description="Cloak images or folders of images: a change within visibility bounds that "
+                                            "moves the model's encoder toward another style.")
     cloak.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
     cloak.add_argument("-o", "--out-dir", metavar="OUT_DIR", help="where to write <name>.cloaked.png (default: beside each input)")
     cloak.add_argument("--intensity", default="medium", choices=list(INTENSITY_BUDGETS), help="visibility budget (default: medium)")
@@ -301,6 +304,7 @@ def run_cloak(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .imaging import ImageInputError
+    from .outputs import pin_folder
     from .pipeline import Cloaker
     from .settings import CloakSettings
 
@@ -321,6 +325,10 @@ def run_cloak(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    # Every place the run writes is checked before any model loads or any optimisation starts.
+    inputs, failures = _writable_inputs(inputs, args.out_dir)
+    if not inputs:
+        return EXIT_SOME_FAILED
     if not _fetch_missing_encoders(settings.encoder):
         return EXIT_SOME_FAILED
     # Models load (and settle any error in the settings) before the target choice, which takes a while.
@@ -340,7 +348,7 @@ def run_cloak(args: argparse.Namespace) -> int:
         settings = replace(settings, target=transfer.name)
         cloaker = Cloaker(settings, encoder=cloaker.encoder, perceptual=cloaker.perceptual, target=transfer)
     elif args.target == "auto":
-        target = _auto_target(inputs, Path(args.out_dir) if args.out_dir else inputs[0].parent, args)
+        target = _auto_target(inputs, pin_folder(inputs, args.out_dir), args)
         if target is None:
             return EXIT_USAGE
         settings = replace(settings, target=target)
@@ -349,7 +357,7 @@ def run_cloak(args: argparse.Namespace) -> int:
         except KeyError as exc:  # a pinned name that is not in the catalogue
             _error(str(exc).strip("'\""))
             return EXIT_USAGE
-    failures = 0
+    total = len(inputs) + failures
     for index, path in enumerate(inputs, 1):
         out_dir = Path(args.out_dir) if args.out_dir else path.parent
         bar = tqdm(total=settings.steps + 1, desc=f"[{index}/{len(inputs)}] {path.name}", unit="step", leave=False,
@@ -374,9 +382,39 @@ def run_cloak(args: argparse.Namespace) -> int:
                   f"worst window {report.ssim_window_min:.3f}  psnr {psnr}  target progress "
                   f"{report.target_progress:.2f}  {report.seconds:.0f} s", flush=True)
     if failures:
-        _error(f"{failures} of {len(inputs)} images failed; the others were written")
+        _error(_failure_summary(failures, total, "images", "written"))
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _failure_summary(failures: int, total: int, things: str, done: str) -> str:
+    """The closing line of a batch with failures; it speaks of "the others" only when there are others."""
+    if total == 1:
+        return f"the {things.rstrip('s')} failed; nothing was {done}"
+    if failures == total:
+        return f"all {total} {things} failed; nothing was {done}"
+    return f"{failures} of {total} {things} failed; the others were {done}"
+
+
+def _writable_inputs(inputs: list[Path], out_dir: str | None) -> tuple[list[Path], int]:
+    """The inputs whose output folder can be written, and how many could not (each told in one line).
+
+    With ``-o`` one folder serves all: if it cannot be written, nothing can. Without it, each output goes beside
+    its input, and an input whose folder cannot be written fails alone."""
+    from .outputs import OutputError, check_writable_folder
+
+    folders = [Path(out_dir)] if out_dir else sorted({path.parent for path in inputs})
+    unwritable: dict[Path, str] = {}
+    for folder in folders:
+        try:
+            check_writable_folder(folder)
+        except OutputError as exc:
+            unwritable[folder] = str(exc)
+            _error(str(exc))
+    if out_dir:
+        return ([], len(inputs)) if unwritable else (inputs, 0)
+    kept = [path for path in inputs if path.parent not in unwritable]
+    return kept, len(inputs) - len(kept)
 
 
 def _choose(images: Sequence[torch.Tensor], args: argparse.Namespace) -> TargetChoice | None:
@@ -435,6 +473,7 @@ def _reference_target(folder: str, device: torch.device) -> TargetStyle | None:
 
 def _auto_target(inputs: Sequence[Path], pin_folder: Path, args: argparse.Namespace) -> str | None:
     """The target pinned for this portfolio, or one chosen for all the inputs and then pinned."""
+    from .outputs import OutputError, check_writable_folder
     from .targets.choice import load_portfolio, read_pin, write_pin
 
     try:
@@ -454,8 +493,13 @@ def _auto_target(inputs: Sequence[Path], pin_folder: Path, args: argparse.Namesp
     choice = _choose(images, args)
     if choice is None:
         return None
-    pin_folder.mkdir(parents=True, exist_ok=True)
-    pin = write_pin(pin_folder, choice, __version__)
+    try:
+        pin = write_pin(check_writable_folder(pin_folder, "folder of the target's pin"), choice, __version__)
+    except (OutputError, OSError) as exc:
+        message = str(exc) if isinstance(exc, OutputError) else f"{pin_folder}: {exc.strerror or exc}"
+        print(f"stylecloak: warning: {message}; target {choice.target} chosen for {choice.images} image(s) but not "
+              "pinned, so a later run may choose again", file=sys.stderr)
+        return choice.target
     print(f"stylecloak: target {choice.target} chosen for {choice.images} image(s), pinned in {pin}", file=sys.stderr)
     return choice.target
 
@@ -489,12 +533,17 @@ def run_models(args: argparse.Namespace) -> int:
 
 def _fetch_missing_encoders(encoder_spec: str) -> bool:
     """The one download that happens without `models fetch`: the first cloak with a pinned non-default encoder
-    that is not here fetches it, after saying so. False (with the error printed) if that fails."""
+    that is not here fetches it, after saying so (the default encoder never is). False (with the error printed)
+    if that fails."""
     from .models.registry import missing_models
 
+    from .models.encoders import DEFAULT_ENCODER
+
     for model in missing_models(encoder_spec):
-        if not model.pinned:
-            continue  # never fetched unasked; loading it says how to get it
+        if not model.pinned or model.name == DEFAULT_ENCODER:
+            # Never fetched unasked: the default encoder is set up once with `models fetch` or STYLECLOAK_MODELS
+            # (as README says), and loading a missing one says how to get it.
+            continue
         size = f"{model.size_mb:.0f} MB" if model.size_mb else "size not known here"
         print(f"stylecloak: encoder {model.name} is not here yet; fetching it once into the user cache ({size}; "
               f"pinned; or give a local copy with --encoder {model.name}:PATH)", file=sys.stderr)
@@ -780,7 +829,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         else:
             _print_evaluation(result)
     if failures:
-        _error(f"{failures} of {len(pairs)} pairs failed; the others were measured")
+        _error(_failure_summary(failures, len(pairs), "pairs", "measured"))
         return EXIT_SOME_FAILED
     return EXIT_OK
 

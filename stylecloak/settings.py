@@ -28,14 +28,24 @@ class IntensityPreset:
     psnr_min: float  # dB, at least
     jnd_strength: float  # the per-pixel bound, as a multiple of the JND model's threshold
     max_change: int  # 8-bit levels, at most, anywhere
+    description: str = ""  # for people: what it costs and what it measurably does (CLI help, web page, API)
 
 
 # The paper tests p = 0.03 to 0.1, with 0.05 and 0.07 as its defaults. The local bounds of medium are the
 # visibility issue's acceptance figures; low and high move each bound by about the same step.
 INTENSITY_PRESETS: dict[str, IntensityPreset] = {
-    "low": IntensityPreset(budget=0.03, ssim_min=0.96, ssim_window_min=0.90, psnr_min=33.0, jnd_strength=0.75, max_change=8),
-    "medium": IntensityPreset(budget=0.05, ssim_min=0.93, ssim_window_min=0.85, psnr_min=30.0, jnd_strength=1.0, max_change=12),
-    "high": IntensityPreset(budget=0.08, ssim_min=0.90, ssim_window_min=0.80, psnr_min=28.0, jnd_strength=1.5, max_change=16),
+    "low": IntensityPreset(
+        budget=0.03, ssim_min=0.96, ssim_window_min=0.90, psnr_min=33.0, jnd_strength=0.75, max_change=8,
+        description="The smallest change: the tightest visibility bounds. The model's encoder is moved the least "
+                    "toward the target style."),
+    "medium": IntensityPreset(
+        budget=0.05, ssim_min=0.93, ssim_window_min=0.85, psnr_min=30.0, jnd_strength=1.0, max_change=12,
+        description="The default: a change that is hard to see at 100% zoom on most artwork, checked everywhere "
+                    "on the image, flat areas included."),
+    "high": IntensityPreset(
+        budget=0.08, ssim_min=0.90, ssim_window_min=0.80, psnr_min=28.0, jnd_strength=1.5, max_change=16,
+        description="The largest change allowed: may show as a faint texture at 100% zoom. Moves the model's "
+                    "encoder further toward the target style than medium."),
 }
 INTENSITY_BUDGETS: dict[str, float] = {name: preset.budget for name, preset in INTENSITY_PRESETS.items()}
 
@@ -48,9 +58,14 @@ class QualityPreset:
 
 
 QUALITY_PRESETS: dict[str, QualityPreset] = {
-    "fast": QualityPreset(steps=8, learning_rate=0.03, description="under half the default effort, for previews"),
-    "default": QualityPreset(steps=20, learning_rate=0.02, description="balanced: about a minute for 512 px on a 2-core CPU"),
-    "max": QualityPreset(steps=60, learning_rate=0.01, description="three times the default effort, for the strongest cloak"),
+    "fast": QualityPreset(steps=8, learning_rate=0.03,
+                          description="8 steps: under half the time of default, for previews; moves the encoder less far"),
+    "default": QualityPreset(steps=20, learning_rate=0.02,
+                             description="20 steps, stopping early when no longer improving: about half a minute to "
+                                         "a minute for a 512 px image on a 2-core CPU"),
+    "max": QualityPreset(steps=60, learning_rate=0.01,
+                         description="60 steps: up to three times the time of default, for the furthest move of the "
+                                     "encoder at your intensity"),
 }
 
 

@@ -108,15 +108,20 @@ def test_json_report_fields_and_png_metadata(small_painting_file, tmp_path, caps
     out = tmp_path / "out"
     assert main(["cloak", str(small_painting_file), "-o", str(out), "--json", "--seed", "7", *FAST]) == 0
     report = json.loads(capsys.readouterr().out.strip())
-    for field in ("input", "output", "target", "encoder", "budget", "lpips", "target_progress", "seconds"):
+    for field in ("input", "output", "target", "encoder", "budget", "lpips", "target_progress", "seconds",
+                  "ssim", "ssim_window_min", "psnr", "max_change", "limited_by"):
         assert field in report
     assert report["encoder"] == "taef2" and report["budget"] == 0.05 and report["lpips"] <= 0.05
+    assert report["ssim"] >= 0.93 and report["ssim_window_min"] >= 0.85 and report["psnr"] >= 30
+    assert 1 <= report["max_change"] <= 12
     assert report["target_progress"] > 0
     with Image.open(report["output"]) as im:
         assert im.format == "PNG" and im.size == Image.open(small_painting_file).size
         assert im.info["Software"].startswith("stylecloak ")
         recorded = json.loads(im.info["stylecloak"])
         assert recorded["settings"]["seed"] == 7 and recorded["settings"]["budget"] == 0.05
+        assert recorded["settings"]["ssim_window_min"] == 0.85
+        assert recorded["visibility"] == {k: report[k] for k in ("lpips", "ssim", "ssim_window_min", "psnr", "max_change")}
 
 
 def test_icc_profile_is_kept(tmp_path, capsys) -> None:

@@ -19,7 +19,7 @@ from stylecloak.imaging import image_to_tensor
 from .conftest import load_painting
 
 FIELDS = ("original", "cloaked", "target", "encoder", "width", "height", "lpips", "lpips_vgg", "psnr", "ssim",
-          "max_change", "target_progress", "robustness", "model_view", "seconds")
+          "ssim_window_min", "max_change", "target_progress", "robustness", "model_view", "visibility_map", "seconds")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,11 @@ def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_
     assert (result["width"], result["height"]) == (96, 65)
     assert 0 < result["lpips"] <= 0.05 and result["lpips_vgg"] > 0
     assert 20 < result["psnr"] < 60 and 0 < result["ssim"] < 1
+    assert 0.85 <= result["ssim_window_min"] <= result["ssim"]  # the cloak was made at medium: its bound holds
+    heatmap = Path(result["visibility_map"])
+    assert heatmap == tmp_path / "views" / "wave.visibility.png"
+    with Image.open(heatmap) as im:
+        assert im.size == (96, 65)
     assert 1 <= result["max_change"] <= 255 and isinstance(result["max_change"], int)
     assert result["target_progress"] > 0
     assert list(result["robustness"]) == [c.name for c in COUNTERMEASURES]
@@ -59,10 +64,13 @@ def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_
     view = Path(result["model_view"])
     assert view == tmp_path / "views" / "wave.model-view.png"
     with Image.open(view) as im:
-        assert im.size == (2 * 96 + 8, 65)  # the original's decode, a white gap, the cloaked one's decode
+        # a labelled band, then the original's decode, a white gap, the cloaked one's decode
+        assert im.size == (2 * 96 + 8, 14 + 65)
         pixels = np.asarray(im.convert("RGB"))
+    band, pixels = pixels[:14], pixels[14:]
     assert np.all(pixels[:, 96:104] == 255)
     assert not np.array_equal(pixels[:, :96], pixels[:, 104:])  # the cloak shows in what the model sees
+    assert (band[:, :96] < 128).any() and (band[:, 104:] < 128).any()  # both halves are labelled
     assert json.loads((tmp_path / "views" / "wave.evaluation.json").read_text()) == result  # for the HTML report
     assert (original.read_bytes(), cloaked.read_bytes()) == before
 

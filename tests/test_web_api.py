@@ -78,9 +78,11 @@ def test_job_runs_end_to_end_and_its_files_stay_in_it(make_client, tmp_path: Pat
     for item in job["items"]:
         assert item["state"] == "done"
         assert item["report"]["lpips"] <= item["report"]["budget"]
+        assert item["report"]["ssim"] >= 0.93 and item["report"]["ssim_window_min"] >= 0.85
+        assert item["report"]["psnr"] >= 30 and item["report"]["max_change"] <= 12
         assert item["report"]["target_progress"] > 0
         assert "output" not in item["report"]  # server paths are not shown
-    for kind in ("original", "cloaked", "seen-original", "seen-cloaked"):
+    for kind in ("original", "cloaked", "seen-original", "seen-cloaked", "visibility"):
         image = client.get(f"/api/jobs/{job['id']}/images/1/{kind}")
         assert image.status_code == 200 and image.headers["content-type"] == "image/png"
         assert Image.open(io.BytesIO(image.content)).size == (job["items"][1]["width"], job["items"][1]["height"])
@@ -266,3 +268,34 @@ def test_odd_image_modes_are_cloaked_correctly(make_client) -> None:
         assert item["report"]["lpips"] <= item["report"]["budget"]
         if item["name"] == "alpha.png":
             assert cloaked.mode == "RGBA" and np.asarray(cloaked)[..., 3].max() == 128
+
+
+def test_the_job_object_is_typed_in_the_openapi_document(make_client) -> None:
+    spec = make_client().get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["JobOut"]["properties"]["state"]["enum"]) == {"queued", "running", "done", "failed", "cancelled"}
+    assert schemas["ItemOut"]["properties"]["state"]["enum"] == schemas["JobOut"]["properties"]["state"]["enum"]
+    assert schemas["JobOut"]["properties"]["items"]["items"]["$ref"].endswith("/ItemOut")
+    job_schema = spec["paths"]["/api/jobs/{job_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert job_schema["$ref"].endswith("/JobOut")
+
+
+def test_progress_moves_at_least_once_per_step(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylecloak.web.store import JobStore
+
+    seen: list[float] = []
+    original_set_item = JobStore.set_item
+
+    def recording(self, job_id, index, state=None, progress=None, **kwargs):  # type: ignore[no-untyped-def]
+        if progress is not None and state is None:
+            seen.append(progress)
+        return original_set_item(self, job_id, index, state=state, progress=progress, **kwargs)
+
+    monkeypatch.setattr(JobStore, "set_item", recording)
+    client = make_client()
+    job = wait_for(client, upload(client, [("wave.png", png_bytes("hokusai_great_wave.png", 64))]).json()["job"]["id"],
+                   ("done", "failed"))
+    assert job["state"] == "done", job
+    steps = job["items"][0]["report"]["steps"]
+    assert len(seen) >= steps + 1 and seen == sorted(seen)  # one write per step, then the final phases
+    assert seen[-1] >= 0.9

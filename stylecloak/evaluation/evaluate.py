@@ -25,6 +25,8 @@ from ..models.tiled import TiledEncoder
 
 # White columns between the two halves of the "what the model sees" image.
 MODEL_VIEW_GAP = 8
+# The band above the two halves that names them.
+MODEL_VIEW_LABEL_HEIGHT = 14
 MODEL_VIEW_SUFFIX = ".model-view"
 HEATMAP_SUFFIX = ".visibility"
 RESULT_SUFFIX = ".evaluation.json"
@@ -109,10 +111,23 @@ def visibility_map(original: torch.Tensor, cloaked: torch.Tensor) -> np.ndarray:
 
 def model_view(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, tile_size: int = 512) -> np.ndarray:
     """What the model sees: the decoder's image of ``E(original)`` (left) beside ``E(cloaked)`` (right), as an
-    8-bit HxWx3 array with a white gap between them. Raises ``NotImplementedError`` if the encoder cannot decode."""
+    8-bit array with a white gap between them and a white band above, labelled "original" and "cloaked" (so that
+    the file says which half is which). Raises ``NotImplementedError`` if the encoder cannot decode."""
     seen_original, seen_cloaked = model_view_pair(encoder, original, cloaked, tile_size)
     gap = np.full((seen_original.shape[0], MODEL_VIEW_GAP, 3), 255, dtype=np.uint8)
-    return np.concatenate([seen_original, gap, seen_cloaked], axis=1)
+    pictures = np.concatenate([seen_original, gap, seen_cloaked], axis=1)
+    return np.concatenate([_label_band(pictures.shape[1], seen_original.shape[1]), pictures], axis=0)
+
+
+def _label_band(width: int, half: int) -> np.ndarray:
+    """A white band of ``MODEL_VIEW_LABEL_HEIGHT`` px with the two halves' labels in black."""
+    from PIL import Image, ImageDraw
+
+    band = Image.new("RGB", (width, MODEL_VIEW_LABEL_HEIGHT), "white")
+    draw = ImageDraw.Draw(band)
+    draw.text((2, 2), "original: what the model sees", fill="black")
+    draw.text((half + MODEL_VIEW_GAP + 2, 2), "cloaked: what the model sees", fill="black")
+    return np.asarray(band, dtype=np.uint8)
 
 
 def model_view_pair(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor,

@@ -84,10 +84,11 @@ def resolve_model_file(spec: ModelFile, explicit_dir: str | os.PathLike[str] | N
                 verify_sha256(candidate, spec.sha256)
             return candidate
     looked = ", ".join(str(c) for c in candidates)
+    # The remedy comes first: this message is often the first thing a new user reads.
+    fetch = f"get it once with `stylecloak models fetch {spec.model}`, or " if spec.upstream_url else ""
     raise ModelNotFoundError(
-        f"model file {spec.model}/{spec.filename} not found (looked in: {looked}). "
-        f"Set STYLECLOAK_MODELS to the folder that holds '{spec.model}/', or pass an explicit path "
-        f"(--encoder {spec.model}:PATH)"
+        f"model {spec.model} is not here: {fetch}set STYLECLOAK_MODELS to the folder that holds '{spec.model}/', "
+        f"or pass an explicit path (--encoder {spec.model}:PATH). Looked for {spec.model}/{spec.filename} in: {looked}"
         + (f"; the file is published at {spec.upstream_url}" if spec.upstream_url else "")
         + "."
     )

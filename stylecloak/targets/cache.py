@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,10 @@ def render_cached(target: TargetStyle, image: torch.Tensor, seed: int = 0, cache
     if path is not None:
         buffer = io.BytesIO()
         np.save(buffer, levels.numpy(), allow_pickle=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, buffer.getvalue())
+        except OSError as exc:
+            # A cache that cannot be written costs time (the next run renders again), never the cloak itself.
+            warnings.warn(f"could not cache the rendered target in {path.parent}: {exc.strerror or exc}", stacklevel=2)
     return levels.to(image.device, torch.float32) / 255

@@ -33,11 +33,11 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, File, Form, HTTPException, Path as PathParam, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel
 
 from .. import __version__
-from ..settings import INTENSITY_BUDGETS, QUALITY_PRESETS
+from ..settings import INTENSITY_PRESETS, QUALITY_PRESETS
 from ..targets import available_targets
+from .schema import JobCreated, JobOut
 from .store import FINISHED_STATES, JobStore, NewItem, new_job_id
 from .uploads import UploadRejected, check_upload, safe_file_name, unique_names
 from .worker import JobFiles, JobWorker, Models
@@ -51,18 +51,6 @@ TOKEN_COOKIE = "stylecloak_token"
 # bf16 is about twice as fast); after its first images the server uses its own median.
 DEFAULT_SECONDS_PER_MEGAPIXEL_STEP = 6.0
 DEFAULT_SECONDS_PER_IMAGE = 1.0
-
-INTENSITY_TEXT = {
-    "low": "Hardest to see. Protects less; good for work with large flat areas where any change shows.",
-    "medium": "Hard to see on most artwork, and a solid protection. The recommended choice.",
-    "high": "Strongest protection. The change may be visible as a faint texture on close inspection.",
-}
-QUALITY_TEXT = {
-    "fast": "A quick pass, good for trying settings. Weaker protection.",
-    "default": "Balanced time and protection.",
-    "max": "Three times the work of the default, for the strongest cloak at your intensity.",
-}
-
 
 @dataclass
 class WebConfig:
@@ -80,11 +68,6 @@ class WebConfig:
     worker_threads: int = 1
     start_worker: bool = True
     models: Models | None = field(default=None, repr=False)  # preloaded models (tests share one set)
-
-
-class JobCreated(BaseModel):
-    job: dict[str, Any]
-    rejected: list[dict[str, str]]
 
 
 def create_app(config: WebConfig) -> FastAPI:
@@ -130,8 +113,9 @@ def create_app(config: WebConfig) -> FastAPI:
         per_mp_step, per_image, measured = _speed(store)
         return {
             "version": __version__,
-            "intensities": [{"name": k, "budget": v, "description": INTENSITY_TEXT[k]} for k, v in INTENSITY_BUDGETS.items()],
-            "qualities": [{"name": k, "steps": p.steps, "description": QUALITY_TEXT[k]} for k, p in QUALITY_PRESETS.items()],
+            # The texts come from the presets: one source for the CLI, the page and the API.
+            "intensities": [{"name": k, "budget": p.budget, "description": p.description} for k, p in INTENSITY_PRESETS.items()],
+            "qualities": [{"name": k, "steps": p.steps, "description": p.description} for k, p in QUALITY_PRESETS.items()],
             "targets": [{"name": "auto", "description": "chosen for your set of images: far from your style, but reachable"}]
             + [{"name": t.name, "description": t.description} for t in available_targets()],
             "defaults": {"intensity": "medium", "quality": "default", "target": "auto"},
@@ -177,15 +161,15 @@ def create_app(config: WebConfig) -> FastAPI:
         worker.notify()
         return JSONResponse({"job": job.to_dict(), "rejected": rejected}, 201)
 
-    @app.get("/api/jobs")
+    @app.get("/api/jobs", response_model=list[JobOut])
     def list_jobs() -> list[dict[str, Any]]:
         return [job.to_dict() for job in store.list_jobs()]
 
-    @app.get("/api/jobs/{job_id}")
+    @app.get("/api/jobs/{job_id}", response_model=JobOut)
     def get_job(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)]) -> dict[str, Any]:
         return _job_or_404(store, job_id).to_dict()
 
-    @app.post("/api/jobs/{job_id}/cancel")
+    @app.post("/api/jobs/{job_id}/cancel", response_model=JobOut)
     def cancel_job(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)]) -> dict[str, Any]:
         job = store.request_cancel(job_id)
         if job is None:

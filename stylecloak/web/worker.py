@@ -24,8 +24,6 @@ from .store import Job, JobStore
 # A job the server was stopped in this many times is failed with the reason instead of started again: it may be
 # what stops the server (e.g. memory).
 MAX_JOB_STARTS = 3
-# Progress of an image is written at most this often (seconds): status polls need no more.
-PROGRESS_INTERVAL = 0.5
 
 
 class JobFiles:
@@ -201,18 +199,16 @@ class JobWorker:
 
         source = files.input(stored)
         steps = max(1, cloaker.settings.steps)
-        last_write = [0.0]
 
         def progress(record: StepRecord) -> None:
             self._check(job_id)
-            now = time.monotonic()
-            if now - last_write[0] >= PROGRESS_INTERVAL:
-                last_write[0] = now
-                # The last 10% is saving and the model's view.
-                self.store.set_item(job_id, index, progress=min(0.9, 0.9 * (record.step + 1) / (steps + 1)))
+            # Every step moves the bar (a step takes a second or more, so the writes are few). The optimiser may
+            # stop early; the final check, saving and the model's view take the last 15%.
+            self.store.set_item(job_id, index, progress=min(0.85, 0.85 * (record.step + 1) / (steps + 1)))
 
         files.cloaked(index).parent.mkdir(parents=True, exist_ok=True)
         report = cloaker.cloak_file(source, files.cloaked(index).parent, fmt="png", progress=progress)
+        self.store.set_item(job_id, index, progress=0.9)  # cloaked and saved; the model's view comes next
         written = Path(report.output)
         if written != files.cloaked(index):  # cloak_file names the output after the input's stem
             written.replace(files.cloaked(index))
