@@ -34,7 +34,7 @@ from stylecloak.imaging import image_to_tensor, load_image
 from stylecloak.metrics import ssim_map, window_means, window_starts
 from stylecloak.models.lpips import load_lpips
 from stylecloak.settings import INTENSITY_PRESETS, QUALITY_PRESETS
-from stylecloak.visibility import VisibilityBounds, measure_visibility
+from stylecloak.visibility import VisibilityBounds, VisibilityFigures, measure_visibility
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PAINTINGS = ROOT.parent / "shared" / "data" / "paintings"
@@ -115,8 +115,6 @@ def print_table(size: str, rows: list[dict], bounds: VisibilityBounds) -> dict:
         print(f"| {r['name']} | {r['width']}x{r['height']} | {r['lpips']:.4f} | {r['ssim']:.4f} | "
               f"{r['ssim_window_min']:.4f} | {r['psnr']:.1f} | {r['max_change']} | {progress} | {seconds} | "
               f"{', '.join(r['limited_by'] or []) or '-'} |")
-    from stylecloak.visibility import VisibilityFigures
-
     broken = [r["name"] for r in good if VisibilityFigures(r["lpips"], r["ssim"], r["ssim_window_min"], r["psnr"],
                                                            r["max_change"]).violations(bounds)]
     progress = [r["target_progress"] for r in good if r["target_progress"] is not None]
