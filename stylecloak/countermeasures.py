@@ -1,4 +1,4 @@
-"""Countermeasures a mimic may apply to scraped art before training (DESIGN.md section 5, robustness).
+"""Countermeasures a mimic may apply to scraped art before training (docs/metrics.md, robustness).
 
 Each takes and returns a 1x3xHxW image in [0, 1], and returns 8-bit values, as a file on disk would hold.
 The robustness table is data: :data:`COUNTERMEASURES` is an ordered list of named :class:`Countermeasure`

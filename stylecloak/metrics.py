@@ -1,4 +1,4 @@
-"""The metrics every report uses (DESIGN.md section 5), in one place so that they mean the same everywhere."""
+"""The metrics every report uses (docs/metrics.md), in one place so that they mean the same everywhere."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from .visibility import VisibilityFigures, measure_visibility
 
 @dataclass
 class CloakReport:
-    """What one cloak achieved, measured on the 8-bit image as saved (DESIGN.md section 5)."""
+    """What one cloak achieved, measured on the 8-bit image as saved (docs/metrics.md)."""
 
     input: str | None
     output: str | None

@@ -1,4 +1,4 @@
-"""Countermeasures of the robustness table (DESIGN.md section 5), tiled decoding, and SSIM."""
+"""Countermeasures of the robustness table (docs/metrics.md), tiled decoding, and SSIM."""
 
 from __future__ import annotations
 

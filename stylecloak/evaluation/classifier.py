@@ -1,6 +1,6 @@
 """Style classifiers that work offline, and their cross-validated accuracy.
 
-The protection success rate (DESIGN.md section 5) asks a style classifier whether a mimic's output is in the
+The protection success rate (docs/metrics.md) asks a style classifier whether a mimic's output is in the
 artist's style. The embedded classifier is VGG16 Gram-matrix features (the style signature of Gatys et al., from
 the LPIPS package's VGG16 weights) with a small head: nearest class centroid or L2-regularised multinomial
 logistic regression. A few labelled images per style are enough to train it, and the accuracy is measured by

@@ -1,6 +1,6 @@
 """Evaluate one cloak: how visible it is, how far it moves the encoder, and whether that survives countermeasures.
 
-Every number follows DESIGN.md section 5 and is measured on the images as saved (8-bit). "What the model sees"
+Every number follows docs/metrics.md and is measured on the images as saved (8-bit). "What the model sees"
 is the decoder's image of each latent: the original's beside the cloaked one's.
 """
 

@@ -4,7 +4,7 @@ This is what the cloak must defeat, scaled down to run on a laptop CPU. A class-
 ``UNet2DModel`` learns to denoise crops of encoder latents (the attacked encoder, TAEF2 by default): one class for
 the artist, one for each other style, so that the model has to learn what sets the artist apart. Then it
 generates images "in the artist's style", the encoder's decoder turns them into pixels, and a style classifier
-trained on clean art says whose style they show. The protection success rate (DESIGN.md section 5) is the
+trained on clean art says whose style they show. The protection success rate (docs/metrics.md) is the
 share of those images that the classifier does *not* attribute to the artist.
 
 The attack is run once on the clean art (the baseline: it must work, or the measurement means nothing) and once

@@ -213,7 +213,7 @@ def build_report(folder: Path, title: str = "stylecloak report") -> tuple[str, R
     """The HTML page for everything under ``folder``, and what it was made from."""
     inputs = collect(folder)
     body = (f"<h1>{html.escape(title)}</h1>"
-            f"<p>Metrics as defined in stylecloak's DESIGN.md, section 5. lpips: perceptual distance (0.05 is the "
+            f"<p>Metrics as defined in stylecloak's docs/metrics.md. lpips: perceptual distance (0.05 is the "
             f"medium budget); target progress: 0 means the encoder sees no change, 1 that it sees the target style.</p>"
             f"<h2>Cloaks</h2>{_evaluation_section(inputs.evaluations)}"
             f"<h2>Mimicry</h2>{_mimicry_section(inputs.mimicry)}")
