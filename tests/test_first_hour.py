@@ -154,3 +154,26 @@ def test_a_single_failed_image_does_not_speak_of_others(tmp_path: Path, capsys: 
     assert main(["cloak", str(broken), "-o", str(tmp_path / "out"), *FAST]) == 1
     err = capsys.readouterr().err
     assert "the others" not in err and "the image failed; nothing was written" in err
+
+
+# ------------------------------------------------------------------------------------------ 9. the README
+
+
+def test_readme_first_screen_says_what_it_is_what_is_shown_and_how_to_run_it() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_screen = "\n".join(readme.splitlines()[:40])
+    for needed in ("style", "Glaze", "Shown", "Not shown", "mimicry", "pip install", "stylecloak cloak",
+                   "models fetch taef2"):
+        assert needed in first_screen, needed
+    assert "Python 3.11" in readme and "pip install -e ." in readme and "CPU build" in readme
+    assert "minutes" in readme.split("## Install", 1)[1].split("## Cloak", 1)[0]  # how long the tests take
+
+
+def test_no_development_log_language_in_user_facing_text() -> None:
+    import re
+
+    texts = {path.name: path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    for name, text in texts.items():
+        for pattern in (r"\bissue \d", r"\(issue", r"this CPU", r"was lent", r"\bthis session\b", r"TESTS_TIME",
+                        r"VISIBILITY_(SUMMARY|RESULTS)"):
+            assert not re.search(pattern, text), (name, pattern)
