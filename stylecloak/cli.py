@@ -73,6 +73,8 @@ what the numbers mean (all measured on the images as saved, 8-bit):
   max_change       the largest change of any pixel channel, in 8-bit levels (0-255).
   target_progress  how far the cloak moves the model's encoder toward the target style:
                    0 no effect, 1 the encoder sees the target style instead of yours.
+  progress_by_scale  target_progress after shrinking the original, the cloak and the target alike by 1x, 2x
+                   and 4x, as a mimic does when it trains at a smaller size than the posted art.
   robustness       target_progress left after what a mimic may do to scraped art first: JPEG at quality
                    95/85/75, Gaussian noise of 2/4/8 levels, downscale to 50% and back, a 1 px blur, noise
                    then upscaling, and a round trip through the model's own autoencoder. High values mean the
@@ -215,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="where to write NAME.model-view.png and NAME.evaluation.json (default: a model-view/ "
                                "folder inside the CLOAKED folder, or beside the CLOAKED file); inputs are never overwritten")
     evaluate.add_argument("--no-robustness", action="store_true",
-                          help="skip the robustness table (ten countermeasures, each one more encoder pass)")
+                          help="skip the robustness table and the progress by scale (thirteen more encoder passes)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object per pair on stdout")
 
     mimic_cli.add_parser(commands)
@@ -786,6 +788,10 @@ def _print_evaluation(result: EvaluationResult) -> None:
     if result.robustness:
         cells = [f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in result.robustness.items()]
         print("  after countermeasures: " + ", ".join(cells))
+    if result.progress_by_scale:
+        names = {"1x": "full size", "2x": "1/2 size", "4x": "1/4 size"}
+        cells = [f"{names.get(k, k)} {'(too small)' if v is None else f'{v:.3f}'}" for k, v in result.progress_by_scale.items()]
+        print("  target progress where a mimic looks (shrunk as for training): " + ", ".join(cells))
     if result.visibility_map:
         print(f"  where the change is most visible: {result.visibility_map}")
     if result.model_view:

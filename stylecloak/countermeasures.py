@@ -69,6 +69,18 @@ def downscale_upscale(image: torch.Tensor, factor: float = 0.5) -> torch.Tensor:
     return as_saved(F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False))
 
 
+def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """Shrink by ``factor`` (antialiased bicubic, as training pipelines resize) and save as 8 bits: the image a
+    mimic that trains at 1/``factor`` of the posted size actually learns from."""
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    if factor == 1:
+        return as_saved(image)
+    height, width = image.shape[-2:]
+    size = (max(1, round(height / factor)), max(1, round(width / factor)))
+    return as_saved(F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False))
+
+
 def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     radius = max(1, math.ceil(3 * sigma))  # +-3 sigma holds 99.7% of the weight
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)

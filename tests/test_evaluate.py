@@ -19,7 +19,7 @@ from stylecloak.imaging import image_to_tensor
 from .conftest import load_painting
 
 FIELDS = ("original", "cloaked", "target", "encoder", "width", "height", "lpips", "lpips_vgg", "psnr", "ssim",
-          "ssim_window_min", "max_change", "target_progress", "robustness", "model_view", "visibility_map", "seconds")
+          "ssim_window_min", "max_change", "target_progress", "robustness", "progress_by_scale", "model_view", "visibility_map", "seconds")
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,10 @@ def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_
     assert 1 <= result["max_change"] <= 255 and isinstance(result["max_change"], int)
     assert result["target_progress"] > 0
     assert list(result["robustness"]) == [c.name for c in COUNTERMEASURES]
+    scales = result["progress_by_scale"]
+    assert list(scales) == ["1x", "2x", "4x"]
+    assert scales["1x"] == pytest.approx(result["target_progress"], abs=1e-6)
+    assert isinstance(scales["2x"], float) and scales["4x"] is None  # 96 px shrunk 4x is too small to measure
     assert all(isinstance(v, float) and v < result["target_progress"] + 0.05 for v in result["robustness"].values())
 
     view = Path(result["model_view"])

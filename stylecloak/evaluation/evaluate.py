@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..countermeasures import COUNTERMEASURES, Countermeasure, as_saved, decode_latents
+from ..countermeasures import COUNTERMEASURES, Countermeasure, as_saved, decode_latents, downscale
 from ..imaging import quantize_rgb, tensor_to_image
 from ..metrics import TargetProgress, lpips_distance
 from ..visibility import change_heatmap, measure_visibility
@@ -30,6 +30,10 @@ MODEL_VIEW_LABEL_HEIGHT = 14
 MODEL_VIEW_SUFFIX = ".model-view"
 HEATMAP_SUFFIX = ".visibility"
 RESULT_SUFFIX = ".evaluation.json"
+# Where a mimic looks: it shrinks scraped art to its training size, typically 2-4x smaller than what is posted.
+MIMIC_DOWNSCALES = (1, 2, 4)
+# Below this many pixels on a side the encoder has too little to see (TAEF2 works on 8 px cells).
+MIN_SCALED_SIDE = 32
 CLOAKED_MARK = ".cloaked."
 
 
@@ -50,6 +54,9 @@ class EvaluationResult:
     max_change: int  # the largest change of any pixel channel, in 8-bit levels (0-255)
     target_progress: float
     robustness: dict[str, float | None] = field(default_factory=dict)
+    # target_progress measured after shrinking original, cloak and target alike by 1x, 2x and 4x, as a mimic
+    # does before training ("2x": half the size); None where the image would be too small.
+    progress_by_scale: dict[str, float | None] = field(default_factory=dict)
     original: str | None = None
     cloaked: str | None = None
     model_view: str | None = None
@@ -100,8 +107,24 @@ def evaluate_pair(
         max_change=figures.max_change,
         target_progress=progress(cloaked),
         robustness=table,
+        progress_by_scale=progress_by_scale(encoder, original, cloaked, target, tile_size=tile_size) if robustness else {},
         seconds=time.perf_counter() - started,
     )
+
+
+def progress_by_scale(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor,
+                      factors: Sequence[int] = MIMIC_DOWNSCALES, tile_size: int = 512) -> dict[str, float | None]:
+    """``target_progress`` where the mimic looks: original, cloak and target each shrunk by every factor (as a
+    training pipeline resizes scraped art), then measured as usual. A cloak that only works at the posted size
+    shows it here."""
+    table: dict[str, float | None] = {}
+    for factor in factors:
+        small = [downscale(image, factor) for image in (original, cloaked, target)]
+        if min(small[0].shape[-2:]) < MIN_SCALED_SIDE:
+            table[f"{factor}x"] = None
+            continue
+        table[f"{factor}x"] = TargetProgress(encoder, small[0], small[2], tile_size)(small[1])
+    return table
 
 
 def visibility_map(original: torch.Tensor, cloaked: torch.Tensor) -> np.ndarray:

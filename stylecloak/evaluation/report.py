@@ -137,11 +137,12 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
     data = [e for _, e in evaluations]
     countermeasures = list(data[0].get("robustness", {}).keys())
     head = ["image", "target", "lpips", "lpips (VGG)", "PSNR dB", "SSIM", "worst 64 px SSIM", "max change",
-            "target progress", *countermeasures]
+            "target progress", "progress 2x smaller", "progress 4x smaller", *countermeasures]
     lines = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for path, e in evaluations:
         cells = [Path(e.get("cloaked") or path.name).name, e.get("target"), e.get("lpips"), e.get("lpips_vgg"),
                  e.get("psnr"), e.get("ssim"), e.get("ssim_window_min"), e.get("max_change"), e.get("target_progress"),
+                 e.get("progress_by_scale", {}).get("2x"), e.get("progress_by_scale", {}).get("4x"),
                  *(e.get("robustness", {}).get(c) for c in countermeasures)]
         lines.append("<tr>" + "".join(f"<td>{_number(c, 2 if i == 4 else 3)}</td>" for i, c in enumerate(cells)) + "</tr>")
     lines.append("</tbody></table>")
