@@ -101,6 +101,16 @@ def _descriptor_spec(value: str) -> str:
     raise argparse.ArgumentTypeError(f"{value!r}: use gram, latent, or clip:PATH")
 
 
+def _factors(value: str) -> tuple[int, ...]:
+    try:
+        factors = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole factors separated by commas, e.g. 2,4; got {value!r}") from None
+    if not factors or any(f < 1 for f in factors):
+        raise argparse.ArgumentTypeError(f"factors must be whole numbers >= 1, got {value!r}")
+    return factors
+
+
 def _error(message: str) -> None:
     print(f"stylecloak: error: {message}", file=sys.stderr)
 
@@ -162,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     cloak.add_argument("--json", action="store_true", help="print one JSON report per image on stdout")
     cloak.add_argument("--steps", type=int, default=None, help="advanced: override the number of optimisation steps")
     cloak.add_argument("--budget", type=float, default=None, help="advanced: override the LPIPS budget set by --intensity")
+    cloak.add_argument("--mimic-downscales", type=_factors, default=(), metavar="F[,F...]",
+                       help="experimental: also optimise for the image shrunk by these factors (e.g. 2,4), as a "
+                            "mimic that trains at a smaller size sees it; it moves the shrunk image much further "
+                            "and the full-size one less (see docs/protection.md)")
     cloak.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                        help="advanced: the encoder's arithmetic while optimising (default: auto, bf16 where the GPU or "
                             "CPU computes it natively, about twice as fast; the budget is always measured in fp32)")
@@ -322,6 +336,8 @@ def run_cloak(args: argparse.Namespace) -> int:
         overrides["steps"] = args.steps
     if args.budget is not None:
         overrides["budget"] = args.budget
+    if args.mimic_downscales:
+        overrides["mimic_downscales"] = args.mimic_downscales
     try:
         settings = CloakSettings.from_presets(args.intensity, args.quality, **overrides)
     except ValueError as exc:

@@ -68,6 +68,9 @@ class OptimizerConfig:
     psnr_min: float = 30.0
     jnd_strength: float = 1.0
     max_change: int = 12
+    # Also optimise the image as a mimic sees it after shrinking it by each of these factors (e.g. (2, 4)): the
+    # expected loss over the full size and these sizes. Empty: the full size alone.
+    mimic_downscales: tuple[int, ...] = ()
 
     @property
     def bounds(self) -> VisibilityBounds:
@@ -91,6 +94,7 @@ class OptimizerConfig:
             psnr_min=settings.psnr_min,
             jnd_strength=settings.jnd_strength,
             max_change=settings.max_change,
+            mimic_downscales=tuple(settings.mimic_downscales),
         )
 
 
@@ -207,6 +211,38 @@ class _Visibility:
                 and mse <= self.max_mse)
 
 
+def _shrink(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """Shrink by ``factor`` as training pipelines do (antialiased bicubic); differentiable."""
+    height, width = image.shape[-2:]
+    size = (max(8, round(height / factor)), max(8, round(width / factor)))
+    return torch.nn.functional.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False)
+
+
+class _ShrunkView:
+    """The latent loss of the image shrunk by ``factor``: where a mimic that trains at a smaller size looks."""
+
+    def __init__(self, encoder: LatentEncoder, original: torch.Tensor, target: torch.Tensor, factor: int,
+                 tile_size: int) -> None:
+        self.factor = factor
+        small = _shrink(original, factor)
+        self.tiled = TiledEncoder(encoder, small.shape[-2], small.shape[-1], tile_size)
+        self.target_latents = self.tiled.encode(_shrink(target, factor))
+        self.start_sq = float((self.tiled.encode(small) - self.target_latents).pow(2).sum())
+
+    def backward(self, image: torch.Tensor, weight: float) -> float:
+        """Back-propagate ``weight`` times the normalised latent distance into ``image``; returns the progress."""
+        small = _shrink(image, self.factor)
+        leaf = small.detach().requires_grad_(True)  # the tiled encoder walks its tiles from a leaf
+        distance = float(self.tiled.backward(leaf, lambda z: weight * (z - self.target_latents).pow(2).sum() / self.start_sq))
+        assert leaf.grad is not None
+        small.backward(leaf.grad)
+        return 1.0 - (max(0.0, distance / weight)) ** 0.5
+
+    def progress(self, image: torch.Tensor) -> float:
+        distance_sq = float((self.tiled.encode(_shrink(image, self.factor)) - self.target_latents).pow(2).sum())
+        return 1.0 - (distance_sq / self.start_sq) ** 0.5 if self.start_sq > 0 else 0.0
+
+
 def optimize_cloak(
     original: torch.Tensor,
     target: torch.Tensor,
@@ -233,9 +269,13 @@ def optimize_cloak(
         raise ValueError("the target's latents equal the image's: pick another target style")
     working_budget = config.budget * config.budget_margin
     encoder_precision = autocast_context(config.precision, original.device)
+    # Expectation over the mimic's resizes: each size weighs the same, and progress is their mean.
+    views = [_ShrunkView(encoder, original, target, f, config.tile_size) for f in config.mimic_downscales if f > 1]
+    share = 1.0 / (1 + len(views))
 
     def latent_loss(latents: torch.Tensor) -> torch.Tensor:
-        return (latents - target_latents).pow(2).sum() / start_distance_sq
+        loss = (latents - target_latents).pow(2).sum() / start_distance_sq
+        return loss * share if views else loss
 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     # A tiny seeded start (below one 8-bit level) breaks the symmetry of delta = 0, where LPIPS has no gradient.
@@ -253,13 +293,17 @@ def optimize_cloak(
         image = quantize_8bit(original + delta.detach()).requires_grad_(training)
         if training:
             with encoder_precision:
-                distance_sq = float(tiled.backward(image, latent_loss)) * start_distance_sq
+                distance_sq = float(tiled.backward(image, latent_loss)) * start_distance_sq / (share if views else 1.0)
+                view_progress = [view.backward(image, share) for view in views]
             lpips_value = lpips.penalise(image, working_budget, config.penalty_weight)
         else:
             distance_sq = float((tiled.encode(image) - target_latents).pow(2).sum())
+            view_progress = [view.progress(image) for view in views]
             lpips_value = lpips.distance(image)
         figures = visibility.figures(image.detach(), lpips_value)
         progress_now = 1.0 - (distance_sq / start_distance_sq) ** 0.5
+        if views:  # the step kept is the best on average over the sizes a mimic may train at
+            progress_now = (progress_now + sum(view_progress)) / (1 + len(views))
         if visibility.within(figures) and progress_now > best_progress:
             if progress_now > best_progress + config.min_improvement:
                 best_step = step

@@ -95,6 +95,10 @@ class CloakSettings:
     device: str = "auto"
     # The encoder's arithmetic in the optimisation steps: auto (bf16 where the hardware has it natively), bf16, fp32.
     precision: str = "auto"
+    # Optimise also for the image shrunk by these factors, as a mimic that trains at a smaller size sees it
+    # (expectation over those resizes; e.g. (2, 4)). Empty: the full size alone, the default until the mimicry
+    # measurements say which trade is right (see docs/protection.md).
+    mimic_downscales: tuple[int, ...] = ()
     intensity: str | None = "medium"
     quality: str | None = "default"
 
@@ -128,6 +132,8 @@ class CloakSettings:
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         self.bounds  # checks every visibility bound
+        if any(not isinstance(f, int) or f < 1 for f in self.mimic_downscales):
+            raise ValueError(f"mimic_downscales must be whole factors >= 1, got {self.mimic_downscales}")
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")
 

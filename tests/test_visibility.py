@@ -167,3 +167,16 @@ def test_heatmap_is_an_image_of_the_same_size_and_brightest_where_the_change_is(
     brightness = heat.astype(float).sum(axis=2)
     assert brightness[55:75, 105:135].mean() > 3 * brightness[5:30, 5:60].mean()
     assert SSIM_REPORT_WINDOW == 64
+
+
+def test_optimising_where_the_mimic_looks_moves_the_shrunk_image_further(encoder, lpips_alex) -> None:
+    from stylecloak.evaluation.evaluate import progress_by_scale
+
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 256)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    plain = optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=6, learning_rate=0.02))
+    shrunk = optimize_cloak(original, target, encoder, lpips_alex,
+                            OptimizerConfig(steps=6, learning_rate=0.02, mimic_downscales=(2,)))
+    assert shrunk.visibility is not None and shrunk.visibility.violations(OptimizerConfig().bounds) == []
+    at_half = [progress_by_scale(encoder, original, o.cloaked, target, factors=(2,))["2x"] for o in (plain, shrunk)]
+    assert at_half[1] > at_half[0] + 0.05
