@@ -174,13 +174,15 @@ def contact_sheet(pairs: list[tuple[str, Path, Path]], destination: Path, title:
 
 
 def folder_pairs(originals: Path, cloaked: Path) -> list[tuple[str, Path, Path]]:
+    """(name, original, cloak) for every ``NAME.cloaked.png`` under ``cloaked`` (sub-folders too) whose original
+    is at the same place under ``originals``, or directly in it."""
     pairs = []
-    for path in sorted(cloaked.glob("*.cloaked.png")):
+    for path in sorted(cloaked.rglob("*.cloaked.png")):
         name = path.name[: path.name.index(".cloaked.")]
-        for suffix in (".png", ".jpg", ".jpeg"):
-            if (originals / f"{name}{suffix}").exists():
-                pairs.append((name, originals / f"{name}{suffix}", path))
-                break
+        folders = [originals / path.parent.relative_to(cloaked), originals]
+        found = [f / f"{name}{suffix}" for f in folders for suffix in (".png", ".jpg", ".jpeg") if (f / f"{name}{suffix}").exists()]
+        if found:
+            pairs.append((name, found[0], path))
     return pairs
 
 
