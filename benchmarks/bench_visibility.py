@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 from stylecloak.imaging import image_to_tensor, load_image
 from stylecloak.metrics import ssim_map, window_means, window_starts
 from stylecloak.models.lpips import load_lpips
-from stylecloak.settings import INTENSITY_PRESETS, QUALITY_PRESETS
+from stylecloak.settings import INTENSITY_PRESETS, QUALITY_PRESETS, CloakSettings
 from stylecloak.visibility import VisibilityBounds, VisibilityFigures, measure_visibility
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in manifest:
         if not args.artists or slug(row["artist"]) in args.artists.split(","):
             portfolios.setdefault(slug(row["artist"]), []).append(row["file"])
-    preset = INTENSITY_PRESETS[args.intensity]
-    bounds = VisibilityBounds(preset.budget, preset.ssim_min, preset.ssim_window_min, preset.psnr_min,
-                              preset.jnd_strength, preset.max_change)
+    bounds = CloakSettings.from_presets(args.intensity).bounds  # the bounds the command line will use
     metric = load_lpips("alex")
     summaries, all_pairs = [], []
     for size in args.sizes.split(","):

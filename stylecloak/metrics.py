@@ -133,6 +133,16 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
     return total / count
 
 
+def ssim_and_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> tuple[float, torch.Tensor]:
+    """:func:`ssim` and :func:`ssim_map` of two 1x3xHxW images from one float64 pass (the same mean, bit for bit)."""
+    _check_ssim_inputs(a, b)
+    total, count, strips = 0.0, 0, []
+    for strip in _ssim_strips(a[:1], b[:1], data_range, torch.float64):
+        total, count = total + float(strip.sum()), count + strip.numel()
+        strips.append(strip.mean(dim=1)[0].to(torch.float32))
+    return total / count, torch.cat(strips, dim=0)
+
+
 def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """The local SSIM of two 1x3xHxW images, averaged over the channels: a (H-10)x(W-10) map (one value per
     position of the 11 px window that lies wholly inside the image), float32 whatever ``dtype`` computed it."""

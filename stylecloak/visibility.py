@@ -29,7 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .metrics import SSIM_REPORT_WINDOW, SSIM_WINDOW, lpips_distance, psnr, ssim, ssim_map, window_means, window_starts
+from .metrics import (SSIM_REPORT_WINDOW, SSIM_WINDOW, lpips_distance, psnr, ssim_and_map, ssim_map, window_means,
+                      window_starts)
 
 
 @dataclass(frozen=True)
@@ -73,16 +74,17 @@ class VisibilityFigures:
     psnr: float | None  # dB; None for identical images (infinite PSNR is not valid JSON)
     max_change: int  # the largest change of one channel of one pixel, in 8-bit levels
 
-    def violations(self, bounds: VisibilityBounds, tolerance: float = 0.0) -> list[str]:
-        """One phrase per bound that these figures break (empty when all hold)."""
+    def violations(self, bounds: VisibilityBounds) -> list[str]:
+        """One phrase per bound that these figures break (empty when all hold); each starts with the figure's
+        name, which ``EnforcedCloak.limited_by`` keeps."""
         broken = []
-        if self.lpips > bounds.lpips + tolerance:
+        if self.lpips > bounds.lpips:
             broken.append(f"lpips {self.lpips:.4f} > {bounds.lpips}")
-        if self.ssim < bounds.ssim_min - tolerance:
+        if self.ssim < bounds.ssim_min:
             broken.append(f"ssim {self.ssim:.4f} < {bounds.ssim_min}")
-        if self.ssim_window_min < bounds.ssim_window_min - tolerance:
+        if self.ssim_window_min < bounds.ssim_window_min:
             broken.append(f"ssim_window_min {self.ssim_window_min:.4f} < {bounds.ssim_window_min}")
-        if self.psnr is not None and self.psnr < bounds.psnr_min - tolerance:
+        if self.psnr is not None and self.psnr < bounds.psnr_min:
             broken.append(f"psnr {self.psnr:.2f} dB < {bounds.psnr_min}")
         if self.max_change > bounds.max_change:
             broken.append(f"max_change {self.max_change} > {bounds.max_change}")
@@ -151,11 +153,11 @@ def allowed_change(image: torch.Tensor, bounds: VisibilityBounds) -> torch.Tenso
 def measure_visibility(metric: torch.nn.Module, original: torch.Tensor, cloaked: torch.Tensor,
                        window: int = SSIM_REPORT_WINDOW) -> VisibilityFigures:
     """Every visibility figure of ``cloaked`` against ``original`` (1x3xHxW, 8-bit values in [0, 1]), at full size."""
-    local = ssim_map(original, cloaked)
+    mean_ssim, local = ssim_and_map(original, cloaked)  # one SSIM pass serves both figures
     quality = psnr(original, cloaked)
     return VisibilityFigures(
         lpips=lpips_distance(metric, original, cloaked),
-        ssim=ssim(original, cloaked),
+        ssim=mean_ssim,
         ssim_window_min=float(window_means(local, window).min()),
         psnr=None if math.isinf(quality) else quality,
         max_change=round(float((original - cloaked).abs().max()) * 255),
@@ -231,7 +233,8 @@ def change_heatmap(original: torch.Tensor, cloaked: torch.Tensor, window: int = 
     change) to light yellow (``HEATMAP_FULL_SCALE`` or more) and laid over a faint grey copy of the original,
     with the worst 64 px window outlined. An 8-bit HxWx3 array at the image's size."""
     height, width = original.shape[-2:]
-    damage = (1 - ssim_map(original, cloaked)).clamp(min=0)[None, None]
+    local = ssim_map(original, cloaked)
+    damage = (1 - local).clamp(min=0)[None, None]
     damage = F.pad(damage, [5, 5, 5, 5], mode="replicate")  # back to the image's size (the 11 px window's margin)
     damage = _box_mean(damage, window | 1)[0, 0].numpy()
     level = np.clip(damage / HEATMAP_FULL_SCALE, 0, 1) * (len(_HEAT_COLOURS) - 1)
@@ -240,7 +243,7 @@ def change_heatmap(original: torch.Tensor, cloaked: torch.Tensor, window: int = 
     colour = _HEAT_COLOURS[lower] * (1 - frac) + _HEAT_COLOURS[lower + 1] * frac
     grey = (original[0].mean(dim=0).numpy() * 255.0)[..., None]
     heat = 0.75 * colour + 0.25 * grey
-    top, left = worst_window(original, cloaked)
+    top, left = worst_window(original, cloaked, local=local)
     size_r, size_c = min(SSIM_REPORT_WINDOW, height), min(SSIM_REPORT_WINDOW, width)
     outline = np.array([0, 255, 255], dtype=np.float32)
     heat[top, left:left + size_c] = heat[top + size_r - 1, left:left + size_c] = outline
@@ -248,10 +251,11 @@ def change_heatmap(original: torch.Tensor, cloaked: torch.Tensor, window: int = 
     return np.clip(np.round(heat), 0, 255).astype(np.uint8)
 
 
-def worst_window(original: torch.Tensor, cloaked: torch.Tensor, window: int = SSIM_REPORT_WINDOW) -> tuple[int, int]:
+def worst_window(original: torch.Tensor, cloaked: torch.Tensor, window: int = SSIM_REPORT_WINDOW,
+                 local: torch.Tensor | None = None) -> tuple[int, int]:
     """Top-left pixel of the ``window`` px window with the lowest mean SSIM (the one ``ssim_window_min`` reports),
-    in image coordinates, clipped to the image."""
-    local = ssim_map(original, cloaked)
+    in image coordinates, clipped to the image. ``local`` is their :func:`ssim_map`, if already computed."""
+    local = ssim_map(original, cloaked) if local is None else local
     means = window_means(local, window)
     flat = int(torch.argmin(means))
     row, col = divmod(flat, means.shape[1])

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from stylecloak.imaging import image_to_tensor, load_image, quantize_rgb, save_image, tensor_to_image
-from stylecloak.metrics import SSIM_REPORT_WINDOW, ssim, ssim_map, ssim_window_min, window_means, window_starts
+from stylecloak.metrics import (SSIM_REPORT_WINDOW, ssim, ssim_and_map, ssim_map, ssim_window_min, window_means,
+                               window_starts)
 from stylecloak.optimize import OptimizerConfig, optimize_cloak, quantize_8bit
 from stylecloak.settings import INTENSITY_PRESETS, CloakSettings
 from stylecloak.targets import get_target
@@ -62,6 +63,8 @@ def test_ssim_window_min_finds_a_local_damage_that_the_mean_hides() -> None:
     mean, worst = ssim(image, damaged), ssim_window_min(image, damaged)
     assert mean > 0.85 and worst < 0.3
     assert float(ssim_map(image, damaged).mean()) == pytest.approx(mean, abs=1e-5)
+    one_pass_mean, one_pass_map = ssim_and_map(image, damaged)
+    assert one_pass_mean == mean and torch.equal(one_pass_map, ssim_map(image, damaged))
     top, left = worst_window(image, damaged)
     assert abs(top - 100) <= 32 and abs(left - 100) <= 32
 
