@@ -48,7 +48,7 @@ def auto_targets_by_artist(paintings: Path, manifest: list[dict[str, str]], cloa
     """painting file -> the target `--target auto` picks for its artist's portfolio (Gram descriptor, as the CLI)."""
     from stylecloak.descriptors import GramDescriptor
     from stylecloak.imaging import image_to_tensor, load_image
-    from stylecloak.models.vgg import load_vgg16_features
+    from stylecloak.models.lpips import load_vgg16_features
     from stylecloak.targets.choice import choose_target
 
     descriptor = GramDescriptor(load_vgg16_features(cloaker.device))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True, help="a new or empty folder for everything the run makes")
     parser.add_argument("--intensity", default="medium", help="the cloak's intensity (default: medium)")
     parser.add_argument("--quality", default="default", help="the cloak's quality (default: default)")
+    parser.add_argument("--cloak-args", default="", metavar="'OPTIONS'",
+                        help="more options for `stylecloak cloak`, in one quoted string (e.g. '--mimic-downscales 2,4')")
     parser.add_argument("mimic_args", nargs="*", help="extra options for `stylecloak mimic` (after --)")
     args = parser.parse_args(argv)
 
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     cloak = stylecloak("cloak", str(clean), "-o", str(cloaked), "--seed", "0", "--json",
-                       "--intensity", args.intensity, "--quality", args.quality)
+                       "--intensity", args.intensity, "--quality", args.quality, *shlex.split(args.cloak_args))
     reports = [json.loads(line) for line in cloak.stdout.splitlines() if line.strip()]
     cloak_seconds = time.perf_counter() - started
     started = time.perf_counter()

@@ -25,7 +25,7 @@ from stylecloak.countermeasures import jpeg
 from stylecloak.descriptors import GramDescriptor
 from stylecloak.imaging import image_to_tensor
 from stylecloak.metrics import target_progress
-from stylecloak.models.vgg import load_vgg16_features
+from stylecloak.models.lpips import load_vgg16_features
 from stylecloak.optimize import quantize_8bit
 from stylecloak.pipeline import Cloaker
 from stylecloak.settings import INTENSITY_BUDGETS, QUALITY_PRESETS, CloakSettings
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         cloaker = Cloaker(CloakSettings.from_presets(args.intensity, args.quality, device="cpu", target=target.name),
                           encoder=cloaker.encoder, perceptual=cloaker.perceptual)
         progress, after_jpeg, lpips, seconds = [], [], [], []
-        for name, rgb in zip(names, images):
+        for _name, rgb in zip(names, images):
             started = time.perf_counter()
             cloaked_uint8, report = cloaker.cloak_rgb(rgb)
             seconds.append(time.perf_counter() - started)

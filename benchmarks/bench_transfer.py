@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from stylecloak.imaging import image_to_tensor, load_image
-from stylecloak.models.vgg import load_vgg16_features
+from stylecloak.models.lpips import load_vgg16_features
 from stylecloak.targets.transfer import ReferenceStyleTransfer, load_reference_images, reference_transfer
 
 PAINTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "paintings"

@@ -74,7 +74,7 @@ class PeakMemory:
     def __init__(self, device: torch.device) -> None:
         self.device, self.peak, self._stop = device, 0, threading.Event()
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         ours: tuple[float, float] | None = None  # stylecloak's (lpips, jpeg85 progress) on this painting
         for method in ordered:
             with PeakMemory(device) as memory:
-                result, seconds = timed(device, lambda: method.cloak(original, style_target, encoder, perceptual))
+                result, seconds = timed(device, lambda: method.cloak(original, style_target, encoder, perceptual))  # noqa: B023 - called at once
             matched, lpips_value, scaled = match_budget(original, result.cloaked, perceptual, settings.budget)
             progress = TargetProgress(encoder, original, result.target, settings.tile_size)
             row = rows[method.name]

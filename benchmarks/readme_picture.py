@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from stylecloak.evaluation.evaluate import model_view_pair

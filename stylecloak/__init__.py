@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .metrics import lpips_distance, target_progress
     from .models.encoders import load_encoder
     from .models.lpips import load_lpips
-    from .pipeline import CloakReport, Cloaker, cloak
+    from .pipeline import Cloaker, CloakReport, cloak
     from .settings import INTENSITY_BUDGETS, QUALITY_PRESETS, CloakSettings
     from .targets import available_targets, get_target
 

@@ -37,6 +37,25 @@ DEFAULT_MAX_PIXELS = 64_000_000  # e.g. 8000x8000
 # exotic decoders away from untrusted uploads. PSD is left out because Pillow exposes its layers as frames.
 READ_FORMATS = ("PNG", "JPEG", "WEBP", "AVIF", "TIFF", "GIF", "BMP", "PPM", "TGA", "JPEG2000", "QOI")
 
+# The file names an image folder is listed by (reading is still checked by content, READ_FORMATS).
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".avif", ".jp2", ".qoi", ".tga", ".ppm"}
+)
+# What marks our own outputs: ``wave.png`` is cloaked into ``wave.cloaked.png``. A file whose name holds
+# ``.cloaked.`` is never taken as an input, so a folder cloaked in place is not cloaked twice.
+OUTPUT_MARK = ".cloaked"
+
+
+def is_cloaked_name(name: str) -> bool:
+    return OUTPUT_MARK + "." in name
+
+
+def list_images(folder: str | os.PathLike, include_cloaked: bool = True) -> list[Path]:
+    """The image files directly in ``folder`` (by suffix, sorted; not recursive)."""
+    return sorted(child for child in Path(folder).iterdir() if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES
+                  and (include_cloaked or not is_cloaked_name(child.name)))
+
+
 # Output extension -> Pillow format name.
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
@@ -491,7 +510,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def output_path_for(
-    input_path: str | os.PathLike, out_dir: str | os.PathLike, suffix: str = ".cloaked", fmt: str = "png"
+    input_path: str | os.PathLike, out_dir: str | os.PathLike, suffix: str = OUTPUT_MARK, fmt: str = "png"
 ) -> Path:
     """``OUT_DIR/<stem><suffix>.<fmt>``; raises ``ImageInputError`` rather than ever returning the input itself."""
     ext = "." + fmt.lower().lstrip(".")

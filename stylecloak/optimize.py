@@ -39,38 +39,43 @@ from .models.tiled import TiledEncoder
 from .settings import CloakSettings
 from .visibility import VisibilityBounds, VisibilityFigures, allowed_change, enforce_bounds
 
+_DEFAULTS = CloakSettings()
+
 # Above this many pixels the original's LPIPS features are recomputed each step instead of kept (~40 MB per MP).
 MAX_CACHED_FEATURE_PIXELS = 16_000_000
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    budget: float = 0.05
-    steps: int = 40
-    learning_rate: float = 0.008
-    penalty_weight: float = 50.0
-    budget_margin: float = 0.9
-    tile_size: int = 512
-    seed: int = 0
+    """The optimiser's part of :class:`~stylecloak.settings.CloakSettings`. Its defaults are the settings' own
+    (one source of defaults); build it with :meth:`from_settings`, or field by field for experiments."""
+
+    budget: float = _DEFAULTS.budget
+    steps: int = _DEFAULTS.steps
+    learning_rate: float = _DEFAULTS.learning_rate
+    penalty_weight: float = _DEFAULTS.penalty_weight
+    budget_margin: float = _DEFAULTS.budget_margin
+    tile_size: int = _DEFAULTS.tile_size
+    seed: int = _DEFAULTS.seed
     # Scale delta onto the working budget after each update (see the module docstring).
     rescale_to_budget: bool = True
     # The encoder's forward and backward in the optimisation steps: "bf16" (autocast), "fp32", or "auto" (bf16
     # where the hardware computes it natively: a CUDA GPU, or a CPU with AVX512-BF16 or AMX). LPIPS, the budget
     # checks and the reported figures stay in fp32; the progress that picks the kept step comes from the bf16
     # pass, and the kept step is measured again in fp32 for the report.
-    precision: str = "auto"
+    precision: str = _DEFAULTS.precision
     # Stop when the best target progress has not risen by ``min_improvement`` in ``patience`` steps (0: never).
-    patience: int = 0
+    patience: int = _DEFAULTS.patience
     min_improvement: float = 0.002
     # The local visibility bounds (see VisibilityBounds; ``budget`` is its LPIPS bound).
-    ssim_min: float = 0.93
-    ssim_window_min: float = 0.85
-    psnr_min: float = 30.0
-    jnd_strength: float = 1.0
-    max_change: int = 12
+    ssim_min: float = _DEFAULTS.ssim_min
+    ssim_window_min: float = _DEFAULTS.ssim_window_min
+    psnr_min: float = _DEFAULTS.psnr_min
+    jnd_strength: float = _DEFAULTS.jnd_strength
+    max_change: int = _DEFAULTS.max_change
     # Also optimise the image as a mimic sees it after shrinking it by each of these factors (e.g. (2, 4)): the
     # expected loss over the full size and these sizes. Empty: the full size alone.
-    mimic_downscales: tuple[int, ...] = ()
+    mimic_downscales: tuple[int, ...] = tuple(_DEFAULTS.mimic_downscales)
 
     @property
     def bounds(self) -> VisibilityBounds:
@@ -78,7 +83,7 @@ class OptimizerConfig:
                                 psnr_min=self.psnr_min, jnd_strength=self.jnd_strength, max_change=self.max_change)
 
     @classmethod
-    def from_settings(cls, settings: CloakSettings) -> "OptimizerConfig":
+    def from_settings(cls, settings: CloakSettings) -> OptimizerConfig:
         return cls(
             budget=settings.budget,
             steps=settings.steps,

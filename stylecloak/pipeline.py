@@ -18,9 +18,9 @@ from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, 
 from .metrics import target_progress
 from .models.encoders import LatentEncoder, load_encoder
 from .models.lpips import load_lpips
+from .models.weights import user_cache_dir
 from .optimize import CloakOutcome, OptimizerConfig, ProgressCallback, optimize_cloak, quantize_8bit
 from .settings import CloakSettings
-from .models.weights import user_cache_dir
 from .targets import TargetStyle, get_target
 from .targets.cache import render_cached
 from .visibility import VisibilityFigures, measure_visibility
@@ -87,6 +87,17 @@ class Cloaker:
         self.encoder = encoder if encoder is not None else load_encoder(self.settings.encoder, self.device)
         self.perceptual = perceptual if perceptual is not None else load_lpips(self.settings.lpips_net, self.device)
 
+    def retarget(self, name: str, style: TargetStyle | None = None) -> Cloaker:
+        """A cloaker for another target (a catalogue ``name``, or ``style`` when it is not in the catalogue) that
+        shares this one's loaded models and target cache."""
+        other = object.__new__(Cloaker)
+        other.settings = replace(self.settings, target=name)
+        other.target_cache_dir = self.target_cache_dir
+        other.device = self.device
+        other.target = style if style is not None else get_target(name)
+        other.encoder, other.perceptual = self.encoder, self.perceptual
+        return other
+
     def optimizer_config(self) -> OptimizerConfig:
         return OptimizerConfig.from_settings(self.settings)
 
@@ -150,9 +161,15 @@ class Cloaker:
         The written file is read back: if its pixels are the optimised ones, the optimiser's figures hold;
         otherwise they are measured again against the original, so that what we report is what a scraper gets.
         """
-        started = time.perf_counter()
         source = load_image(path)
-        destination = output_path_for(path, out_dir, fmt=fmt)
+        report = self.cloak_loaded(source, output_path_for(path, out_dir, fmt=fmt), progress)
+        return replace(report, input=str(path))
+
+    def cloak_loaded(self, source: LoadedImage, destination: Path, progress: ProgressCallback | None = None) -> CloakReport:
+        """Cloak an image already read (from a file or bytes) into ``destination``, whose suffix sets the format;
+        the file is measured as written, as :meth:`cloak_file` says. The written bytes depend only on the image,
+        the settings and the destination's format, not on its name or folder."""
+        started = time.perf_counter()
         original = quantize_8bit(image_to_tensor(source.rgb).to(self.device))
         outcome = self._optimize(original, progress)
         assert outcome.visibility is not None
@@ -169,7 +186,7 @@ class Cloaker:
             figures = measure_visibility(self.perceptual, original, saved)
             progress_value = target_progress(self.encoder, original, saved, self.render_target(original), self.settings.tile_size)
         report = self._report(original, outcome, figures, progress_value, started)
-        return replace(report, input=str(path), output=str(destination))
+        return replace(report, output=str(destination))
 
 
 def cloak(

@@ -103,7 +103,7 @@ class CloakSettings:
     quality: str | None = "default"
 
     @classmethod
-    def from_presets(cls, intensity: Intensity = "medium", quality: Quality = "default", **overrides: Any) -> "CloakSettings":
+    def from_presets(cls, intensity: Intensity = "medium", quality: Quality = "default", **overrides: Any) -> CloakSettings:
         if intensity not in INTENSITY_BUDGETS:
             raise ValueError(f"unknown intensity {intensity!r}; choose one of {', '.join(INTENSITY_BUDGETS)}")
         if quality not in QUALITY_PRESETS:
@@ -131,7 +131,7 @@ class CloakSettings:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-        self.bounds  # checks every visibility bound
+        _ = self.bounds  # building the bounds checks each one
         if any(not isinstance(f, int) or f < 1 for f in self.mimic_downscales):
             raise ValueError(f"mimic_downscales must be whole factors >= 1, got {self.mimic_downscales}")
         if self.tile_size < 64 or self.tile_size % 8:

@@ -29,8 +29,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .metrics import (SSIM_REPORT_WINDOW, SSIM_WINDOW, lpips_distance, psnr, ssim_and_map, ssim_map, window_means,
-                      window_starts)
+from .metrics import (
+    SSIM_REPORT_WINDOW,
+    SSIM_WINDOW,
+    lpips_distance,
+    psnr,
+    ssim_and_map,
+    ssim_map,
+    window_means,
+    window_starts,
+)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ UKIYO_E = ("hiroshige_", "hokusai_")
 
 @pytest.fixture(scope="module")
 def gram():
-    from stylecloak.models.vgg import load_vgg16_features
+    from stylecloak.models.lpips import load_vgg16_features
 
     return GramDescriptor(load_vgg16_features())
 

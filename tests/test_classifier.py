@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylecloak.evaluation import classifier_cli
+from stylecloak.cli import classifier as classifier_cli
 from stylecloak.evaluation.classifier import (
     CVResult,
     GramFeatureExtractor,
@@ -68,7 +68,7 @@ def _synthetic(count: int, seed: int) -> tuple[list[torch.Tensor], list[str]]:
 
 @pytest.fixture(scope="module")
 def vgg():
-    from stylecloak.models.vgg import load_vgg16_features
+    from stylecloak.models.lpips import load_vgg16_features
 
     return load_vgg16_features()
 
@@ -165,7 +165,7 @@ class _Brightness:
 
     def fit(self, images, labels):
         self.labels = sorted(set(labels))
-        self.means = [np.mean([float(i.mean()) for i, l in zip(images, labels) if l == name]) for name in self.labels]
+        self.means = [np.mean([float(i.mean()) for i, label in zip(images, labels) if label == name]) for name in self.labels]
         return self
 
     def predict_proba(self, images):
@@ -209,7 +209,7 @@ def test_cross_validation_bookkeeping() -> None:
 def test_cross_validated_gram_classifier_on_synthetic_styles(extractor: GramFeatureExtractor) -> None:
     images, labels = _synthetic(5, seed=6)
     for head in ("centroid", "linear"):
-        result = cross_validate(lambda: GramStyleClassifier(extractor, head), images, labels, "loo")
+        result = cross_validate(lambda: GramStyleClassifier(extractor, head), images, labels, "loo")  # noqa: B023
         assert result.accuracy == 1.0, (head, result.confusion)
     five = cross_validate(lambda: GramStyleClassifier(extractor, "linear"), images, labels, 5, seed=2)
     assert five.accuracy == 1.0 and five.folds == 5

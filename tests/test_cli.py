@@ -1,4 +1,4 @@
-"""The command line: the `cloak` contract of DESIGN.md section 4, bad inputs in a batch, help that teaches."""
+"""The command line: the `cloak` contract (README, docs/architecture.md), bad inputs in a batch, help that teaches."""
 
 from __future__ import annotations
 

@@ -29,10 +29,11 @@ from stylecloak.models.lpips import (
     find_checkpoint,
     load_flax_checkpoint,
     load_lpips,
+    load_vgg16_features,
     normalize_tensor,
     restricted_loads,
 )
-from stylecloak.models.vgg import VGG16_RELU_NAMES, VGG16Features, imagenet_normalize, load_vgg16_features
+from stylecloak.models.vgg import VGG16_RELU_NAMES, VGG16Features, imagenet_normalize
 from stylecloak.models.weights import ChecksumMismatchError, sha256_file
 
 pytestmark = pytest.mark.skipif(
@@ -89,7 +90,7 @@ def _jpeg(image: Image.Image, quality: int) -> Image.Image:
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _wave_images(long_side: int) -> dict[str, torch.Tensor]:
     """The Great Wave at ``long_side`` px and three variants, increasingly different from it."""
     wave = _painting("hokusai_great_wave", long_side=long_side)

@@ -29,12 +29,12 @@ class MeanColourJudge:
     def fit(self, images, labels):
         self.centroids = {}
         for label in set(labels):
-            colours = [image.mean((0, 2, 3)) for image, l in zip(images, labels) if l == label]
+            colours = [image.mean((0, 2, 3)) for image, other in zip(images, labels) if other == label]
             self.centroids[label] = torch.stack(colours).mean(0)
         return self
 
     def predict(self, images):
-        return [min(self.centroids, key=lambda l: float((image.mean((0, 2, 3)) - self.centroids[l]).norm()))
+        return [min(self.centroids, key=lambda name: float((image.mean((0, 2, 3)) - self.centroids[name]).norm()))
                 for image in images]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -85,7 +86,7 @@ def test_target_metadata(target: TargetStyle) -> None:
     assert isinstance(target, TargetStyle)
     assert get_target(target.name) is target
     assert target.description and "\n" not in target.description
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         target.name = "changed"  # type: ignore[misc]  # frozen dataclass
 
 

@@ -1,4 +1,4 @@
-"""A CLIP zero-shot style classifier (DESIGN.md section 2: CLIP for users who have its weights).
+"""A CLIP zero-shot style classifier (for users who have CLIP weights; docs/full-models.md).
 
 Each label becomes a prompt ("a painting in the style of ukiyo-e"); an image's probabilities are the softmax of
 CLIP's scaled cosine similarities between its embedding and the prompts'. Nothing is trained, so ``fit`` only
@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..errors import first_line
 from .classifier import _check_training_set, check_images
 
 DEFAULT_PROMPT = "a painting in the style of {}"
@@ -73,7 +74,7 @@ class CLIPZeroShotClassifier:
             self.model = transformers.CLIPModel.from_pretrained(source).eval().to(device)
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
         except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise CLIPUnavailableError(f"cannot load CLIP model {source!r}: {first}") from None
         self.model.requires_grad_(False)
         self.device = torch.device(device)

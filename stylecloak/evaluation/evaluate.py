@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from ..countermeasures import COUNTERMEASURES, Countermeasure, as_saved, decode_latents, downscale
-from ..imaging import quantize_rgb, tensor_to_image
+from ..imaging import OUTPUT_MARK, quantize_rgb, tensor_to_image
 from ..metrics import TargetProgress, lpips_distance
-from ..visibility import change_heatmap, measure_visibility
 from ..models.encoders import LatentEncoder
 from ..models.tiled import TiledEncoder
+from ..visibility import change_heatmap, measure_visibility
 
 # White columns between the two halves of the "what the model sees" image.
 MODEL_VIEW_GAP = 8
@@ -34,7 +34,7 @@ RESULT_SUFFIX = ".evaluation.json"
 MIMIC_DOWNSCALES = (1, 2, 4)
 # Below this many pixels on a side the encoder has too little to see (TAEF2 works on 8 px cells).
 MIN_SCALED_SIDE = 32
-CLOAKED_MARK = ".cloaked."
+CLOAKED_MARK = OUTPUT_MARK + "."  # the naming rule is imaging.output_path_for's
 
 
 @dataclass

@@ -19,11 +19,9 @@ from pathlib import Path
 
 import torch
 
+from ..imaging import list_images
+
 MANIFEST_NAME = "manifest.csv"
-# The same list as the command line's (cli.IMAGE_SUFFIXES); not imported from there so this module stays light.
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".avif", ".jp2", ".qoi", ".tga", ".ppm"}
-)
 _MAX_LISTED = 5  # missing files named in one error line; the rest are counted
 
 
@@ -94,9 +92,7 @@ def read_label_folders(folder: str | os.PathLike[str]) -> list[LabelledImage]:
         raise LabelledFolderError(f"{folder}: not a folder")
     items = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for child in sorted(sub.iterdir()):
-            if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
-                items.append(LabelledImage(child, sub.name))
+        items.extend(LabelledImage(child, sub.name) for child in list_images(sub))
     if not items:
         raise LabelledFolderError(f"{folder}: no {MANIFEST_NAME} and no label sub-folders with images (DIR/LABEL/*.png)")
     return items

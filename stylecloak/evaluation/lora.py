@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..countermeasures import Countermeasure
+from ..errors import first_line
 from ..models.encoders import LatentEncoder
 from .attack import MimicryReport, StyleJudge, check_attack_inputs, fit_judge_on_images, judge_condition, purified
 from .mimic import centre_square, resize_for_mimic
@@ -54,7 +55,7 @@ def load_text2img_pipeline(base: str | Path, device: torch.device) -> Any:
         pipeline = StableDiffusionPipeline.from_pretrained(
             str(base), safety_checker=None, requires_safety_checker=False, local_files_only=True)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise RuntimeError(f"cannot load a Stable Diffusion pipeline from {base}: {first}") from None
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device)

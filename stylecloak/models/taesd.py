@@ -1,6 +1,6 @@
 """The tiny autoencoder family (TAESD, TAESDXL, TAESD3, TAEF1, TAEF2) in plain PyTorch.
 
-Written from the architecture description in DESIGN.md (the state-dict keys match the upstream files, so the
+Written from the upstream TAESD architecture (the state-dict keys match the upstream files, so the
 published ``*_encoder.pth`` / ``*_decoder.pth`` state dicts load as they are). The variants differ only in the
 number of latent channels and in whether the three low-resolution blocks carry a pooled branch (TAEF2 does).
 """

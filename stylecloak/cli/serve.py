@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from .app import WebConfig, create_app
+        from ..web.app import WebConfig, create_app
     except ImportError as exc:
         print(f"stylecloak: error: the web app needs the web extra ({exc.name} is missing): "
               "pip install 'stylecloak[web]'", file=sys.stderr)

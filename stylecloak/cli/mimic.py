@@ -7,14 +7,15 @@ import json
 import sys
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
+
+from ..errors import first_line
 
 if TYPE_CHECKING:  # torch and diffusers load only when the command runs, so that `--help` stays fast
     import torch
 
     from ..countermeasures import Countermeasure
-    from .attack import StyleJudge
+    from ..evaluation.attack import StyleJudge
 
 DEFAULT_PURIFIERS = ("jpeg75", "noise8+upscale", "vae_roundtrip")
 PRESETS = ("quick", "full")  # stylecloak.evaluation.mimic.MIMIC_PRESETS
@@ -92,8 +93,8 @@ def _judge_spec(value: str) -> str:
 def build_judge(spec: str, device: torch.device) -> tuple[StyleJudge, str]:
     """``linear``/``centroid`` on VGG16 Gram features, or ``clip:PATH``: a linear probe on CLIP embeddings."""
     if spec.startswith("clip:"):
-        from .classifier import GramStyleClassifier
-        from .clip import CLIPFeatureExtractor, clip_descriptor
+        from ..evaluation.classifier import GramStyleClassifier
+        from ..evaluation.clip import CLIPFeatureExtractor, clip_descriptor
 
         extractor = CLIPFeatureExtractor(clip_descriptor(spec[len("clip:"):], device))
         return GramStyleClassifier(extractor, "linear"), "clip-linear"  # type: ignore[arg-type]
@@ -102,8 +103,8 @@ def build_judge(spec: str, device: torch.device) -> tuple[StyleJudge, str]:
 
 def gram_judge(head: str, device: torch.device) -> tuple[StyleJudge, str]:
     """The offline judge: VGG16 Gram features (at the classifier's 128 px working size) and ``head``."""
-    from ..models.vgg import load_vgg16_features
-    from .classifier import GramFeatureExtractor, GramStyleClassifier
+    from ..evaluation.classifier import GramFeatureExtractor, GramStyleClassifier
+    from ..models.lpips import load_vgg16_features
 
     extractor = GramFeatureExtractor(load_vgg16_features(device))
     return GramStyleClassifier(extractor, head), f"gram-{head}"
@@ -123,14 +124,13 @@ def _purifiers(spec: str) -> list[Countermeasure]:
 
 def _load_folder(folder: Path, exclude_stems: set[str] = frozenset()) -> tuple[list[torch.Tensor], list[str]]:
     """Every readable image of a folder (sorted by name), with unreadable ones reported and skipped."""
-    from ..imaging import ImageInputError, image_to_tensor, load_image
-    from .labelled import IMAGE_SUFFIXES
+    from ..imaging import ImageInputError, image_to_tensor, list_images, load_image
 
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a folder")
     images, names = [], []
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES or _stem(path) in exclude_stems:
+    for path in list_images(folder):
+        if _stem(path) in exclude_stems:
             continue
         try:
             images.append(image_to_tensor(load_image(path).rgb))
@@ -146,8 +146,8 @@ def _stem(path: Path) -> str:
 
 
 def _load_others(folder: Path, exclude_stems: set[str]) -> dict[str, list[torch.Tensor]]:
+    from ..evaluation.labelled import read_labelled_folder
     from ..imaging import image_to_tensor, load_image
-    from .labelled import read_labelled_folder
 
     others: dict[str, list[torch.Tensor]] = {}
     for item in read_labelled_folder(folder):
@@ -160,13 +160,13 @@ def _load_others(folder: Path, exclude_stems: set[str]) -> dict[str, list[torch.
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..evaluation.attack import run_mimicry
+    from ..evaluation.labelled import LabelledFolderError
+    from ..evaluation.mimic import MIMIC_PRESETS, with_config
     from ..imaging import ImageInputError
     from ..models.encoders import load_encoder
     from ..models.weights import ChecksumMismatchError, ModelNotFoundError
     from ..pipeline import resolve_device
-    from .attack import run_mimicry
-    from .labelled import LabelledFolderError
-    from .mimic import MIMIC_PRESETS, with_config
 
     if args.attack == "lora" and not args.base:
         _error("--attack lora needs --base PATH, a local Stable Diffusion folder in diffusers format")
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         if args.attack == "lora":
-            from .lora import LoraMimicConfig, run_lora_mimicry
+            from ..evaluation.lora import LoraMimicConfig, run_lora_mimicry
 
             lora_config = LoraMimicConfig(steps=args.steps or LoraMimicConfig.steps, samples=args.samples or LoraMimicConfig.samples,
                                           resolution=args.image_size or LoraMimicConfig.resolution, rank=args.lora_rank,
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
             report = run_lora_mimicry(clean, cloaked, others, args.base, judge, lora_config, purifiers, encoder, device,
                                       out_dir, classifier_name=judge_name, progress=progress)
         elif args.attack == "nst":
-            from .nst_mimic import NSTMimicConfig, run_nst_mimicry
+            from ..evaluation.nst_mimic import NSTMimicConfig, run_nst_mimicry
 
             nst_config = NSTMimicConfig(samples=args.samples or NSTMimicConfig.samples, steps=args.steps or NSTMimicConfig.steps,
                                         image_size=args.image_size or NSTMimicConfig.image_size, seed=args.seed)
@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
             report = run_mimicry(clean, cloaked, others, encoder, judge, config, purifiers, device, out_dir,
                                  classifier_name=judge_name, progress=progress)
     except (ValueError, RuntimeError) as exc:
-        _error(str(exc).splitlines()[0])
+        _error(first_line(exc))
         return 1
     result = report.to_dict() | {"seconds": time.perf_counter() - started, "device": str(device),
                                  "encoder": encoder.name, "out": str(out_dir)}

@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from ..errors import first_line
+
 DESCRIPTION = """\
 Cross-validate the offline style classifier (VGG16 Gram features with a nearest-centroid or a linear head) on a
 labelled folder: FOLDER/manifest.csv (columns file and style, or the column given by --column), or
@@ -111,7 +113,7 @@ def _table(labels: list[str], confusion: list[list[int]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``style-classifier``; returns the exit code (errors are one line on stderr)."""
-    from .labelled import LabelledFolderError, load_labelled_images, read_labelled_folder
+    from ..evaluation.labelled import LabelledFolderError, load_labelled_images, read_labelled_folder
 
     if args.detail is None:  # the default bottleneck keeps its proportion to the working size
         detail: int | None = max(8, round(args.long_side * DETAIL_LONG_SIDE / WORKING_LONG_SIDE))
@@ -141,13 +143,13 @@ def run(args: argparse.Namespace) -> int:
         _error(f"--positive {args.positive!r} is not a label here; the labels are {', '.join(names)}")
         return EXIT_USAGE
 
-    from ..models.vgg import load_vgg16_features
-    from .classifier import GramFeatureExtractor, GramStyleClassifier, cross_validate, degrade
+    from ..evaluation.classifier import GramFeatureExtractor, GramStyleClassifier, cross_validate, degrade
+    from ..models.lpips import load_vgg16_features
 
     try:
         vgg = load_vgg16_features()
     except (OSError, ValueError, RuntimeError) as exc:
-        _error(f"cannot load the VGG16 weights: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        _error(f"cannot load the VGG16 weights: {first_line(exc)}")
         return EXIT_FAILED
     extractor = GramFeatureExtractor(vgg, long_side=args.long_side, detail_side=detail, views=args.views, seed=args.seed)
     transform = None

@@ -1,0 +1,140 @@
+"""Evaluate cloaked files against their originals: the models a batch of pairs shares, what a cloaked file
+records about how it was made, and one pair measured end to end (figures, model view, heat map, JSON).
+
+``stylecloak evaluate`` is this module plus printing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..imaging import atomic_write_bytes, image_to_tensor, load_image, save_image
+from ..models.base import LatentEncoder
+from ..targets.base import TargetStyle
+from .evaluate import (
+    EvaluationResult,
+    evaluate_pair,
+    model_view,
+    model_view_path,
+    result_path,
+    visibility_map,
+    visibility_map_path,
+)
+
+
+def recorded_settings(path: str | Path) -> dict[str, Any]:
+    """The cloak settings recorded in a cloaked file (PNG text chunk, or JPEG comment), or {} if none."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            text = im.info.get("stylecloak")
+            comment = im.info.get("comment", b"")
+    except Exception:  # best effort: an unreadable file is reported by load_image, with a proper message
+        return {}
+    if text is None and isinstance(comment, bytes):  # JPEG: "key: value" lines, as save_image writes them
+        for line in comment.decode("utf-8", "replace").splitlines():
+            if line.startswith("stylecloak: "):
+                text = line[len("stylecloak: "):]
+    try:
+        recorded = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    settings = recorded.get("settings") if isinstance(recorded, dict) else None
+    return settings if isinstance(settings, dict) else {}
+
+
+@dataclass
+class EvaluationModels:
+    """What every pair of a batch shares: the device, both LPIPS nets, encoders by spec, a reference target."""
+
+    device: torch.device
+    lpips_alex: torch.nn.Module
+    lpips_vgg: torch.nn.Module
+    encoders: dict[str, LatentEncoder] = field(default_factory=dict)
+    transfer: TargetStyle | None = None
+
+    def encoder(self, spec: str) -> LatentEncoder:
+        from ..models.encoders import load_encoder
+
+        if spec not in self.encoders:
+            self.encoders[spec] = load_encoder(spec, self.device)
+        return self.encoders[spec]
+
+
+def load_evaluation_models(device: str = "auto", encoder: str | None = None, target: str | None = None,
+                           target_images: str | None = None) -> EvaluationModels:
+    """Load what the whole batch needs, checking ``encoder`` and ``target`` (a catalogue name) on the way.
+    Raises (ModelNotFoundError, KeyError, ValueError, RuntimeError, OSError) with a one-line message."""
+    from ..models.lpips import load_lpips
+    from ..pipeline import resolve_device
+    from ..targets import get_target
+    from ..targets.resolve import TargetRequest, resolve_target
+
+    resolved_device = resolve_device(device)
+    models = EvaluationModels(resolved_device, load_lpips("alex", resolved_device), load_lpips("vgg", resolved_device))
+    if encoder:
+        models.encoder(encoder)
+    if target_images:
+        models.transfer = resolve_target(TargetRequest(reference_images=target_images), [], resolved_device).style
+    elif target:
+        get_target(target)
+    return models
+
+
+def evaluate_files(name: str, original_path: Path, cloaked_path: Path, out_dir: Path, models: EvaluationModels,
+                   target: str | None = None, encoder: str | None = None, seed: int | None = None,
+                   robustness: bool = True) -> EvaluationResult:
+    """Evaluate one pair of files and write its model view, heat map and JSON into ``out_dir``. The target,
+    encoder and seed default to what the cloaked file records. Raises with a one-line message for anything wrong."""
+    from ..models.encoders import DEFAULT_ENCODER
+    from ..models.weights import user_cache_dir
+    from ..optimize import quantize_8bit
+    from ..targets import get_target
+    from ..targets.cache import render_cached
+
+    started = time.perf_counter()
+    recorded = recorded_settings(cloaked_path)
+    target_style = models.transfer
+    if target_style is None:
+        target_name = target or recorded.get("target")
+        if not isinstance(target_name, str):
+            raise ValueError("does not record its target style; pass --target NAME")
+        if target_name.startswith("refs-") and not target:
+            raise ValueError(f"was cloaked toward reference images ({target_name}); pass --target-images DIR")
+        target_style = get_target(target_name)
+    recorded_encoder = recorded.get("encoder")
+    model = models.encoder(encoder or (recorded_encoder if isinstance(recorded_encoder, str) else DEFAULT_ENCODER))
+    seed = seed if seed is not None else recorded.get("seed", 0)
+    if not isinstance(seed, int):
+        raise ValueError(f"records a seed that is not a whole number ({seed!r}); pass --seed N")
+    try:
+        original_image = load_image(original_path)
+    except ValueError as exc:  # ImageInputError: say which of the two files it is
+        raise ValueError(f"original {original_path}: {exc}") from None
+    cloaked_image = load_image(cloaked_path)
+    if original_image.rgb.shape != cloaked_image.rgb.shape:
+        raise ValueError(f"sizes differ: original {original_image.width}x{original_image.height}, "
+                         f"cloaked {cloaked_image.width}x{cloaked_image.height}")
+    original = quantize_8bit(image_to_tensor(original_image.rgb).to(models.device))
+    cloaked = quantize_8bit(image_to_tensor(cloaked_image.rgb).to(models.device))
+    rendered = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
+    result = evaluate_pair(original, cloaked, rendered, model, models.lpips_alex, models.lpips_vgg,
+                           target_name=target_style.name, robustness=robustness)
+    result.original, result.cloaked = str(original_path), str(cloaked_path)
+    if model.can_decode:
+        view = model_view_path(out_dir, name, [original_path, cloaked_path])
+        result.model_view = str(save_image(view, model_view(model, original, cloaked)))
+    heatmap = visibility_map_path(out_dir, name, [original_path, cloaked_path])
+    result.visibility_map = str(save_image(heatmap, visibility_map(original, cloaked)))
+    result.seconds = time.perf_counter() - started
+    # Kept beside the model view, so that `report.build_report(OUT)` finds every pair's numbers and images.
+    atomic_write_bytes(result_path(out_dir, name, [original_path, cloaked_path]),
+                       (json.dumps(result.to_dict(), indent=1) + "\n").encode())
+    return result
