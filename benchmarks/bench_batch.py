@@ -59,10 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paintings", type=Path, default=DEFAULT_PAINTINGS)
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--long-side", type=int, default=512)
-    parser.add_argument("--target", default="ink-hatching",
-                        help="one catalogue target for every run, so that no run pays for a choice the others skip")
+    parser.add_argument(
+        "--target",
+        default="ink-hatching",
+        help="one catalogue target for every run, so that no run pays for a choice the others skip",
+    )
     parser.add_argument("--actors", default="1,2", help="actor counts to run (comma-separated)")
-    parser.add_argument("cloak_args", nargs="*", help="after --: more cloak options for every run (e.g. --quality fast)")
+    parser.add_argument(
+        "cloak_args", nargs="*", help="after --: more cloak options for every run (e.g. --quality fast)"
+    )
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 1
     source = args.work / "src"
@@ -79,21 +84,39 @@ def main(argv: list[str] | None = None) -> int:
         destination = args.work / f"batch-{actors}"
         shutil.rmtree(destination, ignore_errors=True)
         per_actor = max(1, cores // actors)
-        seconds = timed([*stylecloak, "batch", str(source), str(destination), "--actors", str(actors),
-                         "--cpus-per-actor", str(per_actor), *common])
+        seconds = timed(
+            [
+                *stylecloak,
+                "batch",
+                str(source),
+                str(destination),
+                "--actors",
+                str(actors),
+                "--cpus-per-actor",
+                str(per_actor),
+                *common,
+            ]
+        )
         written = sorted(destination.glob("*.cloaked.png"))
         results.append((f"stylecloak batch, {actors} actor(s) x {per_actor} core(s)", seconds, len(written)))
         if per_actor == cores:  # the same thread count as `cloak`: the same bytes
-            identical = all((out / p.name).read_bytes() == p.read_bytes() for p in written) and len(written) == len(images)
-    print(f"\n{len(images)} paintings at {args.long_side} px, {' '.join(common)}; {platform.machine()}, {cores} cores, "
-          f"{date.today()}\n")
+            identical = all((out / p.name).read_bytes() == p.read_bytes() for p in written) and len(written) == len(
+                images
+            )
+    print(
+        f"\n{len(images)} paintings at {args.long_side} px, {' '.join(common)}; {platform.machine()}, {cores} cores, "
+        f"{date.today()}\n"
+    )
     print("| run | wall s | images written | images per minute |\n|---|---|---|---|")
     for name, seconds, written in results:
         print(f"| {name} | {seconds:.0f} | {written} | {60 * written / seconds:.2f} |")
     if identical is not None:
         print(f"\nbatch outputs identical to cloak's (same thread count): {identical}")
-    (args.work / "results.json").write_text(json.dumps(
-        [{"run": n, "seconds": s, "written": w} for n, s, w in results] + [{"identical": identical}], indent=1))
+    (args.work / "results.json").write_text(
+        json.dumps(
+            [{"run": n, "seconds": s, "written": w} for n, s, w in results] + [{"identical": identical}], indent=1
+        )
+    )
     return 0
 
 

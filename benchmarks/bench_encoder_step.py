@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(times)
 
     cosine = float(torch.nn.functional.cosine_similarity(step("fp32").flatten(), step("bf16").flatten(), dim=0))
-    print(f"encoder step at {args.width}x{args.height}, {torch.get_num_threads()} threads, "
-          f"native bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
+    print(
+        f"encoder step at {args.width}x{args.height}, {torch.get_num_threads()} threads, "
+        f"native bf16: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}"
+    )
     for precision in ("fp32", "bf16"):
         seconds = median_seconds(lambda: step(precision))  # noqa: B023 - called at once
         print(f"  {precision}: {seconds:.3f} s (median of {args.repeats})")
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         compiled_step()
         compile_seconds = time.perf_counter() - started
-        print(f"  bf16 under torch.compile: {median_seconds(compiled_step):.3f} s, after {compile_seconds:.1f} s of compilation")
+        print(
+            f"  bf16 under torch.compile: {median_seconds(compiled_step):.3f} s, after {compile_seconds:.1f} s of compilation"
+        )
     return 0
 
 

@@ -70,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-side", type=int, default=512)
     parser.add_argument("--intensity", default="medium", choices=list(INTENSITY_BUDGETS))
     parser.add_argument("--quality", default="default", choices=list(QUALITY_PRESETS))
-    parser.add_argument("--target", default=None,
-                        help="target style (default: the engine's default); 'auto' chooses one per artist of the "
-                             "manifest, as `stylecloak cloak ARTIST_DIR --target auto` would")
+    parser.add_argument(
+        "--target",
+        default=None,
+        help="target style (default: the engine's default); 'auto' chooses one per artist of the "
+        "manifest, as `stylecloak cloak ARTIST_DIR --target auto` would",
+    )
     parser.add_argument("--limit", type=int, default=0, help="only the first N paintings (0: all)")
     parser.add_argument("--json-out", type=Path, default=None, help="also write all rows and the summary as JSON")
     args = parser.parse_args(argv)
@@ -95,17 +98,28 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             target = targets.get(name, settings.target)
             if target not in cloakers:  # one Cloaker per target, sharing the loaded models
-                cloakers[target] = Cloaker(replace(settings, target=target), encoder=cloaker.encoder,
-                                           perceptual=cloaker.perceptual)
+                cloakers[target] = Cloaker(
+                    replace(settings, target=target), encoder=cloaker.encoder, perceptual=cloaker.perceptual
+                )
             path = resized_copy(args.paintings / name, inputs, args.long_side)
             started = time.perf_counter()
             report = cloakers[target].cloak_file(path, outputs)
             seconds = time.perf_counter() - started
-            row = {"painting": name, "target": target, "size": f"{report.width}x{report.height}", "lpips": report.lpips,
-                   "target_progress": report.target_progress, "seconds": seconds}
+            row = {
+                "painting": name,
+                "target": target,
+                "size": f"{report.width}x{report.height}",
+                "lpips": report.lpips,
+                "target_progress": report.target_progress,
+                "seconds": seconds,
+            }
             rows.append(row)
-            print(f"{name:40s} {row['size']:>9s}  lpips {report.lpips:.4f}  progress {report.target_progress:.3f}  "
-                  f"{seconds:6.1f} s", file=sys.stderr, flush=True)
+            print(
+                f"{name:40s} {row['size']:>9s}  lpips {report.lpips:.4f}  progress {report.target_progress:.3f}  "
+                f"{seconds:6.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     summary = {
         "images": len(rows),
@@ -125,14 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     print("| painting | target | size | lpips | target_progress | seconds |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['painting']} | {r['target']} | {r['size']} | {r['lpips']:.4f} | {r['target_progress']:.3f} "
-              f"| {r['seconds']:.1f} |")
+        print(
+            f"| {r['painting']} | {r['target']} | {r['size']} | {r['lpips']:.4f} | {r['target_progress']:.3f} "
+            f"| {r['seconds']:.1f} |"
+        )
     print()
-    print(f"{summary['images']} paintings, long side {args.long_side} px, intensity {args.intensity} "
-          f"(budget {settings.budget}), quality {args.quality} ({settings.steps} steps), target {summary['target']}:")
-    print(f"max lpips {summary['lpips_max']:.4f} (budget held on every saved file: {summary['budget_held']}), "
-          f"median target_progress {summary['target_progress_median']:.3f} (min {summary['target_progress_min']:.3f}), "
-          f"median {summary['seconds_median']:.1f} s per image ({summary['machine']})")
+    print(
+        f"{summary['images']} paintings, long side {args.long_side} px, intensity {args.intensity} "
+        f"(budget {settings.budget}), quality {args.quality} ({settings.steps} steps), target {summary['target']}:"
+    )
+    print(
+        f"max lpips {summary['lpips_max']:.4f} (budget held on every saved file: {summary['budget_held']}), "
+        f"median target_progress {summary['target_progress_median']:.3f} (min {summary['target_progress_min']:.3f}), "
+        f"median {summary['seconds_median']:.1f} s per image ({summary['machine']})"
+    )
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))

@@ -49,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True, help="a new or empty folder for everything the run makes")
     parser.add_argument("--intensity", default="medium", help="the cloak's intensity (default: medium)")
     parser.add_argument("--quality", default="default", help="the cloak's quality (default: default)")
-    parser.add_argument("--cloak-args", default="", metavar="'OPTIONS'",
-                        help="more options for `stylecloak cloak`, in one quoted string (e.g. '--mimic-downscales 2,4')")
+    parser.add_argument(
+        "--cloak-args",
+        default="",
+        metavar="'OPTIONS'",
+        help="more options for `stylecloak cloak`, in one quoted string (e.g. '--mimic-downscales 2,4')",
+    )
     parser.add_argument("mimic_args", nargs="*", help="extra options for `stylecloak mimic` (after --)")
     args = parser.parse_args(argv)
 
@@ -70,27 +74,58 @@ def main(argv: list[str] | None = None) -> int:
     (others / "manifest.csv").write_text("file,style\n" + "".join(labels))
 
     started = time.perf_counter()
-    cloak = stylecloak("cloak", str(clean), "-o", str(cloaked), "--seed", "0", "--json",
-                       "--intensity", args.intensity, "--quality", args.quality, *shlex.split(args.cloak_args))
+    cloak = stylecloak(
+        "cloak",
+        str(clean),
+        "-o",
+        str(cloaked),
+        "--seed",
+        "0",
+        "--json",
+        "--intensity",
+        args.intensity,
+        "--quality",
+        args.quality,
+        *shlex.split(args.cloak_args),
+    )
     reports = [json.loads(line) for line in cloak.stdout.splitlines() if line.strip()]
     cloak_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    mimic = stylecloak("mimic", "--clean", str(clean), "--cloaked", str(cloaked), "--others", str(others),
-                       "--out", str(args.work / "mimicry"), "--json", *args.mimic_args)
+    mimic = stylecloak(
+        "mimic",
+        "--clean",
+        str(clean),
+        "--cloaked",
+        str(cloaked),
+        "--others",
+        str(others),
+        "--out",
+        str(args.work / "mimicry"),
+        "--json",
+        *args.mimic_args,
+    )
     mimic_seconds = time.perf_counter() - started
     report = json.loads(mimic.stdout.splitlines()[-1])
 
-    print(f"cloaks: target {sorted({r['target'] for r in reports})}, max lpips {max(r['lpips'] for r in reports):.4f}, "
-          f"median target_progress {sorted(r['target_progress'] for r in reports)[len(reports) // 2]:.3f}, "
-          f"{cloak_seconds:.0f} s for {len(reports)} images")
-    print(f"mimic: {report['artist_images']} artist images, other styles {report['other_styles']}, "
-          f"judge {report['classifier']} (recognises {report['classifier_sanity']:.0%} of the artist's clean crops), "
-          f"{mimic_seconds / 60:.1f} min")
+    print(
+        f"cloaks: target {sorted({r['target'] for r in reports})}, max lpips {max(r['lpips'] for r in reports):.4f}, "
+        f"median target_progress {sorted(r['target_progress'] for r in reports)[len(reports) // 2]:.3f}, "
+        f"{cloak_seconds:.0f} s for {len(reports)} images"
+    )
+    print(
+        f"mimic: {report['artist_images']} artist images, other styles {report['other_styles']}, "
+        f"judge {report['classifier']} (recognises {report['classifier_sanity']:.0%} of the artist's clean crops), "
+        f"{mimic_seconds / 60:.1f} min"
+    )
     if report.get("control_artist_rate") is not None:
-        controls = "; ".join(f"{style}: " + ", ".join(f"{label} {count}" for label, count in verdicts.items())
-                             for style, verdicts in report["control_predictions"].items())
-        print(f"control: the judge attributes {report['control_artist_rate']:.0%} of the clean mimic's images of the "
-              f"other styles to the artist ({controls})")
+        controls = "; ".join(
+            f"{style}: " + ", ".join(f"{label} {count}" for label, count in verdicts.items())
+            for style, verdicts in report["control_predictions"].items()
+        )
+        print(
+            f"control: the judge attributes {report['control_artist_rate']:.0%} of the clean mimic's images of the "
+            f"other styles to the artist ({controls})"
+        )
     print("| training set | protection success rate | the judge's verdicts on the samples |")
     print("|---|---|---|")
     for condition in report["conditions"]:

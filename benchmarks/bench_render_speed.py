@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         scale = args.long_side / max(im.size)
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
     image = image_to_tensor(np.asarray(im, dtype=np.float32) / 255.0)
-    print(f"{args.image.name} at {im.width}x{im.height}, median of {args.repeats} runs "
-          f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__})\n")
+    print(
+        f"{args.image.name} at {im.width}x{im.height}, median of {args.repeats} runs "
+        f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__})\n"
+    )
     print("| rendition | seconds |")
     print("|---|---|")
     for target in available_targets():

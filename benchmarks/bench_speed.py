@@ -54,11 +54,16 @@ def main(argv: list[str] | None = None) -> int:
 
     cloakers = {}
     for precision in args.precision:
-        settings = CloakSettings.from_presets(args.intensity, args.quality, target=args.target, device=args.device,
-                                              precision=precision)
+        settings = CloakSettings.from_presets(
+            args.intensity, args.quality, target=args.target, device=args.device, precision=precision
+        )
         previous = next(iter(cloakers.values()), None)
-        cloakers[precision] = Cloaker(settings, encoder=previous.encoder if previous else None,
-                                      perceptual=previous.perceptual if previous else None, cache_targets=False)
+        cloakers[precision] = Cloaker(
+            settings,
+            encoder=previous.encoder if previous else None,
+            perceptual=previous.perceptual if previous else None,
+            cache_targets=False,
+        )
     results: dict[str, list[dict]] = {p: [] for p in args.precision}
     with tempfile.TemporaryDirectory() as tmp:
         image = square_copy(PAINTINGS / args.painting, Path(tmp), args.size)
@@ -67,17 +72,27 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 report = cloaker.cloak_file(image, Path(tmp) / "out")
                 seconds = time.perf_counter() - started
-                row = {"precision": precision, "run": repeat + 1, "seconds": round(seconds, 1), "lpips": round(report.lpips, 4),
-                       "target_progress": round(report.target_progress, 4), "steps": report.steps}
+                row = {
+                    "precision": precision,
+                    "run": repeat + 1,
+                    "seconds": round(seconds, 1),
+                    "lpips": round(report.lpips, 4),
+                    "target_progress": round(report.target_progress, 4),
+                    "steps": report.steps,
+                }
                 results[precision].append(row)
                 print(json.dumps(row), flush=True)
-    print(f"\n{args.size}x{args.size} {args.painting}, intensity {args.intensity}, quality {args.quality}, target "
-          f"{args.target}, {args.device} ({torch.get_num_threads()} threads):")
+    print(
+        f"\n{args.size}x{args.size} {args.painting}, intensity {args.intensity}, quality {args.quality}, target "
+        f"{args.target}, {args.device} ({torch.get_num_threads()} threads):"
+    )
     for precision, rows in results.items():
-        print(f"  precision {precision:4s}: median {statistics.median(r['seconds'] for r in rows):.1f} s "
-              f"(runs {', '.join(str(r['seconds']) for r in rows)}), lpips {max(r['lpips'] for r in rows):.4f} at most "
-              f"(budget {cloakers[precision].settings.budget}), target progress median "
-              f"{statistics.median(r['target_progress'] for r in rows):.3f}")
+        print(
+            f"  precision {precision:4s}: median {statistics.median(r['seconds'] for r in rows):.1f} s "
+            f"(runs {', '.join(str(r['seconds']) for r in rows)}), lpips {max(r['lpips'] for r in rows):.4f} at most "
+            f"(budget {cloakers[precision].settings.budget}), target progress median "
+            f"{statistics.median(r['target_progress'] for r in rows):.3f}"
+        )
     return 0
 
 

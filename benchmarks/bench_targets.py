@@ -65,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     base = CloakSettings.from_presets(args.intensity, args.quality, device="cpu")
     cloaker = Cloaker(base)
     for target in available_targets():
-        cloaker = Cloaker(CloakSettings.from_presets(args.intensity, args.quality, device="cpu", target=target.name),
-                          encoder=cloaker.encoder, perceptual=cloaker.perceptual)
+        cloaker = Cloaker(
+            CloakSettings.from_presets(args.intensity, args.quality, device="cpu", target=target.name),
+            encoder=cloaker.encoder,
+            perceptual=cloaker.perceptual,
+        )
         progress, after_jpeg, lpips, seconds = [], [], [], []
         for _name, rgb in zip(names, images):
             started = time.perf_counter()
@@ -93,11 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for r in rows:
         mark = " (auto's choice)" if r["auto_choice"] else ""
-        print(f"| {r['target']}{mark} | {r['target_progress_median']:.3f} | {r['target_progress_jpeg85_median']:.3f} "
-              f"| {r['lpips_max']:.4f} | {r['seconds_median']:.1f} |")
+        print(
+            f"| {r['target']}{mark} | {r['target_progress_median']:.3f} | {r['target_progress_jpeg85_median']:.3f} "
+            f"| {r['lpips_max']:.4f} | {r['seconds_median']:.1f} |"
+        )
     print()
-    print(f"{len(names)} paintings ({', '.join(names)}), long side {args.long_side} px, intensity {args.intensity}, "
-          f"quality {args.quality}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"{len(names)} paintings ({', '.join(names)}), long side {args.long_side} px, intensity {args.intensity}, "
+        f"quality {args.quality}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps({"paintings": names, "auto": auto, "rows": rows}, indent=2))

@@ -26,7 +26,9 @@ PAINTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "paintings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", default="hokusai_great_wave.png")
-    parser.add_argument("--references", nargs="+", default=["kandinsky_composition_viii.png", "vangogh_village_street_auvers.png"])
+    parser.add_argument(
+        "--references", nargs="+", default=["kandinsky_composition_viii.png", "vangogh_village_street_auvers.png"]
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.references:
@@ -38,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         transfer = reference_transfer(vgg, references, refine_steps=steps)
         started = time.perf_counter()
         transfer.render(image)
-        print(f"{args.image} {image.shape[-1]}x{image.shape[-2]}, refine_steps={steps}: {time.perf_counter() - started:.1f} s")
+        print(
+            f"{args.image} {image.shape[-1]}x{image.shape[-2]}, refine_steps={steps}: {time.perf_counter() - started:.1f} s"
+        )
     return 0
 
 

@@ -68,8 +68,21 @@ def cloak(originals: list[Path], out: Path, args: argparse.Namespace) -> None:
     todo = [p for p in originals if not (out / f"{p.stem}.cloaked.png").exists()]
     if not todo:
         return
-    command = [sys.executable, "-m", "stylecloak.cli", "cloak", *map(str, todo), "-o", str(out), "--json",
-               "--intensity", args.intensity, "--quality", args.quality, *args.cloak_args]
+    command = [
+        sys.executable,
+        "-m",
+        "stylecloak.cli",
+        "cloak",
+        *map(str, todo),
+        "-o",
+        str(out),
+        "--json",
+        "--intensity",
+        args.intensity,
+        "--quality",
+        args.quality,
+        *args.cloak_args,
+    ]
     print("$", " ".join(command[1:]), file=sys.stderr, flush=True)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "reports.jsonl", "a") as log:
@@ -94,16 +107,26 @@ def measure(originals: list[Path], out: Path, metric: torch.nn.Module) -> list[d
         cloaked = image_to_tensor(load_image(cloaked_path).rgb)
         figures = measure_visibility(metric, original, cloaked)
         report = reports.get(cloaked_path.name, {})
-        rows.append({"name": original_path.stem, "width": original.shape[-1], "height": original.shape[-2],
-                     **figures.to_dict(), "target": report.get("target"),
-                     "target_progress": report.get("target_progress"), "seconds": report.get("seconds"),
-                     "limited_by": report.get("limited_by")})
+        rows.append(
+            {
+                "name": original_path.stem,
+                "width": original.shape[-1],
+                "height": original.shape[-2],
+                **figures.to_dict(),
+                "target": report.get("target"),
+                "target_progress": report.get("target_progress"),
+                "seconds": report.get("seconds"),
+                "limited_by": report.get("limited_by"),
+            }
+        )
     return rows
 
 
 def print_table(size: str, rows: list[dict], bounds: VisibilityBounds) -> dict:
     print(f"\n### {size}\n")
-    print("| painting | size | lpips | ssim | ssim_window_min | psnr dB | max change | target progress | s | limited by |")
+    print(
+        "| painting | size | lpips | ssim | ssim_window_min | psnr dB | max change | target progress | s | limited by |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     good = [r for r in rows if "error" not in r]
     for r in rows:
@@ -112,29 +135,43 @@ def print_table(size: str, rows: list[dict], bounds: VisibilityBounds) -> dict:
             continue
         progress = "" if r["target_progress"] is None else f"{r['target_progress']:.3f}"
         seconds = "" if r["seconds"] is None else f"{r['seconds']:.0f}"
-        print(f"| {r['name']} | {r['width']}x{r['height']} | {r['lpips']:.4f} | {r['ssim']:.4f} | "
-              f"{r['ssim_window_min']:.4f} | {r['psnr']:.1f} | {r['max_change']} | {progress} | {seconds} | "
-              f"{', '.join(r['limited_by'] or []) or '-'} |")
-    broken = [r["name"] for r in good if VisibilityFigures(r["lpips"], r["ssim"], r["ssim_window_min"], r["psnr"],
-                                                           r["max_change"]).violations(bounds)]
+        print(
+            f"| {r['name']} | {r['width']}x{r['height']} | {r['lpips']:.4f} | {r['ssim']:.4f} | "
+            f"{r['ssim_window_min']:.4f} | {r['psnr']:.1f} | {r['max_change']} | {progress} | {seconds} | "
+            f"{', '.join(r['limited_by'] or []) or '-'} |"
+        )
+    broken = [
+        r["name"]
+        for r in good
+        if VisibilityFigures(r["lpips"], r["ssim"], r["ssim_window_min"], r["psnr"], r["max_change"]).violations(bounds)
+    ]
     progress = [r["target_progress"] for r in good if r["target_progress"] is not None]
     summary = {
-        "size": size, "files": len(good), "failed": len(rows) - len(good), "violations": broken,
-        "max_lpips": max(r["lpips"] for r in good), "min_ssim": min(r["ssim"] for r in good),
-        "min_ssim_window_min": min(r["ssim_window_min"] for r in good), "min_psnr": min(r["psnr"] for r in good),
+        "size": size,
+        "files": len(good),
+        "failed": len(rows) - len(good),
+        "violations": broken,
+        "max_lpips": max(r["lpips"] for r in good),
+        "min_ssim": min(r["ssim"] for r in good),
+        "min_ssim_window_min": min(r["ssim_window_min"] for r in good),
+        "min_psnr": min(r["psnr"] for r in good),
         "max_change": max(r["max_change"] for r in good),
         "median_target_progress": statistics.median(progress) if progress else None,
         "median_seconds": statistics.median(r["seconds"] for r in good if r["seconds"] is not None),
     }
-    print(f"\n{size}: {summary['files']} files, {summary['failed']} failed; largest lpips {summary['max_lpips']:.4f}, "
-          f"lowest ssim {summary['min_ssim']:.4f}, lowest ssim_window_min {summary['min_ssim_window_min']:.4f}, "
-          f"lowest psnr {summary['min_psnr']:.1f} dB, largest change {summary['max_change']}; "
-          f"median target progress {summary['median_target_progress']:.3f}; median {summary['median_seconds']:.0f} s; "
-          f"bounds broken on {len(broken)} files {broken}")
+    print(
+        f"\n{size}: {summary['files']} files, {summary['failed']} failed; largest lpips {summary['max_lpips']:.4f}, "
+        f"lowest ssim {summary['min_ssim']:.4f}, lowest ssim_window_min {summary['min_ssim_window_min']:.4f}, "
+        f"lowest psnr {summary['min_psnr']:.1f} dB, largest change {summary['max_change']}; "
+        f"median target progress {summary['median_target_progress']:.3f}; median {summary['median_seconds']:.0f} s; "
+        f"bounds broken on {len(broken)} files {broken}"
+    )
     return summary
 
 
-def worst_crops(pairs: list[tuple[str, Path, Path]], count: int = WORST) -> list[tuple[float, str, Path, Path, int, int]]:
+def worst_crops(
+    pairs: list[tuple[str, Path, Path]], count: int = WORST
+) -> list[tuple[float, str, Path, Path, int, int]]:
     """The ``count`` 128 px crops with the lowest mean SSIM, at most one per image."""
     found = []
     for name, original_path, cloaked_path in pairs:
@@ -160,13 +197,22 @@ def contact_sheet(pairs: list[tuple[str, Path, Path]], destination: Path, title:
     draw.text((8, 4), title, fill="black")
     for i, (value, name, original_path, cloaked_path, top, left) in enumerate(crops):
         y = label + 8 + i * (cell + label + 8)
-        original = np.asarray(Image.open(original_path).convert("RGB"), dtype=np.int16)[top:top + CROP, left:left + CROP]
-        cloaked = np.asarray(Image.open(cloaked_path).convert("RGB"), dtype=np.int16)[top:top + CROP, left:left + CROP]
+        original = np.asarray(Image.open(original_path).convert("RGB"), dtype=np.int16)[
+            top : top + CROP, left : left + CROP
+        ]
+        cloaked = np.asarray(Image.open(cloaked_path).convert("RGB"), dtype=np.int16)[
+            top : top + CROP, left : left + CROP
+        ]
         difference = np.clip(128 + 4 * (cloaked - original), 0, 255)
-        draw.text((8, y), f"{name} at ({left}, {top}): mean SSIM of this crop {value:.3f}; "
-                          "original | cloaked | difference x4", fill="black")
+        draw.text(
+            (8, y),
+            f"{name} at ({left}, {top}): mean SSIM of this crop {value:.3f}; original | cloaked | difference x4",
+            fill="black",
+        )
         for j, part in enumerate((original, cloaked, difference)):
-            tile = Image.fromarray(part.astype(np.uint8)).resize((part.shape[1] * zoom, part.shape[0] * zoom), Image.NEAREST)
+            tile = Image.fromarray(part.astype(np.uint8)).resize(
+                (part.shape[1] * zoom, part.shape[0] * zoom), Image.NEAREST
+            )
             sheet.paste(tile, (8 + j * (cell + 8), y + label))
     destination.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(destination)
@@ -180,7 +226,12 @@ def folder_pairs(originals: Path, cloaked: Path) -> list[tuple[str, Path, Path]]
     for path in sorted(cloaked.rglob("*.cloaked.png")):
         name = path.name[: path.name.index(".cloaked.")]
         folders = [originals / path.parent.relative_to(cloaked), originals]
-        found = [f / f"{name}{suffix}" for f in folders for suffix in (".png", ".jpg", ".jpeg") if (f / f"{name}{suffix}").exists()]
+        found = [
+            f / f"{name}{suffix}"
+            for f in folders
+            for suffix in (".png", ".jpg", ".jpeg")
+            if (f / f"{name}{suffix}").exists()
+        ]
         if found:
             pairs.append((name, found[0], path))
     return pairs
@@ -194,11 +245,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intensity", default="medium", choices=list(INTENSITY_PRESETS))
     parser.add_argument("--quality", default="default", choices=list(QUALITY_PRESETS))
     parser.add_argument("--limit", type=int, default=0, help="only the first N paintings of the manifest (0: all)")
-    parser.add_argument("--artists", default="", help="only these portfolios (comma-separated folder names, e.g. "
-                                                        "katsushika-hokusai); a second process can take other artists")
+    parser.add_argument(
+        "--artists",
+        default="",
+        help="only these portfolios (comma-separated folder names, e.g. "
+        "katsushika-hokusai); a second process can take other artists",
+    )
     parser.add_argument("--sheet", type=Path, help="write the contact sheet of the worst crops here")
-    parser.add_argument("--sheet-from", nargs=2, type=Path, metavar=("ORIGINALS", "CLOAKED"),
-                        help="only draw the contact sheet for two folders, then stop")
+    parser.add_argument(
+        "--sheet-from",
+        nargs=2,
+        type=Path,
+        metavar=("ORIGINALS", "CLOAKED"),
+        help="only draw the contact sheet for two folders, then stop",
+    )
     parser.add_argument("cloak_args", nargs="*", help="after --: more options for `stylecloak cloak`")
     args = parser.parse_args(argv)
     if args.sheet_from:
@@ -225,8 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             rows += measure(originals, out, metric)
             all_pairs += [(f"{name} ({size})", o, c) for name, o, c in folder_pairs(originals[0].parent, out)]
         summaries.append(print_table(size, rows, bounds))
-    print(f"\n{len(manifest)} paintings in {len(portfolios)} portfolios (one per artist), intensity {args.intensity} (bounds: {bounds}), quality {args.quality}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, {date.today()}")
+    print(
+        f"\n{len(manifest)} paintings in {len(portfolios)} portfolios (one per artist), intensity {args.intensity} (bounds: {bounds}), quality {args.quality}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, {date.today()}"
+    )
     (args.work / "summary.json").write_text(json.dumps(summaries, indent=1))
     if args.sheet:
         contact_sheet(all_pairs, args.sheet, f"worst {CROP} px crops, stylecloak {args.intensity}/{args.quality}")

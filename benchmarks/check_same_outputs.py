@@ -54,8 +54,9 @@ def run(tree: Path | None, args: list[str], env: dict[str, str], **kwargs: objec
     environment = dict(env)
     if tree is not None:
         environment["PYTHONPATH"] = str(tree)
-    return subprocess.run([sys.executable, *args], env=environment, text=True, capture_output=True, check=True,
-                          cwd=tree or ROOT, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        [sys.executable, *args], env=environment, text=True, capture_output=True, check=True, cwd=tree or ROOT, **kwargs
+    )  # type: ignore[call-overload]
 
 
 def outputs_of(tree: Path | None, label: str, work: Path, originals: Path, env: dict[str, str]) -> dict[str, str]:
@@ -69,12 +70,19 @@ def outputs_of(tree: Path | None, label: str, work: Path, originals: Path, env: 
     run(tree, [*cli, "cloak", str(originals), "-o", str(out / "auto"), "--quality", "fast"], env)
     run(tree, [*cli, "cloak", str(originals), "-o", str(out / "mosaic"), "--target", "mosaic", "--steps", "4"], env)
     run(tree, [*cli, "targets", "render", str(originals / NAMES[0]), "--all", "-o", str(out / "sheet.png")], env)
-    evaluated = run(tree, [*cli, "evaluate", str(originals), str(out / "auto"), "--json", "--out", str(out / "eval")], env)
+    evaluated = run(
+        tree, [*cli, "evaluate", str(originals), str(out / "auto"), "--json", "--out", str(out / "eval")], env
+    )
     figures = []
     for line in evaluated.stdout.splitlines():
         record = json.loads(line)
-        figures.append({k: v for k, v in record.items()
-                        if k not in ("seconds", "original", "cloaked", "model_view", "visibility_map")})
+        figures.append(
+            {
+                k: v
+                for k, v in record.items()
+                if k not in ("seconds", "original", "cloaked", "model_view", "visibility_map")
+            }
+        )
     (out / "evaluate.json").write_text(json.dumps(figures, sort_keys=True, indent=1))
     web = run(tree, ["-c", WEB_JOB, str(out / "web"), str(originals / NAMES[1])], env)
     report = {k: v for k, v in json.loads(web.stdout).items() if k not in ("seconds", "version")}
@@ -103,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     base = args.work / "base"
     if base.exists():
         subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
-    subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True, capture_output=True
+    )
     env = dict(os.environ)
     env.setdefault("STYLECLOAK_MODELS", str(ROOT.parent / "shared" / "models"))
     env["STYLECLOAK_CACHE"] = str(args.work / "cache")  # the same (empty at first) cache for both trees
@@ -116,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     differ = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
     for name in sorted(before.keys() | after.keys()):
         print(f"{'same   ' if name not in differ else 'DIFFERS'}  {name}")
-    print(f"\n{len(before)} files from {args.base}, {len(after)} from the work tree: "
-          f"{'all identical' if not differ else f'{len(differ)} differ'}")
+    print(
+        f"\n{len(before)} files from {args.base}, {len(after)} from the work tree: "
+        f"{'all identical' if not differ else f'{len(differ)} differ'}"
+    )
     return 1 if differ else 0
 
 

@@ -51,8 +51,13 @@ from stylecloak.targets import get_target
 ROOT = Path(__file__).resolve().parents[1]
 PAINTINGS = ROOT.parent / "shared" / "data" / "paintings"
 QUICK_PAINTINGS = ["hokusai_great_wave.png", "renoir_moulin_de_la_galette.png", "vangogh_village_street_auvers.png"]
-FULL_PAINTINGS = QUICK_PAINTINGS + ["bruegel_harvesters.png", "cassatt_summertime.png", "hiroshige_inokashira_snow.png",
-                                    "kandinsky_composition_viii.png", "leonardo_mona_lisa.png"]
+FULL_PAINTINGS = QUICK_PAINTINGS + [
+    "bruegel_harvesters.png",
+    "cassatt_summertime.png",
+    "hiroshige_inokashira_snow.png",
+    "kandinsky_composition_viii.png",
+    "leonardo_mona_lisa.png",
+]
 
 
 def methods_for(quick: bool, settings: CloakSettings) -> list[CloakMethod]:
@@ -146,8 +151,9 @@ class Row:
             "peak_mem_mb": round(max(self.peak_mem_mb), 1),
             "images": len(self.lpips),
             "scaled_to_budget": self.scaled_down,
-            "stylecloak_jpeg85_at_this_lpips": (round(statistics.median(self.ours_at_same_lpips), 4)
-                                                if self.ours_at_same_lpips else None),
+            "stylecloak_jpeg85_at_this_lpips": (
+                round(statistics.median(self.ours_at_same_lpips), 4) if self.ours_at_same_lpips else None
+            ),
             "description": self.description,
         }
 
@@ -171,8 +177,17 @@ def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def _stylecloak_at(ours: tuple[float, float], peer_lpips: float, original: torch.Tensor, style_target: torch.Tensor,
-                   settings: CloakSettings, encoder: Any, perceptual: Any, name: str, log: Any) -> float:
+def _stylecloak_at(
+    ours: tuple[float, float],
+    peer_lpips: float,
+    original: torch.Tensor,
+    style_target: torch.Tensor,
+    settings: CloakSettings,
+    encoder: Any,
+    perceptual: Any,
+    name: str,
+    log: Any,
+) -> float:
     """stylecloak's jpeg85 progress at no more than ``peer_lpips``: its own run if that was already no higher,
     else a run with its budget set to the peer's LPIPS."""
     our_lpips, our_jpeg85 = ours
@@ -183,15 +198,20 @@ def _stylecloak_at(ours: tuple[float, float], peer_lpips: float, original: torch
     result = StylecloakMethod(replace(settings, budget=peer_lpips)).cloak(original, style_target, encoder, perceptual)
     value = lpips_distance(perceptual, original, result.cloaked)
     jpeg85 = TargetProgress(encoder, original, style_target, settings.tile_size)(jpeg(result.cloaked, 85))
-    print(f"{name:36s} {'  stylecloak':18s} lpips {value:.4f} (at the peer's lpips) jpeg85 {jpeg85:.3f}", file=log, flush=True)
+    print(
+        f"{name:36s} {'  stylecloak':18s} lpips {value:.4f} (at the peer's lpips) jpeg85 {jpeg85:.3f}",
+        file=log,
+        flush=True,
+    )
     return jpeg85
 
 
 # ------------------------------------------------------------------------------------------ physical limit
 
 
-def step_flops_and_seconds(image: torch.Tensor, target: torch.Tensor, encoder: Any, perceptual: Any,
-                           settings: CloakSettings, repeats: int = 3) -> tuple[int, float]:
+def step_flops_and_seconds(
+    image: torch.Tensor, target: torch.Tensor, encoder: Any, perceptual: Any, settings: CloakSettings, repeats: int = 3
+) -> tuple[int, float]:
     """FLOPs of one stylecloak optimisation step (encoder forward and backward on the 8-bit image, LPIPS forward
     and backward on each tile), counted by PyTorch's FlopCounterMode, and the median wall time of that step."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -218,8 +238,9 @@ def step_flops_and_seconds(image: torch.Tensor, target: torch.Tensor, encoder: A
     return counter.get_total_flops(), statistics.median(times)
 
 
-def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int = 5,
-                            bf16: bool = False) -> dict[str, float]:
+def matmul_flops_per_second(
+    device: torch.device, size: int = 2048, repeats: int = 5, bf16: bool = False
+) -> dict[str, float]:
     """FLOP/s of a ``size``-square matrix product two ways: ``torch.mm`` (BLAS: MKL on the CPU wheel), and the
     same-size product as a 1x1 convolution over a 64x64 map (oneDNN, the library the encoder's convolutions use;
     on some CPUs, AMD's among them, MKL takes a slower path)."""
@@ -230,7 +251,10 @@ def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int
     feature_map = torch.randn(1, size, 64, 64, device=device)
     kernel = torch.randn(size, size, 1, 1, device=device)
     results = {}
-    cases = [("mm", lambda: a @ b, 2 * size**3), ("conv1x1", lambda: F.conv2d(feature_map, kernel), 2 * size * size * 64 * 64)]
+    cases = [
+        ("mm", lambda: a @ b, 2 * size**3),
+        ("conv1x1", lambda: F.conv2d(feature_map, kernel), 2 * size * size * 64 * 64),
+    ]
     if bf16:
         half_map, half_kernel = feature_map.bfloat16(), kernel.bfloat16()
         cases.append(("conv1x1_bf16", lambda: F.conv2d(half_map, half_kernel), 2 * size * size * 64 * 64))
@@ -245,12 +269,17 @@ def matmul_flops_per_second(device: torch.device, size: int = 2048, repeats: int
 
 
 def markdown_table(rows: list[dict[str, Any]], limit: dict[str, Any], header: str) -> str:
-    lines = [header, "",
-             "| method | lpips | target_progress | target_progress_jpeg85 | seconds | peak_mem_mb | scaled to budget |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        "| method | lpips | target_progress | target_progress_jpeg85 | seconds | peak_mem_mb | scaled to budget |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['lpips']:.4f} | {r['target_progress']:.3f} | {r['target_progress_jpeg85']:.3f} | "
-                     f"{r['seconds']:.1f} | {r['peak_mem_mb']:.0f} | {r['scaled_to_budget']}/{r['images']} |")
+        lines.append(
+            f"| {r['method']} | {r['lpips']:.4f} | {r['target_progress']:.3f} | {r['target_progress_jpeg85']:.3f} | "
+            f"{r['seconds']:.1f} | {r['peak_mem_mb']:.0f} | {r['scaled_to_budget']}/{r['images']} |"
+        )
     lines.append("")
     ours = next(r for r in rows if r["method"] == "stylecloak")
     peers = [r for r in rows if r["method"] != "stylecloak"]
@@ -265,19 +294,29 @@ def markdown_table(rows: list[dict[str, Any]], limit: dict[str, Any], header: st
         if at is None:
             continue
         verdict = "stylecloak higher" if at > peer["target_progress_jpeg85"] else f"**{peer['method']} wins**"
-        lines.append(f"- at no more than {peer['method']}'s LPIPS on each painting, stylecloak's target_progress_jpeg85 "
-                     f"is {at:.3f} against {peer['target_progress_jpeg85']:.3f}: {verdict}.")
+        lines.append(
+            f"- at no more than {peer['method']}'s LPIPS on each painting, stylecloak's target_progress_jpeg85 "
+            f"is {at:.3f} against {peer['target_progress_jpeg85']:.3f}: {verdict}."
+        )
     glaze = next((r for r in peers if r["method"] == "glaze-v1"), None)
     if glaze is not None:
-        lines.append(f"- time against the Glaze v1 procedure: stylecloak {ours['seconds']:.1f} s, Glaze v1 {glaze['seconds']:.1f} s per image.")
-    lines += ["", f"Physical limit: one stylecloak step at {limit['image']} costs {limit['flops_per_step'] / 1e9:.1f} GFLOP "
-              f"(fp32-equivalent count; precision {limit['precision']}) and takes {limit['step_seconds']:.3f} s: "
-              f"{limit['achieved_gflops']:.1f} GFLOP/s, against {limit['matmul_gflops']:.1f} GFLOP/s for a "
-              f"{limit['matmul_size']}x{limit['matmul_size']} matrix product with torch.mm and "
-              f"{limit['matmul_conv1x1_gflops']:.1f} GFLOP/s for the same product as a 1x1 convolution"
-              + (f" ({limit['matmul_conv1x1_bf16_gflops']:.1f} GFLOP/s in bf16, the encoder's precision here)"
-                 if limit["matmul_conv1x1_bf16_gflops"] else "")
-              + f", on the same machine in the same run: {100 * limit['fraction_of_matmul']:.0f}% of the fastest."]
+        lines.append(
+            f"- time against the Glaze v1 procedure: stylecloak {ours['seconds']:.1f} s, Glaze v1 {glaze['seconds']:.1f} s per image."
+        )
+    lines += [
+        "",
+        f"Physical limit: one stylecloak step at {limit['image']} costs {limit['flops_per_step'] / 1e9:.1f} GFLOP "
+        f"(fp32-equivalent count; precision {limit['precision']}) and takes {limit['step_seconds']:.3f} s: "
+        f"{limit['achieved_gflops']:.1f} GFLOP/s, against {limit['matmul_gflops']:.1f} GFLOP/s for a "
+        f"{limit['matmul_size']}x{limit['matmul_size']} matrix product with torch.mm and "
+        f"{limit['matmul_conv1x1_gflops']:.1f} GFLOP/s for the same product as a 1x1 convolution"
+        + (
+            f" ({limit['matmul_conv1x1_bf16_gflops']:.1f} GFLOP/s in bf16, the encoder's precision here)"
+            if limit["matmul_conv1x1_bf16_gflops"]
+            else ""
+        )
+        + f", on the same machine in the same run: {100 * limit['fraction_of_matmul']:.0f}% of the fastest.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -291,14 +330,27 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     for r in rows:
         colour = "tab:red" if r["method"] == "stylecloak" else "tab:blue"
         ax.scatter(r["seconds"], r["target_progress_jpeg85"], color=colour, s=40)
-        ax.annotate(r["method"], (r["seconds"], r["target_progress_jpeg85"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(
+            r["method"],
+            (r["seconds"], r["target_progress_jpeg85"]),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+        )
     front, best = [], -float("inf")
     for r in sorted(rows, key=lambda r: r["seconds"]):
         if r["target_progress_jpeg85"] > best:
             best = r["target_progress_jpeg85"]
             front.append(r)
-    ax.step([r["seconds"] for r in front], [r["target_progress_jpeg85"] for r in front], where="post", color="grey",
-            linestyle="--", linewidth=1, label="Pareto front")
+    ax.step(
+        [r["seconds"] for r in front],
+        [r["target_progress_jpeg85"] for r in front],
+        where="post",
+        color="grey",
+        linestyle="--",
+        linewidth=1,
+        label="Pareto front",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("seconds per image (log scale)")
     ax.set_ylabel("target progress after JPEG 85 (median)")
@@ -315,12 +367,18 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 paintings at 256 px, fewer peer steps (minutes on a CPU)")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 paintings at 256 px, fewer peer steps (minutes on a CPU)"
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", action="store_true", help="print one JSON row per method on stdout")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compare"), help="folder for compare.md and pareto.png")
+    parser.add_argument(
+        "--out", default=str(ROOT / "benchmarks" / "results" / "compare"), help="folder for compare.md and pareto.png"
+    )
     parser.add_argument("--paintings", default=str(PAINTINGS))
-    parser.add_argument("--target", default="ink-hatching", help="style target of stylecloak and Glaze v1 (default: ink-hatching)")
+    parser.add_argument(
+        "--target", default="ink-hatching", help="style target of stylecloak and Glaze v1 (default: ink-hatching)"
+    )
     parser.add_argument("--intensity", default="medium", help="stylecloak's budget, which every method is matched to")
     parser.add_argument("--quality", default="default")
     parser.add_argument("--methods", default=None, help="comma-separated subset of method names")
@@ -361,14 +419,19 @@ def main(argv: list[str] | None = None) -> int:
             row.seconds.append(seconds)
             row.peak_mem_mb.append(memory.megabytes)
             row.scaled_down += int(scaled)
-            print(f"{name:36s} {method.name:18s} lpips {lpips_value:.4f}{' (scaled)' if scaled else '         '} "
-                  f"progress {row.target_progress[-1]:.3f}  jpeg85 {row.target_progress_jpeg85[-1]:.3f}  "
-                  f"{seconds:6.1f} s  {memory.megabytes:6.0f} MB", file=log, flush=True)
+            print(
+                f"{name:36s} {method.name:18s} lpips {lpips_value:.4f}{' (scaled)' if scaled else '         '} "
+                f"progress {row.target_progress[-1]:.3f}  jpeg85 {row.target_progress_jpeg85[-1]:.3f}  "
+                f"{seconds:6.1f} s  {memory.megabytes:6.0f} MB",
+                file=log,
+                flush=True,
+            )
             if method.name == "stylecloak":
                 ours = (lpips_value, row.target_progress_jpeg85[-1])
             elif ours is not None:
-                row.ours_at_same_lpips.append(_stylecloak_at(ours, lpips_value, original, style_target, settings,
-                                                             encoder, perceptual, name, log))
+                row.ours_at_same_lpips.append(
+                    _stylecloak_at(ours, lpips_value, original, style_target, settings, encoder, perceptual, name, log)
+                )
     summaries = [rows[m.name].summary() for m in methods]
     first = load_painting(Path(args.paintings) / names[0], long_side, device)
     first_target = quantize_8bit(style.render(first.cpu(), seed=settings.seed)).to(device)
@@ -389,17 +452,26 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_conv1x1_bf16_gflops": round(matmul["conv1x1_bf16"] / 1e9, 2) if bf16 else None,
         "fraction_of_matmul": round(flops / step_seconds / reference, 4),
     }
-    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
-    header = (f"stylecloak {__version__} against its peers, {'--quick' if args.quick else 'full'} run on {args.device} ({machine}): "
-              f"{len(names)} paintings{' at 256 px' if args.quick else ''}, encoder {settings.encoder}, every method matched "
-              f"to LPIPS {settings.budget}; medians over the paintings, seconds per image.")
+    machine = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
+    header = (
+        f"stylecloak {__version__} against its peers, {'--quick' if args.quick else 'full'} run on {args.device} ({machine}): "
+        f"{len(names)} paintings{' at 256 px' if args.quick else ''}, encoder {settings.encoder}, every method matched "
+        f"to LPIPS {settings.budget}; medians over the paintings, seconds per image."
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(markdown_table(summaries, limit, header))
     (out / "rows.json").write_text(json.dumps({"header": header, "rows": summaries, "physical_limit": limit}, indent=2))
-    pareto_plot(summaries, out / "pareto.png", f"stylecloak and peers, {'--quick' if args.quick else 'full'} run on {args.device} "
-                f"({machine}), matched to LPIPS {settings.budget}")
+    pareto_plot(
+        summaries,
+        out / "pareto.png",
+        f"stylecloak and peers, {'--quick' if args.quick else 'full'} run on {args.device} "
+        f"({machine}), matched to LPIPS {settings.budget}",
+    )
     if args.json:
         for row in summaries + [limit]:
             print(json.dumps(row), flush=True)

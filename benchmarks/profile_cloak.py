@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     settings = CloakSettings(precision=args.precision, device=args.device, target="ink-hatching")
     encoder, perceptual = load_encoder(settings.encoder, device), load_lpips(settings.lpips_net, device)
-    image = quantize_8bit(resize_long_side(image_to_tensor(load_image(PAINTINGS / args.painting).rgb), args.long_side)).to(device)
+    image = quantize_8bit(
+        resize_long_side(image_to_tensor(load_image(PAINTINGS / args.painting).rgb), args.long_side)
+    ).to(device)
     target = quantize_8bit(get_target(settings.target).render(image.cpu())).to(device)
     config = OptimizerConfig.from_settings(settings)
     optimize_cloak(image, target, encoder, perceptual, OptimizerConfig(steps=1, precision=args.precision))  # warm-up
@@ -52,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     print(profiler.key_averages().table(sort_by=sort, row_limit=args.rows))
-    print(f"{args.painting} at {image.shape[-1]}x{image.shape[-2]}, precision {args.precision}: {seconds:.1f} s under the "
-          f"profiler, {outcome.steps_run} steps, lpips {outcome.lpips:.4f}, target progress {outcome.target_progress:.3f}")
+    print(
+        f"{args.painting} at {image.shape[-1]}x{image.shape[-2]}, precision {args.precision}: {seconds:.1f} s under the "
+        f"profiler, {outcome.steps_run} steps, lpips {outcome.lpips:.4f}, target progress {outcome.target_progress:.3f}"
+    )
     if args.trace:
         profiler.export_chrome_trace(args.trace)
     return 0

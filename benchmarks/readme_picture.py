@@ -31,12 +31,14 @@ def painted_scene(width: int = 384, height: int = 256, seed: int = 0) -> np.ndar
     for _ in range(1400):  # short, curved strokes of blue and white on the sea
         cx, cy = rng.uniform(0, width), rng.uniform(horizon, height)
         length, angle = rng.uniform(6, 22), rng.normal(0, 0.25)
-        colour = np.array([0.10, 0.25, 0.55]) + rng.normal(0, 0.08, 3) if rng.random() < 0.8 else np.array([0.9, 0.93, 0.95])
+        colour = (
+            np.array([0.10, 0.25, 0.55]) + rng.normal(0, 0.08, 3) if rng.random() < 0.8 else np.array([0.9, 0.93, 0.95])
+        )
         for t in np.linspace(0, 1, int(length)):
             px = int(cx + t * length * np.cos(angle))
             py = int(cy + t * length * np.sin(angle) + 2 * np.sin(6 * t))
             if 0 <= px < width and horizon <= py < height:
-                image[max(horizon, py - 1):py + 1, px:px + 2] = np.clip(colour, 0, 1)
+                image[max(horizon, py - 1) : py + 1, px : px + 2] = np.clip(colour, 0, 1)
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
 
 
@@ -73,9 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         x += picture.shape[1] + gap
     args.output.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.output, optimize=True)
-    print(f"{args.output}: lpips {report.lpips:.4f}, ssim {report.ssim:.3f}, worst 64 px window ssim "
-          f"{report.ssim_window_min:.3f}, psnr {report.psnr:.1f} dB, largest change {report.max_change}, "
-          f"target progress {report.target_progress:.3f}", file=sys.stderr)
+    print(
+        f"{args.output}: lpips {report.lpips:.4f}, ssim {report.ssim:.3f}, worst 64 px window ssim "
+        f"{report.ssim_window_min:.3f}, psnr {report.psnr:.1f} dB, largest change {report.max_change}, "
+        f"target progress {report.target_progress:.3f}",
+        file=sys.stderr,
+    )
     return 0
 
 

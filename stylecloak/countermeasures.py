@@ -165,9 +165,11 @@ def decode_latents(
             if output is None:
                 output = decoded.new_empty((decoded.shape[0], decoded.shape[1], lat_h * scale, lat_w * scale))
             core_rows, core_cols = tile.core_in_crop
-            output[..., tile.core_top * scale : tile.core_bottom * scale, tile.core_left * scale : tile.core_right * scale] = (
-                decoded[..., core_rows.start * scale : core_rows.stop * scale, core_cols.start * scale : core_cols.stop * scale]
-            )
+            output[
+                ..., tile.core_top * scale : tile.core_bottom * scale, tile.core_left * scale : tile.core_right * scale
+            ] = decoded[
+                ..., core_rows.start * scale : core_rows.stop * scale, core_cols.start * scale : core_cols.stop * scale
+            ]
         assert output is not None
         return output[..., :height, :width].clamp(0, 1)
 

@@ -52,8 +52,13 @@ def is_cloaked_name(name: str) -> bool:
 
 def list_images(folder: str | os.PathLike, include_cloaked: bool = True) -> list[Path]:
     """The image files directly in ``folder`` (by suffix, sorted; not recursive)."""
-    return sorted(child for child in Path(folder).iterdir() if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES
-                  and (include_cloaked or not is_cloaked_name(child.name)))
+    return sorted(
+        child
+        for child in Path(folder).iterdir()
+        if child.is_file()
+        and child.suffix.lower() in IMAGE_SUFFIXES
+        and (include_cloaked or not is_cloaked_name(child.name))
+    )
 
 
 # Output extension -> Pillow format name.
@@ -186,9 +191,7 @@ def _open_checked(fp: IO[bytes], max_pixels: int) -> Image.Image:
         # format's header is cut short, so tell that case apart by the magic bytes.
         if _has_known_signature(fp, formats):
             raise ImageInputError("corrupt or truncated image (unreadable header)") from None
-        raise ImageInputError(
-            "not an image file, or not a supported format (use PNG, JPEG, WebP or TIFF)"
-        ) from None
+        raise ImageInputError("not an image file, or not a supported format (use PNG, JPEG, WebP or TIFF)") from None
     except _DECODE_ERRORS as exc:
         raise ImageInputError(f"corrupt or truncated image ({_one_line(str(exc))})") from None
 

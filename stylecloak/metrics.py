@@ -34,8 +34,12 @@ def lpips_distance(metric: torch.nn.Module, original: torch.Tensor, cloaked: tor
             return float(metric(original, cloaked, normalize=True).sum())
         tiles = plan_tiles(height, width, tile_size, context=0)
         total = sum(t.core_area for t in tiles)
-        return sum(float(metric(original[..., t.crop[0], t.crop[1]], cloaked[..., t.crop[0], t.crop[1]], normalize=True).sum())
-                   * t.core_area / total for t in tiles)
+        return sum(
+            float(metric(original[..., t.crop[0], t.crop[1]], cloaked[..., t.crop[0], t.crop[1]], normalize=True).sum())
+            * t.core_area
+            / total
+            for t in tiles
+        )
 
 
 class TargetProgress:
@@ -44,7 +48,9 @@ class TargetProgress:
     ``E(t)`` and ``||E(x) - E(t)||`` are computed once, so each further image costs one tiled encode.
     """
 
-    def __init__(self, encoder: LatentEncoder, original: torch.Tensor, target: torch.Tensor, tile_size: int = 512) -> None:
+    def __init__(
+        self, encoder: LatentEncoder, original: torch.Tensor, target: torch.Tensor, tile_size: int = 512
+    ) -> None:
         self.tiled = TiledEncoder(encoder, original.shape[-2], original.shape[-1], tile_size)
         self.target_latents = self.tiled.encode(target)
         self.start = float((self.tiled.encode(original) - self.target_latents).norm())
@@ -143,7 +149,9 @@ def ssim_and_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> t
     return total / count, torch.cat(strips, dim=0)
 
 
-def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def ssim_map(
+    a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """The local SSIM of two 1x3xHxW images, averaged over the channels: a (H-10)x(W-10) map (one value per
     position of the 11 px window that lies wholly inside the image), float32 whatever ``dtype`` computed it."""
     _check_ssim_inputs(a, b)
@@ -180,8 +188,13 @@ def window_means(values: torch.Tensor, window: int = SSIM_REPORT_WINDOW, stride:
     return (sums / (size_r * size_c)).to(torch.float32)
 
 
-def ssim_window_min(a: torch.Tensor, b: torch.Tensor, window: int = SSIM_REPORT_WINDOW,
-                    data_range: float = 1.0, dtype: torch.dtype = torch.float64) -> float:
+def ssim_window_min(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    window: int = SSIM_REPORT_WINDOW,
+    data_range: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+) -> float:
     """The lowest mean SSIM over ``window`` px windows (stride half a window, the edges covered): where a cloak
     is most visible, which an image-wide mean can hide. Windows are laid over the SSIM map, whose positions
     are the centres of the 11 px SSIM windows."""

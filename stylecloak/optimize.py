@@ -79,8 +79,14 @@ class OptimizerConfig:
 
     @property
     def bounds(self) -> VisibilityBounds:
-        return VisibilityBounds(lpips=self.budget, ssim_min=self.ssim_min, ssim_window_min=self.ssim_window_min,
-                                psnr_min=self.psnr_min, jnd_strength=self.jnd_strength, max_change=self.max_change)
+        return VisibilityBounds(
+            lpips=self.budget,
+            ssim_min=self.ssim_min,
+            ssim_window_min=self.ssim_window_min,
+            psnr_min=self.psnr_min,
+            jnd_strength=self.jnd_strength,
+            max_change=self.max_change,
+        )
 
     @classmethod
     def from_settings(cls, settings: CloakSettings) -> OptimizerConfig:
@@ -212,8 +218,12 @@ class _Visibility:
         """Whether the figures meet every (unmargined) bound; the final check is exact, this one is fast."""
         lpips_value, ssim_value, window_value, mse = figures
         b = self.bounds
-        return (lpips_value <= b.lpips and ssim_value >= b.ssim_min and window_value >= b.ssim_window_min
-                and mse <= self.max_mse)
+        return (
+            lpips_value <= b.lpips
+            and ssim_value >= b.ssim_min
+            and window_value >= b.ssim_window_min
+            and mse <= self.max_mse
+        )
 
 
 def _shrink(image: torch.Tensor, factor: int) -> torch.Tensor:
@@ -226,8 +236,9 @@ def _shrink(image: torch.Tensor, factor: int) -> torch.Tensor:
 class _ShrunkView:
     """The latent loss of the image shrunk by ``factor``: where a mimic that trains at a smaller size looks."""
 
-    def __init__(self, encoder: LatentEncoder, original: torch.Tensor, target: torch.Tensor, factor: int,
-                 tile_size: int) -> None:
+    def __init__(
+        self, encoder: LatentEncoder, original: torch.Tensor, target: torch.Tensor, factor: int, tile_size: int
+    ) -> None:
         self.factor = factor
         small = _shrink(original, factor)
         self.tiled = TiledEncoder(encoder, small.shape[-2], small.shape[-1], tile_size)
@@ -238,7 +249,9 @@ class _ShrunkView:
         """Back-propagate ``weight`` times the normalised latent distance into ``image``; returns the progress."""
         small = _shrink(image, self.factor)
         leaf = small.detach().requires_grad_(True)  # the tiled encoder walks its tiles from a leaf
-        distance = float(self.tiled.backward(leaf, lambda z: weight * (z - self.target_latents).pow(2).sum() / self.start_sq))
+        distance = float(
+            self.tiled.backward(leaf, lambda z: weight * (z - self.target_latents).pow(2).sum() / self.start_sq)
+        )
         assert leaf.grad is not None
         small.backward(leaf.grad)
         return 1.0 - (max(0.0, distance / weight)) ** 0.5
@@ -400,14 +413,16 @@ def _cosine(learning_rate: float, step: int, steps: int, floor: float = 0.1) -> 
     return learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * fraction)))
 
 
-def _project_onto_bounds(original: torch.Tensor, delta: torch.Tensor, box: torch.Tensor, visibility: _Visibility,
-                         tries: int = 4) -> None:
+def _project_onto_bounds(
+    original: torch.Tensor, delta: torch.Tensor, box: torch.Tensor, visibility: _Visibility, tries: int = 4
+) -> None:
     """Scale delta in place (within its box) so that the usage of the tightest bound lands in ``[0.95, 1]``.
 
     Each figure grows about as ``|delta|^k`` with k between 1 and 2 depending on the image, so the scale is found
     by a secant search in log-log space, starting from k = 2. If no try lands in the band, the largest scale seen
     within the bounds is used (or the smallest tried, and the best-step record guards the result).
     """
+
     def usage_at(candidate: torch.Tensor) -> float:
         return visibility.usage(visibility.figures(quantize_8bit(original + candidate)))
 
@@ -437,7 +452,9 @@ def _project_onto_bounds(original: torch.Tensor, delta: torch.Tensor, box: torch
     delta.copy_(_clamp_to_box(original, final * base, box))
 
 
-def enforce_budget(original: torch.Tensor, delta: torch.Tensor, metric: torch.nn.Module, budget: float) -> tuple[torch.Tensor, float]:
+def enforce_budget(
+    original: torch.Tensor, delta: torch.Tensor, metric: torch.nn.Module, budget: float
+) -> tuple[torch.Tensor, float]:
     """The 8-bit image of ``original + s * delta`` with the largest ``s`` in [0, 1] that meets the budget,
     measured on the whole image exactly as reports measure it.
 

@@ -121,8 +121,9 @@ class Cloaker:
             torch.manual_seed(self.settings.seed)
             return optimize_cloak(original, target, self.encoder, self.perceptual, self.optimizer_config(), progress)
 
-    def _report(self, original: torch.Tensor, outcome: CloakOutcome, figures: VisibilityFigures, progress: float,
-                started: float) -> CloakReport:
+    def _report(
+        self, original: torch.Tensor, outcome: CloakOutcome, figures: VisibilityFigures, progress: float, started: float
+    ) -> CloakReport:
         s = self.settings
         return CloakReport(
             input=None,
@@ -165,7 +166,9 @@ class Cloaker:
         report = self.cloak_loaded(source, output_path_for(path, out_dir, fmt=fmt), progress)
         return replace(report, input=str(path))
 
-    def cloak_loaded(self, source: LoadedImage, destination: Path, progress: ProgressCallback | None = None) -> CloakReport:
+    def cloak_loaded(
+        self, source: LoadedImage, destination: Path, progress: ProgressCallback | None = None
+    ) -> CloakReport:
         """Cloak an image already read (from a file or bytes) into ``destination``, whose suffix sets the format;
         the file is measured as written, as :meth:`cloak_file` says. The written bytes depend only on the image,
         the settings and the destination's format, not on its name or folder."""
@@ -176,15 +179,30 @@ class Cloaker:
         cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
         metadata = {
             "Software": f"stylecloak {__version__}",
-            "stylecloak": json.dumps({"version": __version__, "settings": self.settings.to_dict(),
-                                      "visibility": outcome.visibility.to_dict()}, sort_keys=True),
+            "stylecloak": json.dumps(
+                {
+                    "version": __version__,
+                    "settings": self.settings.to_dict(),
+                    "visibility": outcome.visibility.to_dict(),
+                },
+                sort_keys=True,
+            ),
         }
-        save_image(destination, cloaked_uint8, alpha=source.alpha, icc_profile=source.icc_profile, metadata=metadata, exif=source.exif)
+        save_image(
+            destination,
+            cloaked_uint8,
+            alpha=source.alpha,
+            icc_profile=source.icc_profile,
+            metadata=metadata,
+            exif=source.exif,
+        )
         saved = image_to_tensor(load_image(destination).rgb).to(self.device)
         figures, progress_value = outcome.visibility, outcome.target_progress
         if not torch.equal(saved, outcome.cloaked):
             figures = measure_visibility(self.perceptual, original, saved)
-            progress_value = target_progress(self.encoder, original, saved, self.render_target(original), self.settings.tile_size)
+            progress_value = target_progress(
+                self.encoder, original, saved, self.render_target(original), self.settings.tile_size
+            )
         report = self._report(original, outcome, figures, progress_value, started)
         return replace(report, output=str(destination))
 

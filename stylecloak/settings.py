@@ -17,7 +17,6 @@ Intensity = Literal["low", "medium", "high"]
 Quality = Literal["fast", "default", "max"]
 
 
-
 @dataclass(frozen=True)
 class IntensityPreset:
     """Every visibility bound of one intensity (the fields of :class:`stylecloak.visibility.VisibilityBounds`)."""
@@ -35,17 +34,35 @@ class IntensityPreset:
 # visibility issue's acceptance figures; low and high move each bound by about the same step.
 INTENSITY_PRESETS: dict[str, IntensityPreset] = {
     "low": IntensityPreset(
-        budget=0.03, ssim_min=0.96, ssim_window_min=0.90, psnr_min=33.0, jnd_strength=0.75, max_change=8,
+        budget=0.03,
+        ssim_min=0.96,
+        ssim_window_min=0.90,
+        psnr_min=33.0,
+        jnd_strength=0.75,
+        max_change=8,
         description="The smallest change: the tightest visibility bounds. The model's encoder is moved the least "
-                    "toward the target style."),
+        "toward the target style.",
+    ),
     "medium": IntensityPreset(
-        budget=0.05, ssim_min=0.93, ssim_window_min=0.85, psnr_min=30.0, jnd_strength=1.0, max_change=12,
+        budget=0.05,
+        ssim_min=0.93,
+        ssim_window_min=0.85,
+        psnr_min=30.0,
+        jnd_strength=1.0,
+        max_change=12,
         description="The default: a change that is hard to see at 100% zoom on most artwork, checked everywhere "
-                    "on the image, flat areas included."),
+        "on the image, flat areas included.",
+    ),
     "high": IntensityPreset(
-        budget=0.08, ssim_min=0.90, ssim_window_min=0.80, psnr_min=28.0, jnd_strength=1.5, max_change=16,
+        budget=0.08,
+        ssim_min=0.90,
+        ssim_window_min=0.80,
+        psnr_min=28.0,
+        jnd_strength=1.5,
+        max_change=16,
         description="The largest change allowed: may show as a faint texture at 100% zoom. Moves the model's "
-                    "encoder further toward the target style than medium."),
+        "encoder further toward the target style than medium.",
+    ),
 }
 INTENSITY_BUDGETS: dict[str, float] = {name: preset.budget for name, preset in INTENSITY_PRESETS.items()}
 
@@ -58,14 +75,23 @@ class QualityPreset:
 
 
 QUALITY_PRESETS: dict[str, QualityPreset] = {
-    "fast": QualityPreset(steps=8, learning_rate=0.03,
-                          description="8 steps: under half the time of default, for previews; moves the encoder less far"),
-    "default": QualityPreset(steps=20, learning_rate=0.02,
-                             description="20 steps, stopping early when no longer improving: about half a minute to "
-                                         "a minute for a 512 px image on a 2-core CPU"),
-    "max": QualityPreset(steps=60, learning_rate=0.01,
-                         description="60 steps: up to three times the time of default, for the furthest move of the "
-                                     "encoder at your intensity"),
+    "fast": QualityPreset(
+        steps=8,
+        learning_rate=0.03,
+        description="8 steps: under half the time of default, for previews; moves the encoder less far",
+    ),
+    "default": QualityPreset(
+        steps=20,
+        learning_rate=0.02,
+        description="20 steps, stopping early when no longer improving: about half a minute to "
+        "a minute for a 512 px image on a 2-core CPU",
+    ),
+    "max": QualityPreset(
+        steps=60,
+        learning_rate=0.01,
+        description="60 steps: up to three times the time of default, for the furthest move of the "
+        "encoder at your intensity",
+    ),
 }
 
 
@@ -103,7 +129,9 @@ class CloakSettings:
     quality: str | None = "default"
 
     @classmethod
-    def from_presets(cls, intensity: Intensity = "medium", quality: Quality = "default", **overrides: Any) -> CloakSettings:
+    def from_presets(
+        cls, intensity: Intensity = "medium", quality: Quality = "default", **overrides: Any
+    ) -> CloakSettings:
         if intensity not in INTENSITY_BUDGETS:
             raise ValueError(f"unknown intensity {intensity!r}; choose one of {', '.join(INTENSITY_BUDGETS)}")
         if quality not in QUALITY_PRESETS:
@@ -139,8 +167,14 @@ class CloakSettings:
 
     @property
     def bounds(self) -> VisibilityBounds:
-        return VisibilityBounds(lpips=self.budget, ssim_min=self.ssim_min, ssim_window_min=self.ssim_window_min,
-                                psnr_min=self.psnr_min, jnd_strength=self.jnd_strength, max_change=self.max_change)
+        return VisibilityBounds(
+            lpips=self.budget,
+            ssim_min=self.ssim_min,
+            ssim_window_min=self.ssim_window_min,
+            psnr_min=self.psnr_min,
+            jnd_strength=self.jnd_strength,
+            max_change=self.max_change,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -158,8 +158,9 @@ def allowed_change(image: torch.Tensor, bounds: VisibilityBounds) -> torch.Tenso
 # ------------------------------------------------------------------------------------------------- measuring
 
 
-def measure_visibility(metric: torch.nn.Module, original: torch.Tensor, cloaked: torch.Tensor,
-                       window: int = SSIM_REPORT_WINDOW) -> VisibilityFigures:
+def measure_visibility(
+    metric: torch.nn.Module, original: torch.Tensor, cloaked: torch.Tensor, window: int = SSIM_REPORT_WINDOW
+) -> VisibilityFigures:
     """Every visibility figure of ``cloaked`` against ``original`` (1x3xHxW, 8-bit values in [0, 1]), at full size."""
     mean_ssim, local = ssim_and_map(original, cloaked)  # one SSIM pass serves both figures
     quality = psnr(original, cloaked)
@@ -220,7 +221,8 @@ def enforce_bounds(
         last = candidate(max(low, min_scale))[1].violations(bounds) or first_violations
         raise VisibilityBoundError(
             f"no cloak meets the visibility bounds on this image ({'; '.join(last)} even at "
-            f"{100 * max(low, min_scale):.0f}% strength); relax that bound or pick a higher intensity")
+            f"{100 * max(low, min_scale):.0f}% strength); relax that bound or pick a higher intensity"
+        )
     return EnforcedCloak(best[0], best[1], low, [v.split(" ")[0] for v in first_violations])
 
 
@@ -254,13 +256,14 @@ def change_heatmap(original: torch.Tensor, cloaked: torch.Tensor, window: int = 
     top, left = worst_window(original, cloaked, local=local)
     size_r, size_c = min(SSIM_REPORT_WINDOW, height), min(SSIM_REPORT_WINDOW, width)
     outline = np.array([0, 255, 255], dtype=np.float32)
-    heat[top, left:left + size_c] = heat[top + size_r - 1, left:left + size_c] = outline
-    heat[top:top + size_r, left] = heat[top:top + size_r, left + size_c - 1] = outline
+    heat[top, left : left + size_c] = heat[top + size_r - 1, left : left + size_c] = outline
+    heat[top : top + size_r, left] = heat[top : top + size_r, left + size_c - 1] = outline
     return np.clip(np.round(heat), 0, 255).astype(np.uint8)
 
 
-def worst_window(original: torch.Tensor, cloaked: torch.Tensor, window: int = SSIM_REPORT_WINDOW,
-                 local: torch.Tensor | None = None) -> tuple[int, int]:
+def worst_window(
+    original: torch.Tensor, cloaked: torch.Tensor, window: int = SSIM_REPORT_WINDOW, local: torch.Tensor | None = None
+) -> tuple[int, int]:
     """Top-left pixel of the ``window`` px window with the lowest mean SSIM (the one ``ssim_window_min`` reports),
     in image coordinates, clipped to the image. ``local`` is their :func:`ssim_map`, if already computed."""
     local = ssim_map(original, cloaked) if local is None else local

@@ -80,7 +80,9 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer.save_pretrained(folder)
     towers = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=8)
     config = transformers.CLIPConfig(
-        text_config=dict(towers, vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1),
+        text_config=dict(
+            towers, vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1
+        ),
         vision_config=dict(towers, image_size=32, patch_size=8),
         projection_dim=8,
     )

@@ -72,8 +72,13 @@ def test_inputs_are_listed_recursively_without_our_outputs_hidden_files_or_the_d
     (destination / "sub").mkdir(parents=True)
     (destination / "sub" / "wave.png").write_bytes(b"inside the destination")
     inputs = list_inputs(str(archive), destination)
-    assert [item.relative for item in inputs] == ["corrupt.png", "durer_lion.png", "hokusai_great_wave.png",
-                                                  "more/cassatt_summertime.png", "more/hokusai_poppies.png"]
+    assert [item.relative for item in inputs] == [
+        "corrupt.png",
+        "durer_lion.png",
+        "hokusai_great_wave.png",
+        "more/cassatt_summertime.png",
+        "more/hokusai_poppies.png",
+    ]
     assert inputs[3].output_path(destination) == destination / "more" / "cassatt_summertime.cloaked.png"
     globbed = list_inputs(str(archive / "**" / "*.png"), destination)
     assert {item.relative for item in globbed} == {item.relative for item in inputs}
@@ -111,7 +116,9 @@ def test_the_worker_writes_what_cloak_writes_and_reports_a_corrupt_file(archive:
     assert not bad.ok and bad.output is None and "corrupt" in bad.error and "\n" not in bad.error
 
 
-def test_commit_writes_the_row_before_the_output_and_a_rerun_skips_only_unchanged_inputs(archive: Path, tmp_path: Path) -> None:
+def test_commit_writes_the_row_before_the_output_and_a_rerun_skips_only_unchanged_inputs(
+    archive: Path, tmp_path: Path
+) -> None:
     destination = tmp_path / "dst"
     job = BatchJob(str(archive), str(destination), _settings())
     items = list_inputs(str(archive), destination)
@@ -144,8 +151,9 @@ def _rows(destination: Path) -> list[dict]:
     return [json.loads(line) for line in (destination / MANIFEST_NAME).read_text().splitlines() if line.strip()]
 
 
-def test_a_batch_on_ray_writes_what_cloak_writes_and_resumes(ray_available, archive: Path, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_batch_on_ray_writes_what_cloak_writes_and_resumes(
+    ray_available, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     destination = archive / "protected"  # inside the source: its outputs must never become inputs
     code = main(["batch", str(archive), str(destination), "--actors", "2", *CLOAK_ARGS])
     captured = capsys.readouterr()
@@ -169,13 +177,26 @@ def test_a_batch_on_ray_writes_what_cloak_writes_and_resumes(ray_available, arch
 
 
 def test_a_batch_killed_after_its_first_output_finishes_on_a_rerun_with_each_output_written_once(
-        ray_available, archive: Path, tmp_path: Path) -> None:
+    ray_available, archive: Path, tmp_path: Path
+) -> None:
     (archive / "corrupt.png").unlink()
     destination = tmp_path / "dst"
-    command = [sys.executable, "-m", "stylecloak.cli", "batch", str(archive), str(destination), "--actors", "1",
-               "--target", "woodcut", *CLOAK_ARGS]
-    process = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "stylecloak.cli",
+        "batch",
+        str(archive),
+        str(destination),
+        "--actors",
+        "1",
+        "--target",
+        "woodcut",
+        *CLOAK_ARGS,
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     try:
         while not list(destination.rglob("*.cloaked.png")) and process.poll() is None and time.monotonic() < deadline:

@@ -138,7 +138,9 @@ def test_cloak_auto_uses_one_target_for_the_portfolio_and_pins_it(ukiyo_e_folder
     # An image cloaked later into the same folder gets the pinned target, even if alone it would differ.
     later = tmp_path / "later"
     later.mkdir()
-    Image.fromarray((load_painting("kandinsky_composition_viii.png", 96) * 255).round().astype(np.uint8)).save(later / "k.png")
+    Image.fromarray((load_painting("kandinsky_composition_viii.png", 96) * 255).round().astype(np.uint8)).save(
+        later / "k.png"
+    )
     assert main(["cloak", str(later / "k.png"), "-o", str(out), "--json", "--steps", "1"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["target"] == chosen and "pinned in" in captured.err
@@ -218,7 +220,9 @@ def test_reference_transfer_refines_at_the_image_resolution(reference_folder, gr
     # At the image's own pixel scale, the fine result's texture statistics are closer to the references'.
     at_full = GramDescriptor(gram.vgg, long_side=320)
     style = torch.stack([GramDescriptor(gram.vgg, long_side=128).describe(r) for r in references]).mean(dim=0)
-    assert style_distance(at_full.describe(rendered), style) < style_distance(at_full.describe(coarse.render(image)), style)
+    assert style_distance(at_full.describe(rendered), style) < style_distance(
+        at_full.describe(coarse.render(image)), style
+    )
 
 
 def test_cloak_with_reference_images(reference_folder, small_painting_file, tmp_path, capsys) -> None:

@@ -165,7 +165,9 @@ class _Brightness:
 
     def fit(self, images, labels):
         self.labels = sorted(set(labels))
-        self.means = [np.mean([float(i.mean()) for i, label in zip(images, labels) if label == name]) for name in self.labels]
+        self.means = [
+            np.mean([float(i.mean()) for i, label in zip(images, labels) if label == name]) for name in self.labels
+        ]
         return self
 
     def predict_proba(self, images):
@@ -238,7 +240,9 @@ def test_manifest_and_folder_layouts(tmp_path: Path) -> None:
     assert [i.label for i in read_manifest(tmp_path / "m", column="artist")] == ["someone"] * 4
     for k, (image, label) in enumerate(zip(images, labels)):
         (tmp_path / "f" / label).mkdir(parents=True, exist_ok=True)
-        Image.fromarray((image[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(tmp_path / "f" / label / f"{k}.png")
+        Image.fromarray((image[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+            tmp_path / "f" / label / f"{k}.png"
+        )
     by_folder = read_labelled_folder(tmp_path / "f")
     assert sorted(i.label for i in by_folder) == sorted(labels)
     assert read_labelled_folder(tmp_path / "m") == items
@@ -311,7 +315,9 @@ def test_command_reports_accuracy(tmp_path: Path, capsys: pytest.CaptureFixture[
         (["--detail", "64"], 2, "must not exceed --long-side"),
     ],
 )
-def test_command_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], code: int, needle: str) -> None:
+def test_command_bad_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], code: int, needle: str
+) -> None:
     images, labels = _synthetic(3, seed=8)
     _write_folder(tmp_path / "set", images, labels)
     assert _run_cli(["style-classifier", str(tmp_path / "set"), "--long-side", "48"] + extra) == code
@@ -323,7 +329,10 @@ def test_command_defaults_follow_the_library() -> None:
     from stylecloak.evaluation import classifier
 
     assert (classifier_cli.WORKING_LONG_SIDE, classifier_cli.DETAIL_LONG_SIDE, classifier_cli.TRAINING_VIEWS) == (
-        classifier.WORKING_LONG_SIDE, classifier.DETAIL_LONG_SIDE, classifier.TRAINING_VIEWS)
+        classifier.WORKING_LONG_SIDE,
+        classifier.DETAIL_LONG_SIDE,
+        classifier.TRAINING_VIEWS,
+    )
 
 
 def test_command_bad_folder_and_bad_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -108,8 +108,21 @@ def test_json_report_fields_and_png_metadata(small_painting_file, tmp_path, caps
     out = tmp_path / "out"
     assert main(["cloak", str(small_painting_file), "-o", str(out), "--json", "--seed", "7", *FAST]) == 0
     report = json.loads(capsys.readouterr().out.strip())
-    for field in ("input", "output", "target", "encoder", "budget", "lpips", "target_progress", "seconds",
-                  "ssim", "ssim_window_min", "psnr", "max_change", "limited_by"):
+    for field in (
+        "input",
+        "output",
+        "target",
+        "encoder",
+        "budget",
+        "lpips",
+        "target_progress",
+        "seconds",
+        "ssim",
+        "ssim_window_min",
+        "psnr",
+        "max_change",
+        "limited_by",
+    ):
         assert field in report
     assert report["encoder"] == "taef2" and report["budget"] == 0.05 and report["lpips"] <= 0.05
     assert report["ssim"] >= 0.93 and report["ssim_window_min"] >= 0.85 and report["psnr"] >= 30
@@ -121,7 +134,9 @@ def test_json_report_fields_and_png_metadata(small_painting_file, tmp_path, caps
         recorded = json.loads(im.info["stylecloak"])
         assert recorded["settings"]["seed"] == 7 and recorded["settings"]["budget"] == 0.05
         assert recorded["settings"]["ssim_window_min"] == 0.85
-        assert recorded["visibility"] == {k: report[k] for k in ("lpips", "ssim", "ssim_window_min", "psnr", "max_change")}
+        assert recorded["visibility"] == {
+            k: report[k] for k in ("lpips", "ssim", "ssim_window_min", "psnr", "max_change")
+        }
 
 
 def test_icc_profile_is_kept(tmp_path, capsys) -> None:
@@ -151,7 +166,9 @@ def test_default_output_goes_beside_the_input_and_never_overwrites(small_paintin
     assert _digest(small_painting_file) == before
     # Cloaking a folder twice does not cloak its own outputs again.
     assert main(["cloak", str(small_painting_file.parent), "--json", *FAST]) == 0
-    names = [Path(json.loads(line)["input"]).name for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    names = [
+        Path(json.loads(line)["input"]).name for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
     assert names == ["wave.png"]
 
 
@@ -187,8 +204,12 @@ def test_console_script_runs_without_network(small_painting_file, tmp_path) -> N
     script = Path(sys.executable).parent / "stylecloak"
     if not script.exists():
         pytest.skip("console script not installed in this environment")
-    result = subprocess.run([str(script), "cloak", str(small_painting_file), "-o", str(tmp_path / "o"), "--json", *FAST],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(script), "cloak", str(small_painting_file), "-o", str(tmp_path / "o"), "--json", *FAST],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["lpips"] <= 0.05
 

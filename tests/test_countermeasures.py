@@ -35,8 +35,18 @@ def _high_frequency_energy(image: torch.Tensor) -> float:
 
 def test_registry_names_and_order() -> None:
     names = [c.name for c in COUNTERMEASURES]
-    assert names == ["jpeg95", "jpeg85", "jpeg75", "noise2", "noise4", "noise8", "downscale50", "blur1",
-                     "noise8+upscale", "vae_roundtrip"]
+    assert names == [
+        "jpeg95",
+        "jpeg85",
+        "jpeg75",
+        "noise2",
+        "noise4",
+        "noise8",
+        "downscale50",
+        "blur1",
+        "noise8+upscale",
+        "vae_roundtrip",
+    ]
     assert all(isinstance(c, Countermeasure) and c.description for c in COUNTERMEASURES)
     assert get_countermeasure("blur1").name == "blur1"
     with pytest.raises(KeyError, match="known"):

@@ -18,8 +18,26 @@ from stylecloak.imaging import image_to_tensor
 
 from .conftest import load_painting
 
-FIELDS = ("original", "cloaked", "target", "encoder", "width", "height", "lpips", "lpips_vgg", "psnr", "ssim",
-          "ssim_window_min", "max_change", "target_progress", "robustness", "progress_by_scale", "model_view", "visibility_map", "seconds")
+FIELDS = (
+    "original",
+    "cloaked",
+    "target",
+    "encoder",
+    "width",
+    "height",
+    "lpips",
+    "lpips_vgg",
+    "psnr",
+    "ssim",
+    "ssim_window_min",
+    "max_change",
+    "target_progress",
+    "robustness",
+    "progress_by_scale",
+    "model_view",
+    "visibility_map",
+    "seconds",
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +133,10 @@ def test_pairing_rules(tmp_path) -> None:
     for name in ("x.png", "x.cloaked.png", "y.jpg", "z.png", "z.cloaked.webp", "z.model-view.png", "notes.txt"):
         (both / name).write_bytes(b"")
     pairing = pair_folders(both, both, IMAGE_SUFFIXES)  # one folder, as `stylecloak cloak` leaves it
-    assert [(n, o.name, c.name) for n, o, c in pairing.pairs] == [("x", "x.png", "x.cloaked.png"),
-                                                                  ("z", "z.png", "z.cloaked.webp")]
+    assert [(n, o.name, c.name) for n, o, c in pairing.pairs] == [
+        ("x", "x.png", "x.cloaked.png"),
+        ("z", "z.png", "z.cloaked.webp"),
+    ]
     assert len(pairing.unpaired) == 1 and "y.jpg" in pairing.unpaired[0]
 
     same_names = tmp_path / "same_names"

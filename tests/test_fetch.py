@@ -147,7 +147,8 @@ def test_models_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path, mon
 
 
 def test_first_cloak_with_a_missing_encoder_fetches_it_after_saying_so(
-        small_painting_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    small_painting_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The one download that needs no `models fetch`: a pinned encoder that is not here, on the first cloak.
     Random TAESD-shaped weights stand in for the release, served from 127.0.0.1 and pinned for this test."""
     import functools
@@ -164,7 +165,9 @@ def test_first_cloak_with_a_missing_encoder_fetches_it_after_saying_so(
     torch.manual_seed(0)
     torch.save(build_tiny_encoder(TINY_AUTOENCODER_CONFIGS["taesd"]).state_dict(), upstream / "taesd_encoder.pth")
     torch.save(build_tiny_decoder(TINY_AUTOENCODER_CONFIGS["taesd"]).state_dict(), upstream / "taesd_decoder.pth")
-    digests = tuple(hashlib.sha256((upstream / f"taesd_{part}.pth").read_bytes()).hexdigest() for part in ("encoder", "decoder"))
+    digests = tuple(
+        hashlib.sha256((upstream / f"taesd_{part}.pth").read_bytes()).hexdigest() for part in ("encoder", "decoder")
+    )
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(upstream))
     handler.log_message = lambda *args: None  # type: ignore[attr-defined]
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -175,8 +178,19 @@ def test_first_cloak_with_a_missing_encoder_fetches_it_after_saying_so(
         files = tuple(replace(f, upstream_url=f"{base}/{f.filename}") for f in encoders.tiny_autoencoder_files("taesd"))
         monkeypatch.setitem(KNOWN_MODELS, "taesd", replace(KNOWN_MODELS["taesd"], files=files))
         monkeypatch.setenv("STYLECLOAK_CACHE", str(tmp_path / "cache"))
-        cloak = ["cloak", str(small_painting_file), "-o", str(tmp_path / "out"), "--encoder", "taesd", "--target",
-                 "ink-hatching", "--steps", "2", "--json"]
+        cloak = [
+            "cloak",
+            str(small_painting_file),
+            "-o",
+            str(tmp_path / "out"),
+            "--encoder",
+            "taesd",
+            "--target",
+            "ink-hatching",
+            "--steps",
+            "2",
+            "--json",
+        ]
         assert main(cloak) == 0
         captured = capsys.readouterr()
         assert "encoder taesd is not here yet; fetching it once" in captured.err

@@ -60,8 +60,9 @@ def test_a_read_only_folder_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("where", ["a file", "under a file"])
-def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(portfolio: Path, tmp_path: Path, where: str,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(
+    portfolio: Path, tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     a_file = tmp_path / "taken.png"
     a_file.write_bytes(b"x")
     out = a_file if where == "a file" else a_file / "out"
@@ -74,8 +75,9 @@ def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(portfolio
     assert not any("Traceback" in line or "Errno" in line for line in err)
 
 
-def test_the_pin_never_goes_into_the_input_folder(portfolio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_pin_never_goes_into_the_input_folder(
+    portfolio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("STYLECLOAK_CACHE", str(tmp_path / "cache"))
     assert main(["cloak", str(portfolio), "--steps", "1"]) == 0  # outputs beside the inputs, as asked
     assert not (portfolio / ".stylecloak.json").exists()
@@ -88,9 +90,9 @@ def test_the_pin_never_goes_into_the_input_folder(portfolio: Path, tmp_path: Pat
     assert f"(pinned in {pin})" in capsys.readouterr().err
 
 
-def test_an_unwritable_pin_folder_is_a_warning_and_the_cloak_goes_on(portfolio: Path, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unwritable_pin_folder_is_a_warning_and_the_cloak_goes_on(
+    portfolio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocker = tmp_path / "cache-is-a-file"
     blocker.write_bytes(b"x")
     monkeypatch.setenv("STYLECLOAK_CACHE", str(blocker))
@@ -104,7 +106,8 @@ def test_an_unwritable_pin_folder_is_a_warning_and_the_cloak_goes_on(portfolio: 
 
 
 def test_a_missing_default_encoder_says_how_to_get_it_and_downloads_nothing(
-        portfolio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    portfolio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("STYLECLOAK_MODELS", str(tmp_path / "no-models"))
     monkeypatch.setenv("STYLECLOAK_CACHE", str(tmp_path / "cache"))
     started = time.perf_counter()
@@ -124,14 +127,25 @@ def test_no_user_facing_text_promises_protection() -> None:
     from stylecloak.settings import INTENSITY_PRESETS, QUALITY_PRESETS
 
     parser = build_parser()
-    texts = [parser.format_help(), *(action.choices["cloak"].format_help() for action in parser._subparsers._actions
-                                     if getattr(action, "choices", None) and "cloak" in action.choices)]
+    texts = [
+        parser.format_help(),
+        *(
+            action.choices["cloak"].format_help()
+            for action in parser._subparsers._actions
+            if getattr(action, "choices", None) and "cloak" in action.choices
+        ),
+    ]
     texts += [p.description for p in INTENSITY_PRESETS.values()] + [p.description for p in QUALITY_PRESETS.values()]
     texts.append((ROOT / "stylecloak" / "web" / "static" / "index.html").read_text())
     for text in texts:
         lowered = text.lower()
-        for claim in ("solid protection", "strongest protection", "protects more", "weaker protection",
-                      "protect your art"):
+        for claim in (
+            "solid protection",
+            "strongest protection",
+            "protects more",
+            "weaker protection",
+            "protect your art",
+        ):
             assert claim not in lowered, (claim, text[:200])
     assert all(p.description for p in INTENSITY_PRESETS.values())
 
@@ -162,8 +176,16 @@ def test_a_single_failed_image_does_not_speak_of_others(tmp_path: Path, capsys: 
 def test_readme_first_screen_says_what_it_is_what_is_shown_and_how_to_run_it() -> None:
     readme = (ROOT / "README.md").read_text()
     first_screen = "\n".join(readme.splitlines()[:40])
-    for needed in ("style", "Glaze", "Shown", "Not shown", "mimicry", "pip install", "stylecloak cloak",
-                   "models fetch taef2"):
+    for needed in (
+        "style",
+        "Glaze",
+        "Shown",
+        "Not shown",
+        "mimicry",
+        "pip install",
+        "stylecloak cloak",
+        "models fetch taef2",
+    ):
         assert needed in first_screen, needed
     assert "Python 3.11" in readme and "pip install -e ." in readme and "CPU build" in readme
     assert "minutes" in readme.split("## Install", 1)[1].split("## Cloak", 1)[0]  # how long the tests take
@@ -174,6 +196,13 @@ def test_no_development_log_language_in_user_facing_text() -> None:
 
     texts = {path.name: path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
     for name, text in texts.items():
-        for pattern in (r"\bissue \d", r"\(issue", r"this CPU", r"was lent", r"\bthis session\b", r"TESTS_TIME",
-                        r"VISIBILITY_(SUMMARY|RESULTS)"):
+        for pattern in (
+            r"\bissue \d",
+            r"\(issue",
+            r"this CPU",
+            r"was lent",
+            r"\bthis session\b",
+            r"TESTS_TIME",
+            r"VISIBILITY_(SUMMARY|RESULTS)",
+        ):
             assert not re.search(pattern, text), (name, pattern)

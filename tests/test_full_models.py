@@ -27,9 +27,16 @@ from .conftest import load_painting  # noqa: E402
 def tiny_vae(latent_channels: int = 4, **config) -> torch.nn.Module:
     torch.manual_seed(0)
     return diffusers.AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 16, 16, 16), layers_per_block=1,
-        latent_channels=latent_channels, norm_num_groups=8, sample_size=64, **config,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 16, 16, 16),
+        layers_per_block=1,
+        latent_channels=latent_channels,
+        norm_num_groups=8,
+        sample_size=64,
+        **config,
     )
 
 
@@ -37,13 +44,18 @@ def tiny_vae(latent_channels: int = 4, **config) -> torch.nn.Module:
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     tiny_vae(scaling_factor=0.18215).save_pretrained(root / "sd-vae")
-    tiny_vae(16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
-             use_post_quant_conv=False).save_pretrained(root / "flux-vae")
+    tiny_vae(
+        16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False
+    ).save_pretrained(root / "flux-vae")
     # A whole pipeline folder: the VAE is in its vae/ subfolder.
     tiny_vae(scaling_factor=0.13025).save_pretrained(root / "sdxl-pipeline" / "vae")
     torch.manual_seed(0)
-    diffusers.AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-                              num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1)).save_pretrained(root / "taesd")
+    diffusers.AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+    ).save_pretrained(root / "taesd")
     # A single weights file with its config.json beside it.
     single = root / "single"
     single.mkdir()
@@ -60,14 +72,19 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-@pytest.mark.parametrize("spec, cls, channels", [
-    ("sd-vae:{root}/sd-vae", DiffusersVAEEncoder, 4),
-    ("flux-vae:{root}/flux-vae", DiffusersVAEEncoder, 16),
-    ("sdxl-vae:{root}/sdxl-pipeline", DiffusersVAEEncoder, 4),
-    ("sd-vae:{root}/single/vae.safetensors", DiffusersVAEEncoder, 4),
-    ("taesd:{root}/taesd", DiffusersTinyEncoder, 4),
-])
-def test_full_model_encoders_load_from_local_paths(spec: str, cls: type, channels: int, model_dir: Path, offline) -> None:
+@pytest.mark.parametrize(
+    "spec, cls, channels",
+    [
+        ("sd-vae:{root}/sd-vae", DiffusersVAEEncoder, 4),
+        ("flux-vae:{root}/flux-vae", DiffusersVAEEncoder, 16),
+        ("sdxl-vae:{root}/sdxl-pipeline", DiffusersVAEEncoder, 4),
+        ("sd-vae:{root}/single/vae.safetensors", DiffusersVAEEncoder, 4),
+        ("taesd:{root}/taesd", DiffusersTinyEncoder, 4),
+    ],
+)
+def test_full_model_encoders_load_from_local_paths(
+    spec: str, cls: type, channels: int, model_dir: Path, offline
+) -> None:
     encoder = load_encoder(spec.format(root=model_dir))
     assert isinstance(encoder, cls)
     x = torch.rand(1, 3, 45, 70)
@@ -117,12 +134,34 @@ def test_ensemble_weights_members_and_tiles_like_a_whole_image(model_dir: Path, 
 def test_cloak_with_full_encoders_and_an_ensemble_from_the_command_line(model_dir: Path, tmp_path: Path) -> None:
     image = tmp_path / "wave.png"
     Image.fromarray((load_painting("hokusai_great_wave.png", 96) * 255).round().astype(np.uint8)).save(image)
-    for spec in (f"sd-vae:{model_dir}/sd-vae", f"flux-vae:{model_dir}/flux-vae", f"sdxl-vae:{model_dir}/sdxl-pipeline",
-                 f"taesd:{model_dir}/taesd", f"sd-vae:{model_dir}/sd-vae@0.5+taef2"):
+    for spec in (
+        f"sd-vae:{model_dir}/sd-vae",
+        f"flux-vae:{model_dir}/flux-vae",
+        f"sdxl-vae:{model_dir}/sdxl-pipeline",
+        f"taesd:{model_dir}/taesd",
+        f"sd-vae:{model_dir}/sd-vae@0.5+taef2",
+    ):
         done = subprocess.run(
-            [sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"), "--encoder", spec,
-             "--target", "ink-hatching", "--quality", "fast", "--json"],
-            capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+            [
+                sys.executable,
+                "-m",
+                "stylecloak",
+                "cloak",
+                str(image),
+                "-o",
+                str(tmp_path / "out"),
+                "--encoder",
+                spec,
+                "--target",
+                "ink-hatching",
+                "--quality",
+                "fast",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
         )
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -152,17 +191,41 @@ def tiny_sd(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path) -> Path:
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     unet = diffusers.UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16, norm_num_groups=8, attention_head_dim=2,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16,
+        norm_num_groups=8,
+        attention_head_dim=2,
     )
     tokenizer = transformers.CLIPTokenizer.from_pretrained(tiny_clip)
-    text_encoder = transformers.CLIPTextModel(transformers.CLIPTextConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    text_encoder = transformers.CLIPTextModel(
+        transformers.CLIPTextConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
     pipeline = diffusers.StableDiffusionImg2ImgPipeline(
-        vae=tiny_vae(scaling_factor=0.18215), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        scheduler=diffusers.DDIMScheduler(clip_sample=False, steps_offset=1), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        vae=tiny_vae(scaling_factor=0.18215),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=diffusers.DDIMScheduler(clip_sample=False, steps_offset=1),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     folder = tmp_path_factory.mktemp("tiny-sd")
     pipeline.save_pretrained(folder)
     return folder
@@ -190,20 +253,43 @@ def test_cloak_toward_an_sd_target_from_the_command_line(tiny_sd: Path, tmp_path
     image = tmp_path / "wave.png"
     Image.fromarray((load_painting("hokusai_great_wave.png", 96) * 255).round().astype(np.uint8)).save(image)
     done = subprocess.run(
-        [sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"), "--target",
-         "sd:oil painting with thick brushstrokes", "--target-model", str(tiny_sd), "--quality", "fast", "--json"],
-        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        [
+            sys.executable,
+            "-m",
+            "stylecloak",
+            "cloak",
+            str(image),
+            "-o",
+            str(tmp_path / "out"),
+            "--target",
+            "sd:oil painting with thick brushstrokes",
+            "--target-model",
+            str(tiny_sd),
+            "--quality",
+            "fast",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["target"].startswith("sd:oil painting with thick brushstrokes")
     assert report["lpips"] <= report["budget"] and report["target_progress"] > 0
-    missing = subprocess.run([sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"),
-                              "--target", "sd:ink"], capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"), "--target", "sd:ink"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 2 and "--target-model" in missing.stderr
 
 
-def test_lora_mimicry_from_the_command_line(tiny_sd: Path, tiny_clip: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_lora_mimicry_from_the_command_line(
+    tiny_sd: Path, tiny_clip: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     """A few LoRA steps on a tiny random SD pipeline, on clean and cloaked art, generating, and judging with a
     linear probe on a (tiny random) CLIP."""
     pytest.importorskip("peft", reason="peft is not installed (the full extra)")
@@ -213,19 +299,45 @@ def test_lora_mimicry_from_the_command_line(tiny_sd: Path, tiny_clip: Path, tmp_
     folders = {name: tmp_path / name for name in ("clean", "cloaked", "others/ukiyo-e", "others/impressionism")}
     for folder in folders.values():
         folder.mkdir(parents=True)
-    works = {"clean": ["leonardo_mona_lisa.png", "arcimboldo_librarian.png"],
-             "others/ukiyo-e": ["hokusai_great_wave.png", "hiroshige_inokashira_snow.png"],
-             "others/impressionism": ["renoir_moulin_de_la_galette.png", "cassatt_summertime.png"]}
+    works = {
+        "clean": ["leonardo_mona_lisa.png", "arcimboldo_librarian.png"],
+        "others/ukiyo-e": ["hokusai_great_wave.png", "hiroshige_inokashira_snow.png"],
+        "others/impressionism": ["renoir_moulin_de_la_galette.png", "cassatt_summertime.png"],
+    }
     for key, names in works.items():
         for name in names:
             pixels = (load_painting(name, 64) * 255).round().astype(np.uint8)
             Image.fromarray(pixels).save(folders[key] / name)
             if key == "clean":
                 Image.fromarray(pixels).save(folders["cloaked"] / name.replace(".png", ".cloaked.png"))
-    code = main(["mimic", "--attack", "lora", "--base", str(tiny_sd), "--clean", str(folders["clean"]),
-                 "--cloaked", str(folders["cloaked"]), "--others", str(tmp_path / "others"), "--steps", "3",
-                 "--samples", "2", "--image-size", "32", "--purify", "none", "--out", str(tmp_path / "out"), "--json",
-                 "--judge", f"clip:{tiny_clip}"])
+    code = main(
+        [
+            "mimic",
+            "--attack",
+            "lora",
+            "--base",
+            str(tiny_sd),
+            "--clean",
+            str(folders["clean"]),
+            "--cloaked",
+            str(folders["cloaked"]),
+            "--others",
+            str(tmp_path / "others"),
+            "--steps",
+            "3",
+            "--samples",
+            "2",
+            "--image-size",
+            "32",
+            "--purify",
+            "none",
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+            "--judge",
+            f"clip:{tiny_clip}",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["config"]["attack"] == "lora" and report["config"]["steps"] == 3

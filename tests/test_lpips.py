@@ -72,7 +72,9 @@ def vgg() -> LPIPS:
 
 def _to_tensor(image: Image.Image) -> torch.Tensor:
     """PIL RGB -> 1x3xHxW float in [0, 1]."""
-    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None].contiguous()
+    return (
+        torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None].contiguous()
+    )
 
 
 def _painting(name: str, size: tuple[int, int] | None = None, long_side: int = 256) -> Image.Image:

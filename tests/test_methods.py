@@ -19,15 +19,21 @@ from .conftest import load_painting
 
 @pytest.fixture(scope="module")
 def painting() -> torch.Tensor:
-    return quantize_8bit(torch.from_numpy(load_painting("hokusai_great_wave.png", 96)).permute(2, 0, 1).unsqueeze(0).contiguous())
+    return quantize_8bit(
+        torch.from_numpy(load_painting("hokusai_great_wave.png", 96)).permute(2, 0, 1).unsqueeze(0).contiguous()
+    )
 
 
-@pytest.mark.parametrize("method", [
-    PhotoGuardEncoderAttack(eps=8 / 255, steps=6),
-    MistTextural(steps=6),
-    GlazeV1(steps=3, square=128),
-    StylecloakMethod(CloakSettings.from_presets("medium", "fast")),
-], ids=lambda m: m.name)
+@pytest.mark.parametrize(
+    "method",
+    [
+        PhotoGuardEncoderAttack(eps=8 / 255, steps=6),
+        MistTextural(steps=6),
+        GlazeV1(steps=3, square=128),
+        StylecloakMethod(CloakSettings.from_presets("medium", "fast")),
+    ],
+    ids=lambda m: m.name,
+)
 def test_each_method_moves_the_encoder_toward_its_target(method: CloakMethod, painting, encoder, lpips_alex) -> None:
     assert isinstance(method, CloakMethod)
     style_target = quantize_8bit(get_target("ink-hatching").render(painting))
@@ -60,8 +66,10 @@ def test_precision_setting(painting, encoder, lpips_alex) -> None:
         CloakSettings(precision="half")
     target = quantize_8bit(get_target("ink-hatching").render(painting))
     # bf16 only changes the encoder's arithmetic in the steps: the budget is still measured (and held) in fp32.
-    outcomes = {p: optimize_cloak(painting, target, encoder, lpips_alex, OptimizerConfig(budget=0.05, steps=6, precision=p))
-                for p in ("fp32", "bf16")}
+    outcomes = {
+        p: optimize_cloak(painting, target, encoder, lpips_alex, OptimizerConfig(budget=0.05, steps=6, precision=p))
+        for p in ("fp32", "bf16")
+    }
     for outcome in outcomes.values():
         assert outcome.lpips <= 0.05
         assert outcome.target_progress > 0.05

@@ -19,8 +19,18 @@ from stylecloak.evaluation.mimic import (
     train_mimic,
 )
 
-TINY = MimicConfig(image_size=64, crop=32, base_steps=4, steps=3, batch_size=4, channels=(16, 32), attention_levels=(False, True),
-                   samples=3, sampling_steps=3, judge_crops_per_style=8)
+TINY = MimicConfig(
+    image_size=64,
+    crop=32,
+    base_steps=4,
+    steps=3,
+    batch_size=4,
+    channels=(16, 32),
+    attention_levels=(False, True),
+    samples=3,
+    sampling_steps=3,
+    judge_crops_per_style=8,
+)
 
 
 class MeanColourJudge:
@@ -34,8 +44,10 @@ class MeanColourJudge:
         return self
 
     def predict(self, images):
-        return [min(self.centroids, key=lambda name: float((image.mean((0, 2, 3)) - self.centroids[name]).norm()))
-                for image in images]
+        return [
+            min(self.centroids, key=lambda name: float((image.mean((0, 2, 3)) - self.centroids[name]).norm()))
+            for image in images
+        ]
 
 
 def _images(colour, count, seed, size=(48, 64)):
@@ -46,17 +58,30 @@ def _images(colour, count, seed, size=(48, 64)):
 
 def test_training_reduces_the_loss_and_sampling_is_deterministic() -> None:
     generator = torch.Generator().manual_seed(0)
-    sets = [LatentSet("a", [torch.randn(8, 6, 6, generator=generator) + 2]), LatentSet("b", [torch.randn(8, 6, 6, generator=generator)])]
+    sets = [
+        LatentSet("a", [torch.randn(8, 6, 6, generator=generator) + 2]),
+        LatentSet("b", [torch.randn(8, 6, 6, generator=generator)]),
+    ]
     mean, std = latent_stats([z for s in sets for z in s.latents])
-    config = MimicConfig(crop=32, steps=30, batch_size=8, learning_rate=2e-3, warmup_steps=5, channels=(16, 32),
-                         attention_levels=(False, False), sampling_steps=3)
+    config = MimicConfig(
+        crop=32,
+        steps=30,
+        batch_size=8,
+        learning_rate=2e-3,
+        warmup_steps=5,
+        channels=(16, 32),
+        attention_levels=(False, False),
+        sampling_steps=3,
+    )
     mimic = train_mimic(sets, config, mean, std, torch.device("cpu"))
     assert len(mimic.losses) == 30 and sum(mimic.losses[-10:]) < sum(mimic.losses[:10])
     first = generate_latents(mimic, "a", 2, torch.device("cpu"), seed=1)
     assert first.shape == (2, 8, 4, 4) and torch.isfinite(first).all()
     assert torch.equal(first, generate_latents(mimic, "a", 2, torch.device("cpu"), seed=1))
     # Fine-tuning starts from the given model, and an empty class is kept but not trained on.
-    tuned = train_mimic([LatentSet("a", []), sets[1]], config, mean, std, torch.device("cpu"), start_from=mimic, steps=2)
+    tuned = train_mimic(
+        [LatentSet("a", []), sets[1]], config, mean, std, torch.device("cpu"), start_from=mimic, steps=2
+    )
     assert tuned.labels == ["a", "b"] and len(tuned.losses) == 2
     with pytest.raises(ValueError, match="snr_gamma"):
         train_mimic(sets, MimicConfig(crop=32, snr_gamma=0.0), mean, std, torch.device("cpu"), steps=1)
@@ -81,8 +106,16 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
     clean = _images((0.8, 0.3, 0.2), 2, 0)
     cloaked = [(image + 0.02).clamp(0, 1) for image in clean]
     others = {"blue": _images((0.1, 0.2, 0.8), 2, 1), "green": _images((0.2, 0.7, 0.2), 2, 2)}
-    report = run_mimicry(clean, cloaked, others, encoder, MeanColourJudge(), TINY,
-                         purifiers=[get_countermeasure("jpeg75")], out_dir=tmp_path)
+    report = run_mimicry(
+        clean,
+        cloaked,
+        others,
+        encoder,
+        MeanColourJudge(),
+        TINY,
+        purifiers=[get_countermeasure("jpeg75")],
+        out_dir=tmp_path,
+    )
     assert [c.condition for c in report.conditions] == ["clean", "cloaked", "cloaked+jpeg75"]
     assert report.classifier_sanity == 1.0  # the judge knows the artist's own (clean) crops
     for condition in report.conditions:
@@ -100,7 +133,11 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
 def test_class_weights_set_each_class_share_of_a_batch() -> None:
     from stylecloak.evaluation.mimic import _random_crops
 
-    sets = [LatentSet("artist", [torch.zeros(4, 6, 6)]), LatentSet("b", [torch.ones(4, 6, 6)]), LatentSet("c", [torch.ones(4, 6, 6)])]
+    sets = [
+        LatentSet("artist", [torch.zeros(4, 6, 6)]),
+        LatentSet("b", [torch.ones(4, 6, 6)]),
+        LatentSet("c", [torch.ones(4, 6, 6)]),
+    ]
     _, classes = _random_crops(sets, 4, 2000, torch.Generator().manual_seed(0), [0.5, 0.25, 0.25])
     assert abs(float((classes == 0).float().mean()) - 0.5) < 0.05
     _, classes = _random_crops(sets, 4, 200, torch.Generator().manual_seed(0), [1.0, 0.0, 0.0])
@@ -136,15 +173,31 @@ def test_command_writes_a_report_and_reports_bad_input(tmp_path, monkeypatch, ca
     monkeypatch.setitem(mimic.MIMIC_PRESETS, "quick", TINY)
     clean = _images((0.8, 0.3, 0.2), 2, 0)
     _write_pngs(tmp_path / "clean", clean, ["a.png", "b.png"])
-    _write_pngs(tmp_path / "cloaked", [(image + 0.02).clamp(0, 1) for image in clean], ["a.cloaked.png", "b.cloaked.png"])
+    _write_pngs(
+        tmp_path / "cloaked", [(image + 0.02).clamp(0, 1) for image in clean], ["a.cloaked.png", "b.cloaked.png"]
+    )
     (tmp_path / "cloaked" / "broken.png").write_bytes(b"not an image")
     others = tmp_path / "others"
     _write_pngs(others / "blue", _images((0.1, 0.2, 0.8), 2, 1), ["x.png", "y.png"])
     _write_pngs(others / "green", _images((0.2, 0.7, 0.2), 2, 2), ["x.png", "y.png"])
     _write_pngs(others / "green", clean[:1], ["a.png"])  # the artist's own file, left out by name
     out = tmp_path / "result"
-    argv = ["mimic", "--clean", str(tmp_path / "clean"), "--cloaked", str(tmp_path / "cloaked"), "--others", str(others),
-            "--purify", "jpeg75", "--out", str(out), "--device", "cpu", "--json"]
+    argv = [
+        "mimic",
+        "--clean",
+        str(tmp_path / "clean"),
+        "--cloaked",
+        str(tmp_path / "cloaked"),
+        "--others",
+        str(others),
+        "--purify",
+        "jpeg75",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--json",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
@@ -154,8 +207,11 @@ def test_command_writes_a_report_and_reports_bad_input(tmp_path, monkeypatch, ca
     assert json.loads((out / "report.json").read_text())["conditions"] == report["conditions"]
     assert (out / "samples_cloaked.png").is_file()
 
-    for bad, needle in ((["--purify", "nosuch"], "nosuch"), (["--image-size", "16"], "--image-size"),
-                        (["--others", str(tmp_path / "missing")], "missing")):
+    for bad, needle in (
+        (["--purify", "nosuch"], "nosuch"),
+        (["--image-size", "16"], "--image-size"),
+        (["--others", str(tmp_path / "missing")], "missing"),
+    ):
         assert main(argv[:-1] + bad) == 2
         lines = capsys.readouterr().err.strip().splitlines()  # the broken file's line may come first
         assert needle in lines[-1] and all(line.startswith("stylecloak: ") for line in lines), lines
@@ -183,8 +239,16 @@ def test_style_transfer_attack_uses_what_the_encoder_sees(encoder, tmp_path) -> 
     cloaked = [(image + 0.02).clamp(0, 1) for image in clean]
     others = {"blue": _images((0.1, 0.2, 0.8), 2, 1), "green": _images((0.2, 0.7, 0.2), 2, 2)}
     config = NSTMimicConfig(samples=3, steps=15, image_size=32)
-    report = run_nst_mimicry(clean, cloaked, others, encoder, MeanColourJudge(), config,
-                             purifiers=[get_countermeasure("jpeg75")], out_dir=tmp_path)
+    report = run_nst_mimicry(
+        clean,
+        cloaked,
+        others,
+        encoder,
+        MeanColourJudge(),
+        config,
+        purifiers=[get_countermeasure("jpeg75")],
+        out_dir=tmp_path,
+    )
     assert report.to_dict()["config"]["attack"] == "nst"
     assert [c.condition for c in report.conditions] == ["clean", "cloaked", "cloaked+jpeg75"]
     for condition in report.conditions:
@@ -199,5 +263,8 @@ def test_style_transfer_attack_uses_what_the_encoder_sees(encoder, tmp_path) -> 
     # The control: blue's style onto green's works and green's onto blue's (2 each, as many as the artist's 3
     # in all); the colour judge never calls them red, the artist's.
     assert report.control_artist_rate == 0.0
-    assert {style: sum(verdicts.values()) for style, verdicts in report.control_predictions.items()} == {"blue": 2, "green": 2}
+    assert {style: sum(verdicts.values()) for style, verdicts in report.control_predictions.items()} == {
+        "blue": 2,
+        "green": 2,
+    }
     assert (tmp_path / "control_blue.png").is_file() and (tmp_path / "control_green.png").is_file()

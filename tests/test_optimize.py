@@ -34,7 +34,9 @@ def test_output_is_exactly_8bit(outcome) -> None:
     assert torch.equal(levels, levels.round())
 
 
-def test_budget_is_held_and_progress_is_made_on_the_saved_file(outcome, painting_and_target, encoder, lpips_alex, tmp_path) -> None:
+def test_budget_is_held_and_progress_is_made_on_the_saved_file(
+    outcome, painting_and_target, encoder, lpips_alex, tmp_path
+) -> None:
     original, target = painting_and_target
     path = save_image(tmp_path / "cloaked.png", quantize_rgb(tensor_to_image(outcome.cloaked)))
     saved = image_to_tensor(load_image(path).rgb)
@@ -75,9 +77,17 @@ def test_a_tiny_budget_is_still_held(painting_and_target, encoder, lpips_alex) -
 def test_higher_budget_moves_further(painting_and_target, encoder, lpips_alex, outcome) -> None:
     original, target = painting_and_target
     high = INTENSITY_PRESETS["high"]  # every bound of the high intensity, not only its LPIPS budget
-    config = OptimizerConfig(budget=high.budget, ssim_min=high.ssim_min, ssim_window_min=high.ssim_window_min,
-                             psnr_min=high.psnr_min, jnd_strength=high.jnd_strength, max_change=high.max_change,
-                             steps=6, learning_rate=0.02, seed=3)
+    config = OptimizerConfig(
+        budget=high.budget,
+        ssim_min=high.ssim_min,
+        ssim_window_min=high.ssim_window_min,
+        psnr_min=high.psnr_min,
+        jnd_strength=high.jnd_strength,
+        max_change=high.max_change,
+        steps=6,
+        learning_rate=0.02,
+        seed=3,
+    )
     stronger = optimize_cloak(original, target, encoder, lpips_alex, config)
     assert stronger.lpips <= high.budget
     assert stronger.target_progress > outcome.target_progress
@@ -97,7 +107,9 @@ def test_target_equal_to_image_is_refused(encoder, lpips_alex) -> None:
 def test_progress_callback_sees_every_step(painting_and_target, encoder, lpips_alex) -> None:
     original, target = painting_and_target
     seen: list[int] = []
-    optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=2), progress=lambda r: seen.append(r.step))
+    optimize_cloak(
+        original, target, encoder, lpips_alex, OptimizerConfig(steps=2), progress=lambda r: seen.append(r.step)
+    )
     assert seen == [0, 1, 2]
 
 

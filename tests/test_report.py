@@ -23,10 +23,22 @@ def _results(folder):
     for index, name in enumerate(["wave", "bridge"]):
         original, cloaked = _png(folder / f"{name}.png", index), _png(evaluation / f"{name}.cloaked.png", index + 10)
         view = _png(evaluation / f"{name}.model-view.png", index + 20, size=(40, 128))
-        result = {"target": "mosaic", "encoder": "taef2", "width": 60, "height": 40, "lpips": 0.047, "lpips_vgg": 0.2,
-                  "psnr": 35.1, "ssim": 0.93, "max_change": 12, "target_progress": 0.4 + index / 10,
-                  "robustness": {"jpeg85": 0.3, "noise4": 0.35, "vae_roundtrip": None},
-                  "original": str(original), "cloaked": str(cloaked), "model_view": view.name}
+        result = {
+            "target": "mosaic",
+            "encoder": "taef2",
+            "width": 60,
+            "height": 40,
+            "lpips": 0.047,
+            "lpips_vgg": 0.2,
+            "psnr": 35.1,
+            "ssim": 0.93,
+            "max_change": 12,
+            "target_progress": 0.4 + index / 10,
+            "robustness": {"jpeg85": 0.3, "noise4": 0.35, "vae_roundtrip": None},
+            "original": str(original),
+            "cloaked": str(cloaked),
+            "model_view": view.name,
+        }
         (evaluation / f"{name}.evaluation.json").write_text(json.dumps(result))
     (evaluation / "broken.evaluation.json").write_text("{not json")
     mimicry = folder / "mimicry"
@@ -34,11 +46,27 @@ def _results(folder):
     conditions = []
     for name, rate in [("clean", 0.1), ("cloaked", 0.8)]:
         grid = _png(mimicry / f"samples_{name}.png", 5, size=(64, 256))
-        conditions.append({"condition": name, "protection_success_rate": rate, "predictions": {"artist": 2},
-                           "samples": 2, "samples_image": str(grid)})
-    (mimicry / "report.json").write_text(json.dumps({"artist_images": 9, "other_styles": {"renaissance": 6},
-                                                     "config": {"steps": 10, "samples": 2}, "classifier": "gram",
-                                                     "classifier_sanity": 1.0, "conditions": conditions}))
+        conditions.append(
+            {
+                "condition": name,
+                "protection_success_rate": rate,
+                "predictions": {"artist": 2},
+                "samples": 2,
+                "samples_image": str(grid),
+            }
+        )
+    (mimicry / "report.json").write_text(
+        json.dumps(
+            {
+                "artist_images": 9,
+                "other_styles": {"renaissance": 6},
+                "config": {"steps": 10, "samples": 2},
+                "classifier": "gram",
+                "classifier_sanity": 1.0,
+                "conditions": conditions,
+            }
+        )
+    )
 
 
 def test_report_is_one_self_contained_page(tmp_path) -> None:

@@ -86,7 +86,9 @@ def test_an_unwritable_pin_folder_is_a_warning_not_a_failure(prints, vgg, tmp_pa
 def test_reference_images_give_a_style_object(prints, vgg, tmp_path) -> None:
     refs = tmp_path / "refs"
     refs.mkdir()
-    Image.fromarray((load_painting("kandinsky_composition_viii.png", 64) * 255).round().astype(np.uint8)).save(refs / "k.png")
+    Image.fromarray((load_painting("kandinsky_composition_viii.png", 64) * 255).round().astype(np.uint8)).save(
+        refs / "k.png"
+    )
     resolved = resolve_target(TargetRequest(reference_images=refs), prints, CPU, vgg=vgg)
     assert resolved.name.startswith("refs-") and resolved.style is not None and resolved.style.name == resolved.name
     with pytest.raises(TargetResolutionError, match="not a folder"):

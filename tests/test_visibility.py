@@ -41,7 +41,7 @@ def flat_beside_busy(height: int = 128, width: int = 256, seed: int = 0) -> torc
     image = torch.full((1, 3, height, width), 200 / 255)
     strokes = torch.rand(1, 3, height // 4, width // 8, generator=generator)
     strokes = torch.nn.functional.interpolate(strokes, size=(height, width // 2), mode="nearest")
-    image[..., width // 2:] = 0.2 + 0.6 * strokes + 0.1 * torch.rand(1, 3, height, width // 2, generator=generator)
+    image[..., width // 2 :] = 0.2 + 0.6 * strokes + 0.1 * torch.rand(1, 3, height, width // 2, generator=generator)
     return quantize_8bit(image)
 
 
@@ -102,8 +102,14 @@ def test_jnd_allows_little_on_flat_paper_and_more_on_busy_strokes() -> None:
 def test_every_preset_defines_every_bound_and_settings_carry_them() -> None:
     for name, preset in INTENSITY_PRESETS.items():
         settings = CloakSettings.from_presets(name)  # type: ignore[arg-type]
-        assert settings.bounds == VisibilityBounds(preset.budget, preset.ssim_min, preset.ssim_window_min,
-                                                   preset.psnr_min, preset.jnd_strength, preset.max_change)
+        assert settings.bounds == VisibilityBounds(
+            preset.budget,
+            preset.ssim_min,
+            preset.ssim_window_min,
+            preset.psnr_min,
+            preset.jnd_strength,
+            preset.max_change,
+        )
     low, medium, high = (INTENSITY_PRESETS[n] for n in ("low", "medium", "high"))
     assert low.budget < medium.budget < high.budget and low.ssim_min > medium.ssim_min > high.ssim_min
     with pytest.raises(ValueError, match="ssim_window_min"):
@@ -160,8 +166,9 @@ def test_an_unreachable_bound_is_reported_not_exceeded(encoder, lpips_alex) -> N
 def test_enforce_bounds_scales_down_and_names_the_binding_bound(lpips_alex) -> None:
     original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
     delta = 12 / 255 * torch.sign(torch.randn(original.shape, generator=torch.Generator().manual_seed(0)))
-    bounds = VisibilityBounds(lpips=0.5, ssim_min=0.0, ssim_window_min=0.0, psnr_min=35.0, jnd_strength=0,
-                              max_change=255)
+    bounds = VisibilityBounds(
+        lpips=0.5, ssim_min=0.0, ssim_window_min=0.0, psnr_min=35.0, jnd_strength=0, max_change=255
+    )
     enforced = enforce_bounds(original, delta, lpips_alex, bounds)
     assert enforced.limited_by == ["psnr"] and 0.05 < enforced.scale < 1
     assert enforced.figures.psnr is not None and enforced.figures.psnr >= 35.0
@@ -185,8 +192,9 @@ def test_optimising_where_the_mimic_looks_moves_the_shrunk_image_further(encoder
     original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 256)))
     target = get_target("ink-hatching").render(original, seed=0)
     plain = optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=6, learning_rate=0.02))
-    shrunk = optimize_cloak(original, target, encoder, lpips_alex,
-                            OptimizerConfig(steps=6, learning_rate=0.02, mimic_downscales=(2,)))
+    shrunk = optimize_cloak(
+        original, target, encoder, lpips_alex, OptimizerConfig(steps=6, learning_rate=0.02, mimic_downscales=(2,))
+    )
     assert shrunk.visibility is not None and shrunk.visibility.violations(OptimizerConfig().bounds) == []
     at_half = [progress_by_scale(encoder, original, o.cloaked, target, factors=(2,))["2x"] for o in (plain, shrunk)]
     assert at_half[1] > at_half[0] + 0.05

@@ -39,7 +39,12 @@ def make_client(tmp_path: Path, encoder, lpips_alex):
     clients = []
 
     def make(**overrides) -> TestClient:
-        config = WebConfig(data_dir=tmp_path / "data", device="cpu", models=Models(encoder, lpips_alex, torch.device("cpu")), **overrides)
+        config = WebConfig(
+            data_dir=tmp_path / "data",
+            device="cpu",
+            models=Models(encoder, lpips_alex, torch.device("cpu")),
+            **overrides,
+        )
         client = TestClient(create_app(config), base_url=LOCAL)
         client.__enter__()
         clients.append(client)
@@ -61,8 +66,11 @@ def wait_for(client: TestClient, job_id: str, states: tuple[str, ...], timeout: 
 
 
 def upload(client: TestClient, files: list[tuple[str, bytes]], **fields: str):
-    return client.post("/api/jobs", files=[("files", (name, data, "image/png")) for name, data in files],
-                       data={"quality": "fast", "target": "ink-hatching", **fields})
+    return client.post(
+        "/api/jobs",
+        files=[("files", (name, data, "image/png")) for name, data in files],
+        data={"quality": "fast", "target": "ink-hatching", **fields},
+    )
 
 
 def test_job_runs_end_to_end_and_its_files_stay_in_it(make_client, tmp_path: Path) -> None:
@@ -115,8 +123,13 @@ def test_bad_uploads_are_refused_with_reasons_and_create_nothing(make_client) ->
     assert client.post("/api/jobs", data={"quality": "fast"}).status_code == 422
     assert client.post("/api/jobs", content=b"{}", headers={"content-type": "application/json"}).status_code == 422
     # A non-image with an image extension, and an image over the pixel limit.
-    response = upload(client, [("notes.png", b"these are my notes, not a picture" * 10),
-                               ("huge.png", png_bytes("hokusai_great_wave.png", 160))])
+    response = upload(
+        client,
+        [
+            ("notes.png", b"these are my notes, not a picture" * 10),
+            ("huge.png", png_bytes("hokusai_great_wave.png", 160)),
+        ],
+    )
     assert response.status_code == 422
     reasons = {r["name"]: r["reason"] for r in response.json()["rejected"]}
     assert "not an image" in reasons["notes.png"]
@@ -155,8 +168,11 @@ def test_requests_from_elsewhere_are_refused(make_client) -> None:
     client = make_client()
     assert client.get("/api/options", headers={"host": "evil.example:8765"}).status_code == 403
     assert client.get("/api/options", headers={"host": "localhost:8765"}).status_code == 200
-    refused = client.post("/api/jobs", headers={"origin": "http://evil.example"},
-                          files=[("files", ("a.png", png_bytes("hokusai_poppies.png", 64), "image/png"))])
+    refused = client.post(
+        "/api/jobs",
+        headers={"origin": "http://evil.example"},
+        files=[("files", ("a.png", png_bytes("hokusai_poppies.png", 64), "image/png"))],
+    )
     assert refused.status_code == 403
     assert client.get("/openapi.json").json()["paths"]["/api/jobs"]["post"]
 
@@ -184,8 +200,10 @@ def test_old_finished_jobs_are_cleaned(make_client, tmp_path: Path) -> None:
 def test_a_job_survives_the_server_being_killed(tmp_path: Path) -> None:
     """SIGKILL in the middle of a job: after a restart the job goes on, the images finished before are kept."""
     data, log = tmp_path / "data", tmp_path / "server.log"
-    images = [(f"{i}.png", png_bytes(name, 192)) for i, name in
-              enumerate(["hokusai_great_wave.png", "hokusai_poppies.png", "hokusai_ejiri_in_suruga.png"])]
+    images = [
+        (f"{i}.png", png_bytes(name, 192))
+        for i, name in enumerate(["hokusai_great_wave.png", "hokusai_poppies.png", "hokusai_ejiri_in_suruga.png"])
+    ]
     with running_server(data, log) as server:
         job = server.post_files(images, quality="default", target="ink-hatching")["job"]
         server.wait_for(job["id"], lambda j: j["items"][0]["state"] == "done" and j["items"][1]["state"] == "running")
@@ -293,8 +311,11 @@ def test_progress_moves_at_least_once_per_step(make_client, monkeypatch: pytest.
 
     monkeypatch.setattr(JobStore, "set_item", recording)
     client = make_client()
-    job = wait_for(client, upload(client, [("wave.png", png_bytes("hokusai_great_wave.png", 64))]).json()["job"]["id"],
-                   ("done", "failed"))
+    job = wait_for(
+        client,
+        upload(client, [("wave.png", png_bytes("hokusai_great_wave.png", 64))]).json()["job"]["id"],
+        ("done", "failed"),
+    )
     assert job["state"] == "done", job
     steps = job["items"][0]["report"]["steps"]
     assert len(seen) >= steps + 1 and seen == sorted(seen)  # one write per step, then the final phases

@@ -37,13 +37,16 @@ def _chromium() -> str:
 
 def test_an_artist_cloaks_two_paintings_in_the_page(tmp_path: Path, encoder, lpips_alex) -> None:
     pytest.importorskip("fastapi", reason="the web extra is not installed: pip install -e '.[web]'")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[test]'")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed: pip install -e '.[test]'"
+    )
     chromium = _chromium()
     paths = [painting_path(name) for name in PAINTINGS]
     with running_server(tmp_path / "data", tmp_path / "server.log") as server, sync_api.sync_playwright() as playwright:
         # Chromium's sandbox cannot start as root (as CI runs); the page is our own, on 127.0.0.1.
-        browser = playwright.chromium.launch(executable_path=chromium,
-                                             args=["--no-sandbox"] if os.geteuid() == 0 else [])
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox"] if os.geteuid() == 0 else []
+        )
         page = browser.new_page(viewport={"width": 1366, "height": 768}, accept_downloads=True)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -60,7 +63,9 @@ def test_an_artist_cloaks_two_paintings_in_the_page(tmp_path: Path, encoder, lpi
         page.wait_for_selector(".job[data-state=done]", timeout=240_000)
         finished = page.locator(".item[data-state=done]")
         assert finished.count() == 2
-        page.wait_for_function("[...document.querySelectorAll('.compare img')].every(i => i.complete && i.naturalWidth > 0)")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.compare img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
 
         # The before/after slider moves with the keyboard, and the zoom changes the displayed size.
         slider = finished.first.locator("input[type=range]")
@@ -70,14 +75,18 @@ def test_an_artist_cloaks_two_paintings_in_the_page(tmp_path: Path, encoder, lpi
         assert slider.input_value() == "40"
         assert "60%" in finished.first.locator("img.after").get_attribute("style")
         finished.first.locator("select").select_option("2")
-        assert finished.first.locator("img.after").evaluate("i => i.getBoundingClientRect().width") == pytest.approx(2 * 304, abs=1)
+        assert finished.first.locator("img.after").evaluate("i => i.getBoundingClientRect().width") == pytest.approx(
+            2 * 304, abs=1
+        )
         finished.first.locator("select").select_option("fit")
 
         # What the model sees, for the original and the cloaked image.
         finished.first.get_by_role("button", name="What an AI model sees").click()
         seen = finished.first.locator(".seen img")
         assert seen.count() == 2
-        page.wait_for_function("[...document.querySelectorAll('.seen:not([hidden]) img')].every(i => i.complete && i.naturalWidth > 0)")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.seen:not([hidden]) img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
 
         screenshot = tmp_path / "stylecloak-page.png"
         page.screenshot(path=str(screenshot), full_page=True)

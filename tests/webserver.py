@@ -33,9 +33,21 @@ class Server:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stylecloak", "serve", "--data", str(self.data_dir), "--port", str(self.port),
-                 "--device", "cpu"],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "stylecloak",
+                    "serve",
+                    "--data",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                    "--device",
+                    "cpu",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -76,11 +88,21 @@ class Server:
         for name, value in fields.items():
             body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for filename, data in files:
-            body += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
-                     "Content-Type: image/png\r\n\r\n").encode() + data + b"\r\n"
+            body += (
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
+                    "Content-Type: image/png\r\n\r\n"
+                ).encode()
+                + data
+                + b"\r\n"
+            )
         body += f"--{boundary}--\r\n".encode()
-        request = urllib.request.Request(self.url + "/api/jobs", data=body, method="POST",
-                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        request = urllib.request.Request(
+            self.url + "/api/jobs",
+            data=body,
+            method="POST",
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 

@@ -92,7 +92,9 @@ class BatchSummary:
     notes: list[str] = field(default_factory=list)
 
 
-def plan_batch(inputs: list[BatchInput], destination: str, fmt: str = "png") -> tuple[list[BatchInput], list[BatchInput]]:
+def plan_batch(
+    inputs: list[BatchInput], destination: str, fmt: str = "png"
+) -> tuple[list[BatchInput], list[BatchInput]]:
     """(to do, already done): done means the manifest's last row for the input is a success, its output exists,
     and the input's sha256 is the one that row records."""
     rows = read_manifest(Path(destination) / MANIFEST_NAME)
@@ -119,8 +121,14 @@ def _resolve_batch_target(request: BatchRequest, inputs: list[BatchInput]) -> tu
     if target.reference_images or target.target.startswith("sd:"):
         return BatchJob(request.source, request.destination, settings, target, request.fmt, request.cpus_per_actor), []
     if target.target != AUTO:
-        return BatchJob(request.source, request.destination, _with_target(settings, target.target), None, request.fmt,
-                        request.cpus_per_actor), []
+        return BatchJob(
+            request.source,
+            request.destination,
+            _with_target(settings, target.target),
+            None,
+            request.fmt,
+            request.cpus_per_actor,
+        ), []
     import torch
 
     from .. import __version__
@@ -129,11 +137,24 @@ def _resolve_batch_target(request: BatchRequest, inputs: list[BatchInput]) -> tu
     step = max(1, len(inputs) // CHOOSE_FROM)
     sample = [item.path for item in inputs[::step][:CHOOSE_FROM] if not is_uri(item.path)]
     with torch.random.fork_rng(devices=[]):
-        resolved = resolve_target(target, sample, resolve_device(settings.device), pin_folder=request.destination,
-                                  encoder_spec=settings.encoder, seed=settings.seed, fallback=settings.target,
-                                  version=__version__)
-    job = BatchJob(request.source, request.destination, _with_target(settings, resolved.name), None, request.fmt,
-                   request.cpus_per_actor)
+        resolved = resolve_target(
+            target,
+            sample,
+            resolve_device(settings.device),
+            pin_folder=request.destination,
+            encoder_spec=settings.encoder,
+            seed=settings.seed,
+            fallback=settings.target,
+            version=__version__,
+        )
+    job = BatchJob(
+        request.source,
+        request.destination,
+        _with_target(settings, resolved.name),
+        None,
+        request.fmt,
+        request.cpus_per_actor,
+    )
     return job, resolved.notes
 
 
@@ -148,9 +169,15 @@ def commit(row: ManifestRow, job: BatchJob, item: BatchInput, manifest: Manifest
     if row.ok:
         staging = job.staging_path(item)
         if not staging.is_file():
-            row = ManifestRow(row.input, row.sha256, None, settings=row.settings, seconds=row.seconds,
-                              error=f"the worker's output {staging} is not visible here: the destination must be a "
-                                    "folder that every node shares")
+            row = ManifestRow(
+                row.input,
+                row.sha256,
+                None,
+                settings=row.settings,
+                seconds=row.seconds,
+                error=f"the worker's output {staging} is not visible here: the destination must be a "
+                "folder that every node shares",
+            )
         else:
             manifest.append(row)
             final = Path(row.output)  # type: ignore[arg-type]
@@ -194,8 +221,16 @@ def run_batch(request: BatchRequest, progress: Callable[[BatchProgress], None] |
                 if progress:
                     progress(state)
     _clean_staging(Path(request.destination))
-    return BatchSummary(len(inputs), state.done, state.failed, state.skipped, time.perf_counter() - started,
-                        job.settings.target, manifest_path, notes)
+    return BatchSummary(
+        len(inputs),
+        state.done,
+        state.failed,
+        state.skipped,
+        time.perf_counter() - started,
+        job.settings.target,
+        manifest_path,
+        notes,
+    )
 
 
 def _cloak_on_ray(request: BatchRequest, job: BatchJob, todo: list[BatchInput]):  # type: ignore[no-untyped-def]
@@ -207,8 +242,12 @@ def _cloak_on_ray(request: BatchRequest, job: BatchJob, todo: list[BatchInput]):
             if request.ray_address:
                 ray.init(address=request.ray_address, log_to_driver=False, logging_level=logging.ERROR)
             else:
-                ray.init(num_cpus=request.local_cpus or os.cpu_count() or 1, include_dashboard=False,
-                         log_to_driver=False, logging_level=logging.ERROR)
+                ray.init(
+                    num_cpus=request.local_cpus or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                )
         except Exception as exc:  # noqa: BLE001 - Ray raises several types for an unreachable cluster
             raise BatchError(f"cannot start or join Ray ({first_line(exc)})") from None
         started_here = True
@@ -234,15 +273,22 @@ def _stream(ray, request: BatchRequest, job: BatchJob, todo: list[BatchInput]): 
     context.enable_progress_bars = False  # ours shows done / failed / total instead
     by_path = {item.path: item for item in todo}
     try:
-        dataset = ray.data.from_items([{"path": item.path, "relative": item.relative} for item in todo],
-                                      override_num_blocks=min(len(todo), 100_000))
+        dataset = ray.data.from_items(
+            [{"path": item.path, "relative": item.relative} for item in todo],
+            override_num_blocks=min(len(todo), 100_000),
+        )
         with warnings.catch_warnings():
             # Ray 2.60 takes the actors' restart bounds only as free "remote args", which it marks deprecated.
             warnings.simplefilter("ignore", DeprecationWarning)
             cloaked = dataset.map_batches(
-                _worker_for(job), batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
-                num_cpus=request.cpus_per_actor, num_gpus=1 if gpus else 0,
-                max_restarts=request.max_retries, max_task_retries=request.max_retries)
+                _worker_for(job),
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=actors),
+                num_cpus=request.cpus_per_actor,
+                num_gpus=1 if gpus else 0,
+                max_restarts=request.max_retries,
+                max_task_retries=request.max_retries,
+            )
         for record in cloaked.iter_rows():
             row = ManifestRow(**json.loads(record["row"]))
             item = by_path.pop(row.input, None)
@@ -251,8 +297,16 @@ def _stream(ray, request: BatchRequest, job: BatchJob, todo: list[BatchInput]): 
     finally:
         context.max_errored_blocks, context.enable_progress_bars = saved
     for item in by_path.values():  # their worker died on every try
-        yield item, ManifestRow(item.path, None, None, settings=job.settings.to_dict(),
-                                error=f"the worker died {request.max_retries + 1} times on this input (out of memory?)")
+        yield (
+            item,
+            ManifestRow(
+                item.path,
+                None,
+                None,
+                settings=job.settings.to_dict(),
+                error=f"the worker died {request.max_retries + 1} times on this input (out of memory?)",
+            ),
+        )
 
 
 def _worker_for(job: BatchJob) -> type:

@@ -43,7 +43,7 @@ def open_filesystem(source: str) -> tuple[Any, str]:
     try:
         from pyarrow import fs
     except ImportError:
-        raise ValueError(f"{source}: reading from a URI needs pyarrow: pip install -e \".[cluster]\"") from None
+        raise ValueError(f'{source}: reading from a URI needs pyarrow: pip install -e ".[cluster]"') from None
     try:
         return fs.FileSystem.from_uri(source)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad or unreachable URI
@@ -73,7 +73,7 @@ def list_inputs(source: str, destination: str | os.PathLike[str] | None = None) 
         return _list_uri(source)
     skip = Path(destination).resolve() if destination is not None else None
     if source.startswith("file://"):
-        source = source[len("file://"):]
+        source = source[len("file://") :]
     if glob.has_magic(source):
         root = Path(_glob_root(source))
         paths: Iterable[Path] = (Path(p) for p in glob.glob(source, recursive=True))

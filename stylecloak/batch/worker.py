@@ -62,8 +62,9 @@ class BatchWorker:
         if job.target_request is not None:
             from ..targets.resolve import resolve_target
 
-            resolved = resolve_target(job.target_request, [], cloaker.device, encoder_spec=job.settings.encoder,
-                                      seed=job.settings.seed)
+            resolved = resolve_target(
+                job.target_request, [], cloaker.device, encoder_spec=job.settings.encoder, seed=job.settings.seed
+            )
             cloaker = cloaker.retarget(resolved.name, resolved.style)
         self.cloaker = cloaker
 
@@ -74,8 +75,14 @@ class BatchWorker:
         try:
             data = read_input_bytes(self.job.source, item)
         except (OSError, ValueError) as exc:
-            return ManifestRow(item.path, None, None, error=first_line(exc, 300), settings=settings,
-                               seconds=time.perf_counter() - started)
+            return ManifestRow(
+                item.path,
+                None,
+                None,
+                error=first_line(exc, 300),
+                settings=settings,
+                seconds=time.perf_counter() - started,
+            )
         digest = sha256_bytes(data)
         try:
             source = load_image_bytes(data)
@@ -83,15 +90,24 @@ class BatchWorker:
             staging.parent.mkdir(parents=True, exist_ok=True)
             report = self.cloaker.cloak_loaded(source, staging)
         except (ImageInputError, OSError, ValueError, RuntimeError) as exc:
-            return ManifestRow(item.path, digest, None, error=first_line(exc, 300), settings=settings,
-                               seconds=time.perf_counter() - started)
+            return ManifestRow(
+                item.path,
+                digest,
+                None,
+                error=first_line(exc, 300),
+                settings=settings,
+                seconds=time.perf_counter() - started,
+            )
         final = item.output_path(self.job.destination, self.job.fmt)
         figures = replace(report, input=item.path, output=str(final)).to_dict()
-        return ManifestRow(item.path, digest, str(final), settings=settings, report=figures,
-                           seconds=time.perf_counter() - started)
+        return ManifestRow(
+            item.path, digest, str(final), settings=settings, report=figures, seconds=time.perf_counter() - started
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         """Ray Data's batch call: columns ``path`` and ``relative`` in, one JSON ``row`` per input out."""
-        rows = [self.cloak_one(BatchInput(str(path), str(relative))).to_json()
-                for path, relative in zip(batch["path"], batch["relative"])]
+        rows = [
+            self.cloak_one(BatchInput(str(path), str(relative))).to_json()
+            for path, relative in zip(batch["path"], batch["relative"])
+        ]
         return {"row": np.array(rows, dtype=object)}

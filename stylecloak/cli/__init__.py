@@ -1,7 +1,7 @@
 """The ``stylecloak`` command line.
 
-    stylecloak cloak IMAGE_OR_DIR... [-o OUT_DIR] [--intensity low|medium|high] [--quality fast|default|max]
-                     [--target NAME] [--encoder NAME[:PATH]] [--device auto|cpu|cuda] [--seed N] [--json]
+stylecloak cloak IMAGE_OR_DIR... [-o OUT_DIR] [--intensity low|medium|high] [--quality fast|default|max]
+                 [--target NAME] [--encoder NAME[:PATH]] [--device auto|cpu|cuda] [--seed N] [--json]
 """
 
 from __future__ import annotations
@@ -30,25 +30,33 @@ if TYPE_CHECKING:  # the heavy modules load only when a command needs them, so t
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-CLOAK_EPILOG = """\
+CLOAK_EPILOG = (
+    """\
 examples:
   stylecloak cloak painting.png                      writes painting.cloaked.png beside it
   stylecloak cloak portfolio/ -o protected/          every image of a folder, into another folder
   stylecloak cloak art.jpg --intensity high --json   stronger cloak, one JSON report per image on stdout
 
 intensity is the visibility budget. Every cloak keeps all of its bounds, checked on the saved file:
-  """ + "\n  ".join(f"{k:7s} LPIPS <= {p.budget}, SSIM >= {p.ssim_min}, every 64 px window SSIM >= "
-                     f"{p.ssim_window_min}, PSNR >= {p.psnr_min:g} dB, at most {p.max_change} levels per pixel"
-                     for k, p in INTENSITY_PRESETS.items()) + """
+  """
+    + "\n  ".join(
+        f"{k:7s} LPIPS <= {p.budget}, SSIM >= {p.ssim_min}, every 64 px window SSIM >= "
+        f"{p.ssim_window_min}, PSNR >= {p.psnr_min:g} dB, at most {p.max_change} levels per pixel"
+        for k, p in INTENSITY_PRESETS.items()
+    )
+    + """
   and a per-pixel bound that follows the image's texture (flat areas change least).
   Higher intensity allows a larger change, so the encoder moves further toward the target; our own
   mimicry tests have not yet shown that any intensity stops mimicry (see the README).
 quality is the effort:
-  """ + "\n  ".join(f"{k:8s} {p.steps} steps, {p.description}" for k, p in QUALITY_PRESETS.items()) + """
+  """
+    + "\n  ".join(f"{k:8s} {p.steps} steps, {p.description}" for k, p in QUALITY_PRESETS.items())
+    + """
 
 Inputs are never modified. Outputs are written atomically (no half-written file after a crash or Ctrl-C).
 A file that fails gets a one-line error on stderr, the batch goes on, and the exit code is 1.
 """
+)
 
 
 EVALUATE_EPILOG = """\
@@ -87,9 +95,11 @@ a partner get one warning line each. A pair that fails gets one error line, the 
 """
 
 
-DESCRIPTOR_HELP = ("style descriptor for the target choice: VGG16 Gram statistics (default), the encoder's latent "
-                   "statistics, or a local CLIP model's image embedding (clip:PATH, a transformers folder; needs "
-                   "the full extra)")
+DESCRIPTOR_HELP = (
+    "style descriptor for the target choice: VGG16 Gram statistics (default), the encoder's latent "
+    "statistics, or a local CLIP model's image embedding (clip:PATH, a transformers folder; needs "
+    "the full extra)"
+)
 
 
 def _descriptor_spec(value: str) -> str:
@@ -102,7 +112,9 @@ def _factors(value: str) -> tuple[int, ...]:
     try:
         factors = tuple(int(part) for part in value.split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole factors separated by commas, e.g. 2,4; got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected whole factors separated by commas, e.g. 2,4; got {value!r}"
+        ) from None
     if not factors or any(f < 1 for f in factors):
         raise argparse.ArgumentTypeError(f"factors must be whole numbers >= 1, got {value!r}")
     return factors
@@ -123,60 +135,112 @@ def iter_inputs(paths: Sequence[str]) -> Iterator[Path]:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--encoder", default="taef2", metavar="NAME[:PATH]",
-                        help="encoder to cloak against (default: taef2, the embedded FLUX.2 tiny autoencoder); "
-                             "see `stylecloak models list`")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default: auto)")
+    parser.add_argument(
+        "--encoder",
+        default="taef2",
+        metavar="NAME[:PATH]",
+        help="encoder to cloak against (default: taef2, the embedded FLUX.2 tiny autoencoder); "
+        "see `stylecloak models list`",
+    )
+    parser.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default: auto)"
+    )
 
 
 def _add_cloak_options(parser: argparse.ArgumentParser) -> None:
     """The options that say how to cloak, shared by `cloak` and `batch`."""
-    parser.add_argument("--intensity", default="medium", choices=list(INTENSITY_BUDGETS), help="visibility budget (default: medium)")
+    parser.add_argument(
+        "--intensity", default="medium", choices=list(INTENSITY_BUDGETS), help="visibility budget (default: medium)"
+    )
     parser.add_argument("--quality", default="default", choices=list(QUALITY_PRESETS), help="effort (default: default)")
-    parser.add_argument("--target", default="auto", metavar="NAME",
-                       help="target style (default: auto, one style chosen for the whole set of inputs, or the one "
-                            "pinned in OUT_DIR/.stylecloak.json); see `stylecloak targets list`")
-    parser.add_argument("--target-model", metavar="PATH",
-                       help="for --target sd:PROMPT: a local Stable Diffusion folder (diffusers format) that renders "
-                            "the target with img2img; needs the full extra")
-    parser.add_argument("--target-strength", type=float, default=None, metavar="S",
-                       help="for --target sd:PROMPT: img2img strength in (0, 1] (default 0.5)")
-    parser.add_argument("--descriptor", default="gram", type=_descriptor_spec, metavar="gram|latent|clip:PATH",
-                       help="with --target auto: " + DESCRIPTOR_HELP)
-    parser.add_argument("--target-images", metavar="DIR",
-                       help="make the target by neural style transfer from your own reference images in DIR "
-                            "(e.g. public-domain works in a style far from yours); overrides --target")
+    parser.add_argument(
+        "--target",
+        default="auto",
+        metavar="NAME",
+        help="target style (default: auto, one style chosen for the whole set of inputs, or the one "
+        "pinned in OUT_DIR/.stylecloak.json); see `stylecloak targets list`",
+    )
+    parser.add_argument(
+        "--target-model",
+        metavar="PATH",
+        help="for --target sd:PROMPT: a local Stable Diffusion folder (diffusers format) that renders "
+        "the target with img2img; needs the full extra",
+    )
+    parser.add_argument(
+        "--target-strength",
+        type=float,
+        default=None,
+        metavar="S",
+        help="for --target sd:PROMPT: img2img strength in (0, 1] (default 0.5)",
+    )
+    parser.add_argument(
+        "--descriptor",
+        default="gram",
+        type=_descriptor_spec,
+        metavar="gram|latent|clip:PATH",
+        help="with --target auto: " + DESCRIPTOR_HELP,
+    )
+    parser.add_argument(
+        "--target-images",
+        metavar="DIR",
+        help="make the target by neural style transfer from your own reference images in DIR "
+        "(e.g. public-domain works in a style far from yours); overrides --target",
+    )
     _add_model_options(parser)
-    parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same output")
-    parser.add_argument("--format", default="png", choices=["png", "jpg", "webp"], help="output format (default: png, lossless: the file holds exactly the checked pixels; jpg "
-                            "and webp add their own compression loss on top, which the report measures)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed: the same seed and settings give the same output"
+    )
+    parser.add_argument(
+        "--format",
+        default="png",
+        choices=["png", "jpg", "webp"],
+        help="output format (default: png, lossless: the file holds exactly the checked pixels; jpg "
+        "and webp add their own compression loss on top, which the report measures)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="advanced: override the number of optimisation steps")
-    parser.add_argument("--budget", type=float, default=None, help="advanced: override the LPIPS budget set by --intensity")
-    parser.add_argument("--mimic-downscales", type=_factors, default=(), metavar="F[,F...]",
-                       help="experimental: also optimise for the image shrunk by these factors (e.g. 2,4), as a "
-                            "mimic that trains at a smaller size sees it; it moves the shrunk image much further "
-                            "and the full-size one less (see docs/protection.md)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                       help="advanced: the encoder's arithmetic while optimising (default: auto, bf16 where the GPU or "
-                            "CPU computes it natively, about twice as fast; the budget is always measured in fp32)")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="advanced: override the LPIPS budget set by --intensity"
+    )
+    parser.add_argument(
+        "--mimic-downscales",
+        type=_factors,
+        default=(),
+        metavar="F[,F...]",
+        help="experimental: also optimise for the image shrunk by these factors (e.g. 2,4), as a "
+        "mimic that trains at a smaller size sees it; it moves the shrunk image much further "
+        "and the full-size one less (see docs/protection.md)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "fp32"],
+        help="advanced: the encoder's arithmetic while optimising (default: auto, bf16 where the GPU or "
+        "CPU computes it natively, about twice as fast; the budget is always measured in fp32)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylecloak",
         description="Add a barely visible cloak to artwork so that an AI model's image encoder sees it in a different "
-                    "style (the Glaze method). Our own mimicry tests have not yet shown that it stops style mimicry: "
-                    "see the README's measurements.",
+        "style (the Glaze method). Our own mimicry tests have not yet shown that it stops style mimicry: "
+        "see the README's measurements.",
     )
     parser.add_argument("--version", action="version", version=f"stylecloak {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    cloak = commands.add_parser("cloak", help="cloak images", epilog=CLOAK_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Cloak images or folders of images: a change within visibility bounds that "
-                                            "moves the model's encoder toward another style.")
+    cloak = commands.add_parser(
+        "cloak",
+        help="cloak images",
+        epilog=CLOAK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Cloak images or folders of images: a change within visibility bounds that "
+        "moves the model's encoder toward another style.",
+    )
     cloak.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
-    cloak.add_argument("-o", "--out-dir", metavar="OUT_DIR", help="where to write <name>.cloaked.png (default: beside each input)")
+    cloak.add_argument(
+        "-o", "--out-dir", metavar="OUT_DIR", help="where to write <name>.cloaked.png (default: beside each input)"
+    )
     _add_cloak_options(cloak)
     cloak.add_argument("--json", action="store_true", help="print one JSON report per image on stdout")
 
@@ -191,8 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     path.add_argument("name")
     fetch = models_sub.add_parser("fetch", help="download a model into the user cache (checksum-verified, resumable)")
     fetch.add_argument("name")
-    fetch.add_argument("--allow-unpinned", action="store_true",
-                       help="download a model that has no pinned checksum or revision here yet (its sha256 is printed)")
+    fetch.add_argument(
+        "--allow-unpinned",
+        action="store_true",
+        help="download a model that has no pinned checksum or revision here yet (its sha256 is printed)",
+    )
 
     targets = commands.add_parser("targets", help="the catalogue of target styles")
     targets_sub = targets.add_subparsers(dest="targets_command", metavar="ACTION", required=True)
@@ -204,51 +271,89 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="a contact sheet: the original and every target style")
     render.add_argument("-o", "--output", required=True, help="output PNG path")
     render.add_argument("--seed", type=int, default=0)
-    choose = targets_sub.add_parser("choose", help="choose one target style for a portfolio (what --target auto does)",
-                                    description="Measure the style distance from the portfolio's centroid to each "
-                                                "target style and choose one that is far, but not the farthest "
-                                                "(the 50th-75th percentile band).")
+    choose = targets_sub.add_parser(
+        "choose",
+        help="choose one target style for a portfolio (what --target auto does)",
+        description="Measure the style distance from the portfolio's centroid to each "
+        "target style and choose one that is far, but not the farthest "
+        "(the 50th-75th percentile band).",
+    )
     choose.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     choose.add_argument("--pin", metavar="DIR", help="also pin the choice in DIR/.stylecloak.json for later cloaks")
-    choose.add_argument("--descriptor", default="gram", type=_descriptor_spec, metavar="gram|latent|clip:PATH",
-                        help=DESCRIPTOR_HELP)
+    choose.add_argument(
+        "--descriptor", default="gram", type=_descriptor_spec, metavar="gram|latent|clip:PATH", help=DESCRIPTOR_HELP
+    )
     _add_model_options(choose)
     choose.add_argument("--json", action="store_true", help="print the distances and the choice as JSON")
 
-    evaluate = commands.add_parser("evaluate", help="measure a cloak: visibility, effect, robustness, what the model sees",
-                                   epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   description="Measure cloaked images against their originals. "
-                                               "ORIGINAL and CLOAKED are two image files, or two folders whose images "
-                                               "are paired by name.")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="measure a cloak: visibility, effect, robustness, what the model sees",
+        epilog=EVALUATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measure cloaked images against their originals. "
+        "ORIGINAL and CLOAKED are two image files, or two folders whose images "
+        "are paired by name.",
+    )
     evaluate.add_argument("original", metavar="ORIGINAL", help="the original image, or a folder of originals")
-    evaluate.add_argument("cloaked", metavar="CLOAKED",
-                          help="the cloaked image, or a folder with NAME.cloaked.png files (or files named as the originals)")
-    evaluate.add_argument("--target", default=None, metavar="NAME",
-                          help="the target style the cloak aimed at (default: the one recorded in each cloaked PNG)")
-    evaluate.add_argument("--target-images", metavar="DIR", help="the reference images, if the cloak used --target-images")
-    evaluate.add_argument("--encoder", default=None, metavar="NAME[:PATH]",
-                          help="the encoder the cloak attacked (default: the one recorded in each cloaked PNG, else taef2)")
-    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default: auto)")
-    evaluate.add_argument("--seed", type=int, default=None,
-                          help="the seed the cloak used, which some targets depend on (default: the recorded one, else 0)")
-    evaluate.add_argument("--out", metavar="DIR",
-                          help="where to write NAME.model-view.png and NAME.evaluation.json (default: a model-view/ "
-                               "folder inside the CLOAKED folder, or beside the CLOAKED file); inputs are never overwritten")
-    evaluate.add_argument("--no-robustness", action="store_true",
-                          help="skip the robustness table and the progress by scale (thirteen more encoder passes)")
+    evaluate.add_argument(
+        "cloaked",
+        metavar="CLOAKED",
+        help="the cloaked image, or a folder with NAME.cloaked.png files (or files named as the originals)",
+    )
+    evaluate.add_argument(
+        "--target",
+        default=None,
+        metavar="NAME",
+        help="the target style the cloak aimed at (default: the one recorded in each cloaked PNG)",
+    )
+    evaluate.add_argument(
+        "--target-images", metavar="DIR", help="the reference images, if the cloak used --target-images"
+    )
+    evaluate.add_argument(
+        "--encoder",
+        default=None,
+        metavar="NAME[:PATH]",
+        help="the encoder the cloak attacked (default: the one recorded in each cloaked PNG, else taef2)",
+    )
+    evaluate.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default: auto)"
+    )
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="the seed the cloak used, which some targets depend on (default: the recorded one, else 0)",
+    )
+    evaluate.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write NAME.model-view.png and NAME.evaluation.json (default: a model-view/ "
+        "folder inside the CLOAKED folder, or beside the CLOAKED file); inputs are never overwritten",
+    )
+    evaluate.add_argument(
+        "--no-robustness",
+        action="store_true",
+        help="skip the robustness table and the progress by scale (thirteen more encoder passes)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object per pair on stdout")
 
     mimic_cli.add_parser(commands)
     classifier_cli.add_parser(commands)
     serve_cli.add_parser(commands)
 
-    report = commands.add_parser("report", help="one HTML page from evaluate and mimic results",
-                                 description="Gather what `stylecloak evaluate --out DIR` and `stylecloak mimic --out DIR` "
-                                             "wrote anywhere under DIR into one self-contained HTML page: the tables, "
-                                             "original/cloaked/what-the-model-sees triptychs, robustness curves and "
-                                             "mimicry samples. Images are embedded, so the page is a single file.")
+    report = commands.add_parser(
+        "report",
+        help="one HTML page from evaluate and mimic results",
+        description="Gather what `stylecloak evaluate --out DIR` and `stylecloak mimic --out DIR` "
+        "wrote anywhere under DIR into one self-contained HTML page: the tables, "
+        "original/cloaked/what-the-model-sees triptychs, robustness curves and "
+        "mimicry samples. Images are embedded, so the page is a single file.",
+    )
     report.add_argument("folder", metavar="DIR", help="a folder holding evaluation and mimicry results")
-    report.add_argument("-o", "--output", metavar="FILE", default=None, help="the page to write (default: DIR/report.html)")
+    report.add_argument(
+        "-o", "--output", metavar="FILE", default=None, help="the page to write (default: DIR/report.html)"
+    )
     report.add_argument("--title", default="stylecloak report")
     return parser
 
@@ -315,8 +420,12 @@ def cloak_settings(args: argparse.Namespace) -> CloakSettings:
     """The settings that the cloak options ask for (a catalogue --target among them). Raises ValueError."""
     from ..settings import CloakSettings
 
-    overrides: dict[str, object] = {"encoder": args.encoder, "device": args.device, "seed": args.seed,
-                                    "precision": args.precision}
+    overrides: dict[str, object] = {
+        "encoder": args.encoder,
+        "device": args.device,
+        "seed": args.seed,
+        "precision": args.precision,
+    }
     if args.target != "auto" and not args.target.startswith("sd:"):
         overrides["target"] = args.target
     if args.steps is not None:
@@ -369,9 +478,16 @@ def run_cloak(args: argparse.Namespace) -> int:
     # by the library: the auto choice with its pin, reference images, a Stable Diffusion prompt.
     if args.target == "auto" or args.target.startswith("sd:") or args.target_images:
         try:
-            resolved = resolve_target(_target_request(args), inputs, cloaker.device,
-                                      pin_folder=pin_folder(inputs, args.out_dir), encoder_spec=settings.encoder,
-                                      seed=settings.seed, fallback=settings.target, version=__version__)
+            resolved = resolve_target(
+                _target_request(args),
+                inputs,
+                cloaker.device,
+                pin_folder=pin_folder(inputs, args.out_dir),
+                encoder_spec=settings.encoder,
+                seed=settings.seed,
+                fallback=settings.target,
+                version=__version__,
+            )
         except TargetResolutionError as exc:
             _error(str(exc))
             return EXIT_USAGE
@@ -382,8 +498,14 @@ def run_cloak(args: argparse.Namespace) -> int:
     total = len(inputs) + failures
     for index, path in enumerate(inputs, 1):
         out_dir = Path(args.out_dir) if args.out_dir else path.parent
-        bar = tqdm(total=settings.steps + 1, desc=f"[{index}/{len(inputs)}] {path.name}", unit="step", leave=False,
-                   file=sys.stderr, disable=None)
+        bar = tqdm(
+            total=settings.steps + 1,
+            desc=f"[{index}/{len(inputs)}] {path.name}",
+            unit="step",
+            leave=False,
+            file=sys.stderr,
+            disable=None,
+        )
         # Until the first step, the time goes to the target (seconds for a rendition, longer for reference
         # images or Stable Diffusion, once per image: then it is cached).
         bar.set_postfix_str("rendering the target")
@@ -399,9 +521,12 @@ def run_cloak(args: argparse.Namespace) -> int:
             print(json.dumps(report.to_dict()), flush=True)
         else:
             psnr = "identical" if report.psnr is None else f"{report.psnr:.1f} dB"
-            print(f"{report.output}  lpips {report.lpips:.3f} (budget {report.budget})  ssim {report.ssim:.3f}  "
-                  f"worst window {report.ssim_window_min:.3f}  psnr {psnr}  target progress "
-                  f"{report.target_progress:.2f}  {report.seconds:.0f} s", flush=True)
+            print(
+                f"{report.output}  lpips {report.lpips:.3f} (budget {report.budget})  ssim {report.ssim:.3f}  "
+                f"worst window {report.ssim_window_min:.3f}  psnr {psnr}  target progress "
+                f"{report.target_progress:.2f}  {report.seconds:.0f} s",
+                flush=True,
+            )
     if failures:
         _error(_failure_summary(failures, total, "images", "written"))
         return EXIT_SOME_FAILED
@@ -451,9 +576,13 @@ def _writable_inputs(inputs: list[Path], out_dir: str | None) -> tuple[list[Path
 def _target_request(args: argparse.Namespace) -> TargetRequest:
     from ..targets.resolve import TargetRequest
 
-    return TargetRequest(target=getattr(args, "target", None) or "auto", reference_images=getattr(args, "target_images", None),
-                         sd_model=getattr(args, "target_model", None), sd_strength=getattr(args, "target_strength", None),
-                         descriptor=getattr(args, "descriptor", "gram"))
+    return TargetRequest(
+        target=getattr(args, "target", None) or "auto",
+        reference_images=getattr(args, "target_images", None),
+        sd_model=getattr(args, "target_model", None),
+        sd_strength=getattr(args, "target_strength", None),
+        descriptor=getattr(args, "descriptor", "gram"),
+    )
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -463,10 +592,16 @@ def run_models(args: argparse.Namespace) -> int:
         for model in KNOWN_MODELS.values():
             folder = model.location()
             size = f"{model.size_mb:.1f} MB" if model.size_mb else "size unknown"
-            state = f"present: {folder} ({present_size_mb(folder):.1f} MB)" if folder else "missing: stylecloak models fetch " + model.name
+            state = (
+                f"present: {folder} ({present_size_mb(folder):.1f} MB)"
+                if folder
+                else "missing: stylecloak models fetch " + model.name
+            )
             pin = "pinned" if model.pinned else "not pinned yet"
-            print(f"{model.name:9s} {model.description}\n{'':9s} {size}, licence {model.licence}, {pin}, from {model.upstream}\n"
-                  f"{'':9s} {state}")
+            print(
+                f"{model.name:9s} {model.description}\n{'':9s} {size}, licence {model.licence}, {pin}, from {model.upstream}\n"
+                f"{'':9s} {state}"
+            )
         return EXIT_OK
     model = KNOWN_MODELS.get(args.name)
     if model is None:
@@ -475,8 +610,10 @@ def run_models(args: argparse.Namespace) -> int:
     if args.models_command == "path":
         folder = model.location()
         if folder is None:
-            _error(f"{model.name} is not here; get it with `stylecloak models fetch {model.name}` (or set STYLECLOAK_MODELS "
-                   f"to the folder that holds '{model.name}/')")
+            _error(
+                f"{model.name} is not here; get it with `stylecloak models fetch {model.name}` (or set STYLECLOAK_MODELS "
+                f"to the folder that holds '{model.name}/')"
+            )
             return EXIT_SOME_FAILED
         print(folder)
         return EXIT_OK
@@ -496,8 +633,11 @@ def _fetch_missing_encoders(encoder_spec: str) -> bool:
             # (as README says), and loading a missing one says how to get it.
             continue
         size = f"{model.size_mb:.0f} MB" if model.size_mb else "size not known here"
-        print(f"stylecloak: encoder {model.name} is not here yet; fetching it once into the user cache ({size}; "
-              f"pinned; or give a local copy with --encoder {model.name}:PATH)", file=sys.stderr)
+        print(
+            f"stylecloak: encoder {model.name} is not here yet; fetching it once into the user cache ({size}; "
+            f"pinned; or give a local copy with --encoder {model.name}:PATH)",
+            file=sys.stderr,
+        )
         if _fetch_model(model, allow_unpinned=False, print_path=False) != EXIT_OK:
             return False
     return True
@@ -616,17 +756,24 @@ def run_targets_choose(args: argparse.Namespace) -> int:
 
 def _print_evaluation(result: EvaluationResult) -> None:
     psnr = "identical" if result.psnr is None else f"{result.psnr:.1f} dB"
-    print(f"{result.original} -> {result.cloaked}  ({result.width}x{result.height}, target {result.target}, "
-          f"encoder {result.encoder})")
-    print(f"  lpips {result.lpips:.4f} (vgg {result.lpips_vgg:.4f})  psnr {psnr}  ssim {result.ssim:.4f}  "
-          f"worst 64 px window ssim {result.ssim_window_min:.4f}  max change {result.max_change}/255")
+    print(
+        f"{result.original} -> {result.cloaked}  ({result.width}x{result.height}, target {result.target}, "
+        f"encoder {result.encoder})"
+    )
+    print(
+        f"  lpips {result.lpips:.4f} (vgg {result.lpips_vgg:.4f})  psnr {psnr}  ssim {result.ssim:.4f}  "
+        f"worst 64 px window ssim {result.ssim_window_min:.4f}  max change {result.max_change}/255"
+    )
     print(f"  target progress {result.target_progress:.3f}")
     if result.robustness:
         cells = [f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in result.robustness.items()]
         print("  after countermeasures: " + ", ".join(cells))
     if result.progress_by_scale:
         names = {"1x": "full size", "2x": "1/2 size", "4x": "1/4 size"}
-        cells = [f"{names.get(k, k)} {'(too small)' if v is None else f'{v:.3f}'}" for k, v in result.progress_by_scale.items()]
+        cells = [
+            f"{names.get(k, k)} {'(too small)' if v is None else f'{v:.3f}'}"
+            for k, v in result.progress_by_scale.items()
+        ]
         print("  target progress where a mimic looks (shrunk as for training): " + ", ".join(cells))
     if result.visibility_map:
         print(f"  where the change is most visible: {result.visibility_map}")
@@ -664,8 +811,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     failures = 0
     for name, original_path, cloaked_path in pairs:
         try:
-            result = evaluate_files(name, original_path, cloaked_path, out_dir, models, target=args.target,
-                                    encoder=args.encoder, seed=args.seed, robustness=not args.no_robustness)
+            result = evaluate_files(
+                name,
+                original_path,
+                cloaked_path,
+                out_dir,
+                models,
+                target=args.target,
+                encoder=args.encoder,
+                seed=args.seed,
+                robustness=not args.no_robustness,
+            )
         except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
             failures += 1
             _error(f"{cloaked_path}: {first_line(exc)}")

@@ -40,7 +40,9 @@ def _folds(text: str) -> int | str:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of folds (2 or more) or 'loo', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of folds (2 or more) or 'loo', got {text!r}"
+        ) from None
     if value < 2:
         raise argparse.ArgumentTypeError(f"need at least 2 folds, got {value}")
     return value
@@ -72,28 +74,66 @@ def _sigma(text: str) -> float:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``style-classifier`` on the ``stylecloak`` command's sub-parsers."""
     parser = subparsers.add_parser(
-        "style-classifier", help="cross-validated accuracy of the offline style classifier on a labelled folder",
-        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "style-classifier",
+        help="cross-validated accuracy of the offline style classifier on a labelled folder",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("folder", metavar="FOLDER", help="labelled images: manifest.csv, or one sub-folder per label")
-    parser.add_argument("--head", choices=["centroid", "linear"], default="centroid",
-                        help="nearest class centroid (default) or L2-regularised logistic regression")
-    parser.add_argument("--folds", type=_folds, default="loo", metavar="N|loo",
-                        help="stratified N-fold cross-validation, or leave-one-out (default)")
-    parser.add_argument("--long-side", type=_positive_int(16), default=WORKING_LONG_SIDE, metavar="PX",
-                        help=f"working size the features are computed at (default: {WORKING_LONG_SIDE})")
-    parser.add_argument("--detail", type=_positive_int(0), default=None, metavar="PX",
-                        help=f"images pass through this long side first, so sharp and soft images carry the same "
-                             f"detail; 0 turns it off (default: 3/4 of --long-side, {DETAIL_LONG_SIDE} px at "
-                             f"{WORKING_LONG_SIDE})")
-    parser.add_argument("--views", type=_positive_int(0), default=TRAINING_VIEWS,
-                        help=f"augmented views per training image: crops, smaller softer copies (default: {TRAINING_VIEWS})")
+    parser.add_argument(
+        "--head",
+        choices=["centroid", "linear"],
+        default="centroid",
+        help="nearest class centroid (default) or L2-regularised logistic regression",
+    )
+    parser.add_argument(
+        "--folds",
+        type=_folds,
+        default="loo",
+        metavar="N|loo",
+        help="stratified N-fold cross-validation, or leave-one-out (default)",
+    )
+    parser.add_argument(
+        "--long-side",
+        type=_positive_int(16),
+        default=WORKING_LONG_SIDE,
+        metavar="PX",
+        help=f"working size the features are computed at (default: {WORKING_LONG_SIDE})",
+    )
+    parser.add_argument(
+        "--detail",
+        type=_positive_int(0),
+        default=None,
+        metavar="PX",
+        help=f"images pass through this long side first, so sharp and soft images carry the same "
+        f"detail; 0 turns it off (default: 3/4 of --long-side, {DETAIL_LONG_SIDE} px at "
+        f"{WORKING_LONG_SIDE})",
+    )
+    parser.add_argument(
+        "--views",
+        type=_positive_int(0),
+        default=TRAINING_VIEWS,
+        help=f"augmented views per training image: crops, smaller softer copies (default: {TRAINING_VIEWS})",
+    )
     parser.add_argument("--column", default="style", help="the manifest column holding the labels (default: style)")
-    parser.add_argument("--shrink", type=_positive_int(16), default=None, metavar="PX",
-                        help="score the held-out images after shrinking them to PX long side")
-    parser.add_argument("--blur", type=_sigma, default=0.0, metavar="SIGMA",
-                        help="and blurring them by SIGMA px (Gaussian), after --shrink")
-    parser.add_argument("--positive", metavar="LABEL", help="also report LABEL against the rest (e.g. the artist's style)")
+    parser.add_argument(
+        "--shrink",
+        type=_positive_int(16),
+        default=None,
+        metavar="PX",
+        help="score the held-out images after shrinking them to PX long side",
+    )
+    parser.add_argument(
+        "--blur",
+        type=_sigma,
+        default=0.0,
+        metavar="SIGMA",
+        help="and blurring them by SIGMA px (Gaussian), after --shrink",
+    )
+    parser.add_argument(
+        "--positive", metavar="LABEL", help="also report LABEL against the rest (e.g. the artist's style)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for folds and views (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
@@ -151,26 +191,43 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, RuntimeError) as exc:
         _error(f"cannot load the VGG16 weights: {first_line(exc)}")
         return EXIT_FAILED
-    extractor = GramFeatureExtractor(vgg, long_side=args.long_side, detail_side=detail, views=args.views, seed=args.seed)
+    extractor = GramFeatureExtractor(
+        vgg, long_side=args.long_side, detail_side=detail, views=args.views, seed=args.seed
+    )
     transform = None
     if args.shrink is not None:
         shrink, sigma = args.shrink, args.blur
         transform = lambda image: degrade(image, shrink, sigma)  # noqa: E731
     started = time.perf_counter()
-    result = cross_validate(lambda: GramStyleClassifier(extractor, args.head), images, labels, args.folds, args.seed, transform)
+    result = cross_validate(
+        lambda: GramStyleClassifier(extractor, args.head), images, labels, args.folds, args.seed, transform
+    )
     seconds = time.perf_counter() - started
 
     binary = result.binary(args.positive) if args.positive is not None else None
     if args.json:
-        out: dict[str, Any] = {"folder": str(args.folder), "head": args.head, "long_side": args.long_side,
-                               "detail": detail, "views": args.views, "shrink": args.shrink, "blur": args.blur,
-                               "seed": args.seed, **result.to_dict(), "seconds": round(seconds, 1)}
+        out: dict[str, Any] = {
+            "folder": str(args.folder),
+            "head": args.head,
+            "long_side": args.long_side,
+            "detail": detail,
+            "views": args.views,
+            "shrink": args.shrink,
+            "blur": args.blur,
+            "seed": args.seed,
+            **result.to_dict(),
+            "seconds": round(seconds, 1),
+        }
         if binary is not None:
             out["binary"] = vars(binary)
         print(json.dumps(out))
         return EXIT_OK
     folds = "leave-one-out" if result.folds == result.n and args.folds == "loo" else f"{result.folds}-fold"
-    tested = f", held-out images shrunk to {args.shrink} px" + (f" and blurred ({args.blur} px)" if args.blur else "") if args.shrink else ""
+    tested = (
+        f", held-out images shrunk to {args.shrink} px" + (f" and blurred ({args.blur} px)" if args.blur else "")
+        if args.shrink
+        else ""
+    )
     print(f"{result.n} images, {len(result.labels)} labels, {args.head} head, {folds}{tested}")
     correct = round(result.accuracy * result.n)
     print(f"accuracy {result.accuracy:.1%} ({correct}/{result.n}); chance {result.chance:.1%}")
@@ -179,7 +236,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<{max(map(len, result.labels))}}  {result.per_class[name]:.0%} of {count}")
     print(_table(result.labels, result.confusion))
     if binary is not None:
-        print(f"{binary.label} vs rest: accuracy {binary.accuracy:.1%}, {binary.label} recognised "
-              f"{binary.true_positive_rate:.0%}, others taken for {binary.label} {binary.false_positive_rate:.0%}")
+        print(
+            f"{binary.label} vs rest: accuracy {binary.accuracy:.1%}, {binary.label} recognised "
+            f"{binary.true_positive_rate:.0%}, others taken for {binary.label} {binary.false_positive_rate:.0%}"
+        )
     print(f"({seconds:.0f} s)")
     return EXIT_OK

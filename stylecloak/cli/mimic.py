@@ -49,36 +49,72 @@ whose name matches one of --clean's are left out, so the folder may hold your ar
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = commands.add_parser("mimic", help="train a small mimic on clean and on cloaked art, and compare",
-                                 description=DESCRIPTION, epilog=EPILOG,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = commands.add_parser(
+        "mimic",
+        help="train a small mimic on clean and on cloaked art, and compare",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--clean", required=True, metavar="DIR", help="your original images")
     parser.add_argument("--cloaked", required=True, metavar="DIR", help="the same images, cloaked")
-    parser.add_argument("--others", required=True, metavar="DIR",
-                        help="images of other styles, labelled (manifest.csv with a style column, or DIR/STYLE/*.png)")
-    parser.add_argument("--attack", choices=["small", "nst", "lora"], default="small",
-                        help="small: a latent diffusion model trained from scratch here (default, CPU); nst: style "
-                             "transfer from what the encoder sees of the art, D(E(x)), onto other works (minutes); "
-                             "lora: LoRA fine-tuning of a local Stable Diffusion pipeline (--base; the full extra; a GPU)")
-    parser.add_argument("--base", metavar="PATH", help="with --attack lora: a local Stable Diffusion folder (diffusers format)")
+    parser.add_argument(
+        "--others",
+        required=True,
+        metavar="DIR",
+        help="images of other styles, labelled (manifest.csv with a style column, or DIR/STYLE/*.png)",
+    )
+    parser.add_argument(
+        "--attack",
+        choices=["small", "nst", "lora"],
+        default="small",
+        help="small: a latent diffusion model trained from scratch here (default, CPU); nst: style "
+        "transfer from what the encoder sees of the art, D(E(x)), onto other works (minutes); "
+        "lora: LoRA fine-tuning of a local Stable Diffusion pipeline (--base; the full extra; a GPU)",
+    )
+    parser.add_argument(
+        "--base", metavar="PATH", help="with --attack lora: a local Stable Diffusion folder (diffusers format)"
+    )
     parser.add_argument("--lora-rank", type=int, default=4, help="with --attack lora: the adapter's rank (default 4)")
-    parser.add_argument("--preset", choices=PRESETS, default="quick",
-                        help="model size and training length (default quick: a 2-core CPU; full: a GPU)")
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="quick",
+        help="model size and training length (default quick: a 2-core CPU; full: a GPU)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (overrides the preset)")
     parser.add_argument("--samples", type=int, default=None, help="images generated per run (overrides the preset)")
-    parser.add_argument("--image-size", type=int, default=None, metavar="PX",
-                        help="long side the mimic shrinks every image to before training (overrides the preset)")
-    parser.add_argument("--purify", default=",".join(DEFAULT_PURIFIERS), metavar="LIST",
-                        help="purifications the adaptive attacker tries on the cloaked art, comma-separated, or "
-                             "'none' (default: %(default)s; any name of evaluate's robustness table works)")
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help="where samples and report.json go (default: a new folder mimicry-DATE-TIME here)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="long side the mimic shrinks every image to before training (overrides the preset)",
+    )
+    parser.add_argument(
+        "--purify",
+        default=",".join(DEFAULT_PURIFIERS),
+        metavar="LIST",
+        help="purifications the adaptive attacker tries on the cloaked art, comma-separated, or "
+        "'none' (default: %(default)s; any name of evaluate's robustness table works)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="where samples and report.json go (default: a new folder mimicry-DATE-TIME here)",
+    )
     parser.add_argument("--encoder", default="taef2", help="the latent space the mimic works in (default: taef2)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
-    parser.add_argument("--judge", type=_judge_spec, default="linear", metavar="linear|centroid|clip:PATH",
-                        help="the style classifier: logistic regression (default) or nearest centroid on VGG16 Gram "
-                             "features, or logistic regression on a local CLIP model's embeddings (clip:PATH, the "
-                             "full extra); check the Gram ones first with `stylecloak style-classifier`")
+    parser.add_argument(
+        "--judge",
+        type=_judge_spec,
+        default="linear",
+        metavar="linear|centroid|clip:PATH",
+        help="the style classifier: logistic regression (default) or nearest centroid on VGG16 Gram "
+        "features, or logistic regression on a local CLIP model's embeddings (clip:PATH, the "
+        "full extra); check the Gram ones first with `stylecloak style-classifier`",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the report as one JSON line")
     return parser
@@ -96,7 +132,7 @@ def build_judge(spec: str, device: torch.device) -> tuple[StyleJudge, str]:
         from ..evaluation.classifier import GramStyleClassifier
         from ..evaluation.clip import CLIPFeatureExtractor, clip_descriptor
 
-        extractor = CLIPFeatureExtractor(clip_descriptor(spec[len("clip:"):], device))
+        extractor = CLIPFeatureExtractor(clip_descriptor(spec[len("clip:") :], device))
         return GramStyleClassifier(extractor, "linear"), "clip-linear"  # type: ignore[arg-type]
     return gram_judge(spec, device)
 
@@ -171,8 +207,9 @@ def run(args: argparse.Namespace) -> int:
     if args.attack == "lora" and not args.base:
         _error("--attack lora needs --base PATH, a local Stable Diffusion folder in diffusers format")
         return 2
-    config = with_config(MIMIC_PRESETS[args.preset], steps=args.steps, samples=args.samples, seed=args.seed,
-                         image_size=args.image_size)
+    config = with_config(
+        MIMIC_PRESETS[args.preset], steps=args.steps, samples=args.samples, seed=args.seed, image_size=args.image_size
+    )
     if config.steps < 1 or config.samples < 1:
         _error("--steps and --samples must be at least 1")
         return 2
@@ -189,8 +226,16 @@ def run(args: argparse.Namespace) -> int:
         cloaked, _ = _load_folder(Path(args.cloaked))
         others = _load_others(Path(args.others), {_stem(Path(n)) for n in clean_names})
         judge, judge_name = build_judge(args.judge, device)
-    except (KeyError, ValueError, LabelledFolderError, ModelNotFoundError, ChecksumMismatchError, ImageInputError,
-            OSError, RuntimeError) as exc:
+    except (
+        KeyError,
+        ValueError,
+        LabelledFolderError,
+        ModelNotFoundError,
+        ChecksumMismatchError,
+        ImageInputError,
+        OSError,
+        RuntimeError,
+    ) as exc:
         _error(str(exc).strip("'\""))
         return 2
     if not clean or not cloaked:
@@ -206,47 +251,102 @@ def run(args: argparse.Namespace) -> int:
     def progress(condition: str, phase: str, done: int, total: int) -> None:
         key = (condition, phase)
         if key not in bars:
-            bars[key] = tqdm(total=total, desc=f"{condition}: {phase}", unit="step", leave=False, file=sys.stderr, disable=None)
+            bars[key] = tqdm(
+                total=total, desc=f"{condition}: {phase}", unit="step", leave=False, file=sys.stderr, disable=None
+            )
         bars[key].update(done - bars[key].n)
         if done == total:
             bars.pop(key).close()
 
-    print(f"stylecloak: mimic on {len(clean)} images of the artist and {sum(map(len, others.values()))} of "
-          f"{len(others)} other styles; {2 + len(purifiers)} {args.attack} runs of "
-          f"{args.steps or {'lora': 400, 'nst': 100}.get(args.attack, config.steps)} steps", file=sys.stderr)
+    print(
+        f"stylecloak: mimic on {len(clean)} images of the artist and {sum(map(len, others.values()))} of "
+        f"{len(others)} other styles; {2 + len(purifiers)} {args.attack} runs of "
+        f"{args.steps or {'lora': 400, 'nst': 100}.get(args.attack, config.steps)} steps",
+        file=sys.stderr,
+    )
     started = time.perf_counter()
     try:
         if args.attack == "lora":
             from ..evaluation.lora import LoraMimicConfig, run_lora_mimicry
 
-            lora_config = LoraMimicConfig(steps=args.steps or LoraMimicConfig.steps, samples=args.samples or LoraMimicConfig.samples,
-                                          resolution=args.image_size or LoraMimicConfig.resolution, rank=args.lora_rank,
-                                          seed=args.seed)
-            report = run_lora_mimicry(clean, cloaked, others, args.base, judge, lora_config, purifiers, encoder, device,
-                                      out_dir, classifier_name=judge_name, progress=progress)
+            lora_config = LoraMimicConfig(
+                steps=args.steps or LoraMimicConfig.steps,
+                samples=args.samples or LoraMimicConfig.samples,
+                resolution=args.image_size or LoraMimicConfig.resolution,
+                rank=args.lora_rank,
+                seed=args.seed,
+            )
+            report = run_lora_mimicry(
+                clean,
+                cloaked,
+                others,
+                args.base,
+                judge,
+                lora_config,
+                purifiers,
+                encoder,
+                device,
+                out_dir,
+                classifier_name=judge_name,
+                progress=progress,
+            )
         elif args.attack == "nst":
             from ..evaluation.nst_mimic import NSTMimicConfig, run_nst_mimicry
 
-            nst_config = NSTMimicConfig(samples=args.samples or NSTMimicConfig.samples, steps=args.steps or NSTMimicConfig.steps,
-                                        image_size=args.image_size or NSTMimicConfig.image_size, seed=args.seed)
-            report = run_nst_mimicry(clean, cloaked, others, encoder, judge, nst_config, purifiers, device, out_dir,
-                                     classifier_name=judge_name, progress=progress)
+            nst_config = NSTMimicConfig(
+                samples=args.samples or NSTMimicConfig.samples,
+                steps=args.steps or NSTMimicConfig.steps,
+                image_size=args.image_size or NSTMimicConfig.image_size,
+                seed=args.seed,
+            )
+            report = run_nst_mimicry(
+                clean,
+                cloaked,
+                others,
+                encoder,
+                judge,
+                nst_config,
+                purifiers,
+                device,
+                out_dir,
+                classifier_name=judge_name,
+                progress=progress,
+            )
         else:
-            report = run_mimicry(clean, cloaked, others, encoder, judge, config, purifiers, device, out_dir,
-                                 classifier_name=judge_name, progress=progress)
+            report = run_mimicry(
+                clean,
+                cloaked,
+                others,
+                encoder,
+                judge,
+                config,
+                purifiers,
+                device,
+                out_dir,
+                classifier_name=judge_name,
+                progress=progress,
+            )
     except (ValueError, RuntimeError) as exc:
         _error(first_line(exc))
         return 1
-    result = report.to_dict() | {"seconds": time.perf_counter() - started, "device": str(device),
-                                 "encoder": encoder.name, "out": str(out_dir)}
+    result = report.to_dict() | {
+        "seconds": time.perf_counter() - started,
+        "device": str(device),
+        "encoder": encoder.name,
+        "out": str(out_dir),
+    }
     (out_dir / "report.json").write_text(json.dumps(result, indent=2))
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"classifier {report.classifier}: attributes {report.classifier_sanity:.0%} of the artist's own clean crops to the artist")
+        print(
+            f"classifier {report.classifier}: attributes {report.classifier_sanity:.0%} of the artist's own clean crops to the artist"
+        )
         if report.control_artist_rate is not None:  # the small and nst attacks have a control; lora does not yet
-            print(f"control: it attributes {report.control_artist_rate:.0%} of the clean mimic's images of the other "
-                  "styles to the artist (the lower, the more its verdicts below mean)")
+            print(
+                f"control: it attributes {report.control_artist_rate:.0%} of the clean mimic's images of the other "
+                "styles to the artist (the lower, the more its verdicts below mean)"
+            )
         print(f"{'training set':24s} {'protection success':>18s}  predictions")
         for condition in report.conditions:
             print(f"{condition.condition:24s} {condition.protection_success_rate:>18.0%}  {condition.predictions}")

@@ -122,14 +122,16 @@ def save_grid(images: Sequence[torch.Tensor], path: Path, columns: int = 8) -> P
     return path
 
 
-def purified(images: Sequence[torch.Tensor], countermeasure: Countermeasure, encoder: LatentEncoder,
-             device: torch.device) -> list[torch.Tensor]:
+def purified(
+    images: Sequence[torch.Tensor], countermeasure: Countermeasure, encoder: LatentEncoder, device: torch.device
+) -> list[torch.Tensor]:
     with torch.no_grad():
         return [countermeasure.apply(image.to(device), encoder).cpu() for image in images]
 
 
-def check_attack_inputs(clean: Sequence[torch.Tensor], cloaked: Sequence[torch.Tensor],
-                        others: Mapping[str, Sequence[torch.Tensor]]) -> None:
+def check_attack_inputs(
+    clean: Sequence[torch.Tensor], cloaked: Sequence[torch.Tensor], others: Mapping[str, Sequence[torch.Tensor]]
+) -> None:
     """What every mimicry attack needs: the artist's clean and cloaked art, and other styles to tell it from."""
     if not clean or not cloaked:
         raise ValueError("the attack needs the artist's clean and cloaked images")
@@ -139,8 +141,9 @@ def check_attack_inputs(clean: Sequence[torch.Tensor], cloaked: Sequence[torch.T
         raise ValueError(f"{ARTIST_LABEL!r} is reserved for the artist; rename that style")
 
 
-def fit_judge_on_images(judge: StyleJudge, clean: Sequence[torch.Tensor],
-                        others: Mapping[str, Sequence[torch.Tensor]]) -> float:
+def fit_judge_on_images(
+    judge: StyleJudge, clean: Sequence[torch.Tensor], others: Mapping[str, Sequence[torch.Tensor]]
+) -> float:
     """Train ``judge`` on the artist's clean images against the others (whole images, for attacks whose samples
     are images); returns the share of the artist's own images it attributes to the artist."""
     images, labels = list(clean), [ARTIST_LABEL] * len(clean)
@@ -196,8 +199,9 @@ def run_mimicry(
     conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", clean), ("cloaked", cloaked)]
     conditions += [(f"cloaked+{c.name}", purified(cloaked, c, encoder, device)) for c in purifiers]
 
-    report = MimicryReport(len(clean), {label: len(images) for label, images in other_images.items()}, config,
-                           classifier_name, sanity)
+    report = MimicryReport(
+        len(clean), {label: len(images) for label, images in other_images.items()}, config, classifier_name, sanity
+    )
 
     def reporter(name: str) -> ProgressCallback | None:
         return (lambda phase, done, total: progress(name, phase, done, total)) if progress else None
@@ -206,8 +210,15 @@ def run_mimicry(
     # artist's class exists but gets no images), then each condition fine-tunes a copy of it on the artist's
     # images plus the others. The base is trained once, so every condition starts from the same model.
     started = time.perf_counter()
-    base = train_mimic([LatentSet(ARTIST_LABEL, []), *other_sets], config, mean, std, device, reporter("base model"),
-                       steps=config.base_steps)
+    base = train_mimic(
+        [LatentSet(ARTIST_LABEL, []), *other_sets],
+        config,
+        mean,
+        std,
+        device,
+        reporter("base model"),
+        steps=config.base_steps,
+    )
     report.base_seconds = time.perf_counter() - started
     others_share = (1 - config.artist_share) / len(other_sets)
     fine_tuning_weights = [config.artist_share] + [others_share] * len(other_sets)
@@ -224,18 +235,31 @@ def run_mimicry(
     return report
 
 
-def _control(report: MimicryReport, mimic: TrainedMimic, other_labels: Sequence[str], encoder: LatentEncoder,
-             judge: StyleJudge, device: torch.device, out_dir: Path | None) -> None:
+def _control(
+    report: MimicryReport,
+    mimic: TrainedMimic,
+    other_labels: Sequence[str],
+    encoder: LatentEncoder,
+    judge: StyleJudge,
+    device: torch.device,
+    out_dir: Path | None,
+) -> None:
     """Ask the judge about the clean-trained mimic's images of each other style (as many in all as the artist
     got): how often does it say "artist" when the mimic was not asked for the artist?"""
     per_style = max(1, -(-mimic.config.samples // len(other_labels)))
-    samples = {label: decode_latents(encoder, generate_latents(mimic, label, per_style, device, seed=mimic.config.seed + 1))
-               for label in other_labels}
+    samples = {
+        label: decode_latents(encoder, generate_latents(mimic, label, per_style, device, seed=mimic.config.seed + 1))
+        for label in other_labels
+    }
     record_control(report, samples, judge, out_dir)
 
 
-def record_control(report: MimicryReport, samples_by_style: Mapping[str, Sequence[torch.Tensor]], judge: StyleJudge,
-                   out_dir: Path | None) -> None:
+def record_control(
+    report: MimicryReport,
+    samples_by_style: Mapping[str, Sequence[torch.Tensor]],
+    judge: StyleJudge,
+    out_dir: Path | None,
+) -> None:
     """The judge's control, for any attack: its verdicts on what the clean attack made *in each other style*,
     and the share of those it attributes to the artist (a sample grid per style). Styles with no samples are
     left out; with none at all, the report keeps no control."""
@@ -252,8 +276,14 @@ def record_control(report: MimicryReport, samples_by_style: Mapping[str, Sequenc
     report.control_artist_rate = wrong / total if total else None
 
 
-def judge_condition(name: str, samples: Sequence[torch.Tensor], judge: StyleJudge, losses: Sequence[float],
-                    started: float, out_dir: Path | None) -> ConditionResult:
+def judge_condition(
+    name: str,
+    samples: Sequence[torch.Tensor],
+    judge: StyleJudge,
+    losses: Sequence[float],
+    started: float,
+    out_dir: Path | None,
+) -> ConditionResult:
     """What the judge says of one condition's generated ``samples``, with its training losses and a sample grid."""
     predictions = judge.predict(samples)
     summary = summarize_losses(losses)

@@ -205,7 +205,9 @@ class _Standardiser:
 class FeatureHead(Protocol):
     """A classifier on feature vectors: ``fit(X, y)`` with integer classes 0..K-1, ``predict_proba(X)`` N x K."""
 
-    def fit(self, samples: torch.Tensor, targets: torch.Tensor, n_classes: int, block_sizes: Sequence[int] | None) -> None: ...
+    def fit(
+        self, samples: torch.Tensor, targets: torch.Tensor, n_classes: int, block_sizes: Sequence[int] | None
+    ) -> None: ...
 
     def predict_proba(self, samples: torch.Tensor) -> torch.Tensor: ...
 
@@ -225,7 +227,9 @@ class CentroidHead:
             return 1 - F.normalize(standardised, dim=1) @ F.normalize(self.centroids, dim=1).T
         return torch.cdist(standardised, self.centroids)
 
-    def fit(self, samples: torch.Tensor, targets: torch.Tensor, n_classes: int, block_sizes: Sequence[int] | None) -> None:
+    def fit(
+        self, samples: torch.Tensor, targets: torch.Tensor, n_classes: int, block_sizes: Sequence[int] | None
+    ) -> None:
         self.standardise = _Standardiser(samples, block_sizes)
         data = self.standardise(samples)
         self.centroids = torch.stack([data[targets == k].mean(dim=0) for k in range(n_classes)])
@@ -248,7 +252,9 @@ class LinearHead:
             raise ValueError(f"l2 must be positive, got {l2}")
         self.l2, self.max_iter = l2, max_iter
 
-    def fit(self, samples: torch.Tensor, targets: torch.Tensor, n_classes: int, block_sizes: Sequence[int] | None) -> None:
+    def fit(
+        self, samples: torch.Tensor, targets: torch.Tensor, n_classes: int, block_sizes: Sequence[int] | None
+    ) -> None:
         self.standardise = _Standardiser(samples, block_sizes)
         self.train = self.standardise(samples).double()
         kernel = self.train @ self.train.T

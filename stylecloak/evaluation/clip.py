@@ -100,7 +100,9 @@ class CLIPZeroShotClassifier:
     def _encode_prompts(self, labels: Sequence[str]) -> torch.Tensor:
         prompts = [self.prompt_template.format(label) for label in labels]
         tokens = self.tokenizer(prompts, padding=True, truncation=True, return_tensors="pt").to(self.device)
-        text = _embedding(self.model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]))
+        text = _embedding(
+            self.model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        )
         return F.normalize(text.float(), dim=-1)
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
@@ -132,7 +134,9 @@ class CLIPZeroShotClassifier:
         _check_training_set(images, labels)
         unknown = sorted(set(labels) - set(self.labels))
         if unknown:
-            raise ValueError(f"label(s) {', '.join(unknown)} have no prompt; the classifier knows {', '.join(self.labels)}")
+            raise ValueError(
+                f"label(s) {', '.join(unknown)} have no prompt; the classifier knows {', '.join(self.labels)}"
+            )
         return self
 
     @torch.no_grad()
@@ -145,7 +149,9 @@ class CLIPZeroShotClassifier:
         return [self.labels[k] for k in self.predict_proba(images).argmax(dim=1).tolist()]
 
 
-def clip_descriptor(model_path_or_name: str | os.PathLike[str], device: str | torch.device = "cpu") -> CLIPZeroShotClassifier:
+def clip_descriptor(
+    model_path_or_name: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> CLIPZeroShotClassifier:
     """A CLIP model as a :class:`~stylecloak.descriptors.StyleDescriptor` (``--descriptor clip:PATH``): its
     ``describe`` is the unit-length image embedding. The one prompt it is built with is never used."""
     return CLIPZeroShotClassifier(model_path_or_name, ["artwork"], device=device)

@@ -83,8 +83,10 @@ def evaluate_pair(
     """Measure ``cloaked`` against ``original`` (1x3xHxW in [0, 1], same shape; both are rounded to 8 bits, as
     files hold them) and ``target`` (the target style's rendering of the original)."""
     if original.shape != cloaked.shape or original.shape != target.shape:
-        raise ValueError(f"shapes differ: original {tuple(original.shape)}, cloaked {tuple(cloaked.shape)}, "
-                         f"target {tuple(target.shape)}")
+        raise ValueError(
+            f"shapes differ: original {tuple(original.shape)}, cloaked {tuple(cloaked.shape)}, "
+            f"target {tuple(target.shape)}"
+        )
     started = time.perf_counter()
     original, cloaked = as_saved(original), as_saved(cloaked)
     progress = TargetProgress(encoder, original, target, tile_size)
@@ -107,13 +109,21 @@ def evaluate_pair(
         max_change=figures.max_change,
         target_progress=progress(cloaked),
         robustness=table,
-        progress_by_scale=progress_by_scale(encoder, original, cloaked, target, tile_size=tile_size) if robustness else {},
+        progress_by_scale=progress_by_scale(encoder, original, cloaked, target, tile_size=tile_size)
+        if robustness
+        else {},
         seconds=time.perf_counter() - started,
     )
 
 
-def progress_by_scale(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor,
-                      factors: Sequence[int] = MIMIC_DOWNSCALES, tile_size: int = 512) -> dict[str, float | None]:
+def progress_by_scale(
+    encoder: LatentEncoder,
+    original: torch.Tensor,
+    cloaked: torch.Tensor,
+    target: torch.Tensor,
+    factors: Sequence[int] = MIMIC_DOWNSCALES,
+    tile_size: int = 512,
+) -> dict[str, float | None]:
     """``target_progress`` where the mimic looks: original, cloak and target each shrunk by every factor (as a
     training pipeline resizes scraped art), then measured as usual. A cloak that only works at the posted size
     shows it here."""
@@ -132,7 +142,9 @@ def visibility_map(original: torch.Tensor, cloaked: torch.Tensor) -> np.ndarray:
     return change_heatmap(as_saved(original), as_saved(cloaked))
 
 
-def model_view(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, tile_size: int = 512) -> np.ndarray:
+def model_view(
+    encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, tile_size: int = 512
+) -> np.ndarray:
     """What the model sees: the decoder's image of ``E(original)`` (left) beside ``E(cloaked)`` (right), as an
     8-bit array with a white gap between them and a white band above, labelled "original" and "cloaked" (so that
     the file says which half is which). Raises ``NotImplementedError`` if the encoder cannot decode."""
@@ -153,16 +165,19 @@ def _label_band(width: int, half: int) -> np.ndarray:
     return np.asarray(band, dtype=np.uint8)
 
 
-def model_view_pair(encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor,
-                    tile_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def model_view_pair(
+    encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, tile_size: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """The decoder's images of ``E(original)`` and ``E(cloaked)``, each 8-bit HxWx3 at the image's size."""
     if not encoder.can_decode:
         raise NotImplementedError(f"encoder {encoder.name!r} has no decoder, so there is no image of what it sees")
     height, width = original.shape[-2:]
     tiled = TiledEncoder(encoder, height, width, tile_size)
     with torch.no_grad():
-        seen = [quantize_rgb(tensor_to_image(decode_latents(encoder, tiled.encode(image), height, width)))
-                for image in (original, cloaked)]
+        seen = [
+            quantize_rgb(tensor_to_image(decode_latents(encoder, tiled.encode(image), height, width)))
+            for image in (original, cloaked)
+        ]
     return seen[0], seen[1]
 
 
@@ -185,8 +200,7 @@ def cloaked_key(path: Path) -> str:
 
 
 def _images(folder: Path, suffixes: set[str]) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in suffixes and not _is_our_output(p))
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not _is_our_output(p))
 
 
 def _is_our_output(path: Path) -> bool:
@@ -223,10 +237,16 @@ def pair_folders(originals: str | os.PathLike[str], cloaked: str | os.PathLike[s
     by_original = _by_key(original_files, lambda p: p.stem, "original", unpaired)
     by_cloaked = _by_key(cloaked_files, cloaked_key, "cloaked", unpaired)
     pairs = [(name, path, by_cloaked[name]) for name, path in sorted(by_original.items()) if name in by_cloaked]
-    unpaired += [f"{path}: no cloaked image named {name}{CLOAKED_MARK}* or {name}.* in {cloaked}"
-                 for name, path in sorted(by_original.items()) if name not in by_cloaked]
-    unpaired += [f"{path}: no original image named {name}.* in {originals}"
-                 for name, path in sorted(by_cloaked.items()) if name not in by_original]
+    unpaired += [
+        f"{path}: no cloaked image named {name}{CLOAKED_MARK}* or {name}.* in {cloaked}"
+        for name, path in sorted(by_original.items())
+        if name not in by_cloaked
+    ]
+    unpaired += [
+        f"{path}: no original image named {name}.* in {originals}"
+        for name, path in sorted(by_cloaked.items())
+        if name not in by_original
+    ]
     return Pairing(pairs, unpaired)
 
 

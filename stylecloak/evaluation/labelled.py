@@ -52,7 +52,9 @@ def read_manifest(folder: str | os.PathLike[str], column: str = "style") -> list
         with open(manifest, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             fields = [name.strip() for name in reader.fieldnames or []]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if isinstance(v, str)} for row in reader]
+            rows = [
+                {(k or "").strip(): (v or "").strip() for k, v in row.items() if isinstance(v, str)} for row in reader
+            ]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise LabelledFolderError(f"{manifest}: not a readable CSV file ({exc})") from None
     missing_columns = [name for name in ("file", column) if name not in fields]
@@ -79,7 +81,9 @@ def read_manifest(folder: str | os.PathLike[str], column: str = "style") -> list
     if missing:
         raise LabelledFolderError(f"{manifest}: {len(missing)} listed file(s) not found: {_listing(missing)}")
     if unlabelled:
-        raise LabelledFolderError(f"{manifest}: {len(unlabelled)} file(s) with an empty {column!r}: {_listing(unlabelled)}")
+        raise LabelledFolderError(
+            f"{manifest}: {len(unlabelled)} file(s) with an empty {column!r}: {_listing(unlabelled)}"
+        )
     if not items:
         raise LabelledFolderError(f"{manifest}: lists no images")
     return items
@@ -94,7 +98,9 @@ def read_label_folders(folder: str | os.PathLike[str]) -> list[LabelledImage]:
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         items.extend(LabelledImage(child, sub.name) for child in list_images(sub))
     if not items:
-        raise LabelledFolderError(f"{folder}: no {MANIFEST_NAME} and no label sub-folders with images (DIR/LABEL/*.png)")
+        raise LabelledFolderError(
+            f"{folder}: no {MANIFEST_NAME} and no label sub-folders with images (DIR/LABEL/*.png)"
+        )
     return items
 
 

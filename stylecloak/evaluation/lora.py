@@ -53,7 +53,8 @@ def load_text2img_pipeline(base: str | Path, device: torch.device) -> Any:
         raise RuntimeError("LoRA mimicry needs diffusers and peft: pip install 'stylecloak[full]'") from None
     try:
         pipeline = StableDiffusionPipeline.from_pretrained(
-            str(base), safety_checker=None, requires_safety_checker=False, local_files_only=True)
+            str(base), safety_checker=None, requires_safety_checker=False, local_files_only=True
+        )
     except (OSError, ValueError) as exc:
         first = first_line(exc)
         raise RuntimeError(f"cannot load a Stable Diffusion pipeline from {base}: {first}") from None
@@ -61,8 +62,13 @@ def load_text2img_pipeline(base: str | Path, device: torch.device) -> Any:
     return pipeline.to(device)
 
 
-def train_lora(pipeline: Any, images: Sequence[torch.Tensor], config: LoraMimicConfig, device: torch.device,
-               progress: Callable[[int, int], None] | None = None) -> list[float]:
+def train_lora(
+    pipeline: Any,
+    images: Sequence[torch.Tensor],
+    config: LoraMimicConfig,
+    device: torch.device,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[float]:
     """Add a LoRA adapter to ``pipeline.unet`` and train it on ``images`` (1x3xHxW in [0, 1]); returns the losses."""
     try:
         from peft import LoraConfig
@@ -74,13 +80,24 @@ def train_lora(pipeline: Any, images: Sequence[torch.Tensor], config: LoraMimicC
     unet, vae, text_encoder = pipeline.unet, pipeline.vae, pipeline.text_encoder
     for module in (unet, vae, text_encoder):
         module.requires_grad_(False)
-    unet.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.rank, init_lora_weights="gaussian",
-                                target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+    unet.add_adapter(
+        LoraConfig(
+            r=config.rank,
+            lora_alpha=config.rank,
+            init_lora_weights="gaussian",
+            target_modules=["to_k", "to_q", "to_v", "to_out.0"],
+        )
+    )
     parameters = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate)
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
-    tokens = pipeline.tokenizer([config.caption], padding="max_length", max_length=pipeline.tokenizer.model_max_length,
-                                truncation=True, return_tensors="pt")
+    tokens = pipeline.tokenizer(
+        [config.caption],
+        padding="max_length",
+        max_length=pipeline.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         text = text_encoder(tokens.input_ids.to(device))[0]
     squares = [centre_square(image, config.resolution) for image in images]
@@ -95,9 +112,15 @@ def train_lora(pipeline: Any, images: Sequence[torch.Tensor], config: LoraMimicC
             posterior = vae.encode(batch * 2 - 1).latent_dist
             latents = posterior.sample(generator=None) * vae.config.scaling_factor
         noise = torch.randn(latents.shape, generator=generator).to(device)
-        timesteps = torch.randint(scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator).to(device)
+        timesteps = torch.randint(scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator).to(
+            device
+        )
         noisy = scheduler.add_noise(latents, noise, timesteps)
-        target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
+        target = (
+            noise
+            if scheduler.config.prediction_type == "epsilon"
+            else scheduler.get_velocity(latents, noise, timesteps)
+        )
         prediction = unet(noisy, timesteps, encoder_hidden_states=text.expand(latents.shape[0], -1, -1)).sample
         loss = F.mse_loss(prediction.float(), target.float())
         optimizer.zero_grad(set_to_none=True)
@@ -113,9 +136,15 @@ def train_lora(pipeline: Any, images: Sequence[torch.Tensor], config: LoraMimicC
 @torch.no_grad()
 def generate(pipeline: Any, config: LoraMimicConfig, device: torch.device) -> list[torch.Tensor]:
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    images = pipeline(prompt=[config.caption] * config.samples, num_inference_steps=config.inference_steps,
-                      guidance_scale=config.guidance_scale, height=config.resolution, width=config.resolution,
-                      generator=generator, output_type="pt").images
+    images = pipeline(
+        prompt=[config.caption] * config.samples,
+        num_inference_steps=config.inference_steps,
+        guidance_scale=config.guidance_scale,
+        height=config.resolution,
+        width=config.resolution,
+        generator=generator,
+        output_type="pt",
+    ).images
     return [image.unsqueeze(0).float().cpu().clamp(0, 1) for image in images]
 
 
@@ -137,10 +166,18 @@ def run_lora_mimicry(
     use one (the VAE round trip)."""
     check_attack_inputs(clean, cloaked, others)
     size = config.resolution
-    sanity = fit_judge_on_images(judge, [resize_for_mimic(image, size) for image in clean],
-                                 {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()})
-    report = MimicryReport(len(clean), {label: len(images) for label, images in others.items()}, config,  # type: ignore[arg-type]
-                           classifier_name, sanity)
+    sanity = fit_judge_on_images(
+        judge,
+        [resize_for_mimic(image, size) for image in clean],
+        {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()},
+    )
+    report = MimicryReport(
+        len(clean),
+        {label: len(images) for label, images in others.items()},
+        config,  # type: ignore[arg-type]
+        classifier_name,
+        sanity,
+    )
     conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", list(clean)), ("cloaked", list(cloaked))]
     if purifiers:
         if encoder is None:

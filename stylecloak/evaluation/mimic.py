@@ -80,9 +80,17 @@ class MimicConfig:
 
 MIMIC_PRESETS: dict[str, MimicConfig] = {
     "quick": MimicConfig(),
-    "full": MimicConfig(image_size=512, crop=256, base_steps=20000, steps=5000, batch_size=64, learning_rate=5e-4,
-                        channels=(64, 128, 256, 256),
-                        attention_levels=(False, False, True, True), samples=64),
+    "full": MimicConfig(
+        image_size=512,
+        crop=256,
+        base_steps=20000,
+        steps=5000,
+        batch_size=64,
+        learning_rate=5e-4,
+        channels=(64, 128, 256, 256),
+        attention_levels=(False, False, True, True),
+        samples=64,
+    ),
 }
 
 
@@ -127,8 +135,12 @@ def _scheduler_config() -> dict[str, Any]:
     # is nearly all there is), so it never learns what the class means, and its clean-image estimate, divided
     # by a vanishing signal level, blows up when sampling. v stays informative and bounded at every noise level.
     # No clipping of that estimate: clipping to [-1, 1] suits pixels, not unit-variance latents.
-    return {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction",
-            "clip_sample": False}
+    return {
+        "num_train_timesteps": 1000,
+        "beta_schedule": "squaredcos_cap_v2",
+        "prediction_type": "v_prediction",
+        "clip_sample": False,
+    }
 
 
 def latent_stats(latents: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,8 +149,9 @@ def latent_stats(latents: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.T
     return flat.mean(1).view(1, -1, 1, 1), flat.std(1).clamp_min(1e-6).view(1, -1, 1, 1)
 
 
-def _random_crops(sets: Sequence[LatentSet], size: int, batch: int, generator: torch.Generator,
-                  weights: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _random_crops(
+    sets: Sequence[LatentSet], size: int, batch: int, generator: torch.Generator, weights: Sequence[float] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of random latent crops, flipped at random, and their class indices. Classes are drawn by
     ``weights`` (default: equally); a set with no latents is never drawn."""
     filled = [index for index, latent_set in enumerate(sets) if latent_set.latents]  # an empty class is not trained
@@ -244,8 +257,14 @@ def _snr_weights(scheduler: Any, timesteps: torch.Tensor, gamma: float | None) -
 
 
 @torch.no_grad()
-def generate_latents(mimic: TrainedMimic, label: str, count: int, device: torch.device, seed: int = 0,
-                     progress: ProgressCallback | None = None) -> torch.Tensor:
+def generate_latents(
+    mimic: TrainedMimic,
+    label: str,
+    count: int,
+    device: torch.device,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> torch.Tensor:
     """``count`` latents of class ``label`` by DDIM (``config.sampling_eta``) with classifier-free guidance, in the
     encoder's latent scale."""
     from diffusers import DDIMScheduler
@@ -260,7 +279,9 @@ def generate_latents(mimic: TrainedMimic, label: str, count: int, device: torch.
     wanted = torch.full((count,), mimic.labels.index(label), device=device)
     unconditional = torch.full((count,), len(mimic.labels), device=device)
     for index, timestep in enumerate(scheduler.timesteps):
-        both = mimic.unet(torch.cat([latents, latents]), timestep, class_labels=torch.cat([wanted, unconditional])).sample
+        both = mimic.unet(
+            torch.cat([latents, latents]), timestep, class_labels=torch.cat([wanted, unconditional])
+        ).sample
         conditional, free = both.chunk(2)
         noise = free + config.guidance * (conditional - free)
         latents = scheduler.step(noise, timestep, latents, eta=config.sampling_eta, generator=generator).prev_sample
@@ -278,8 +299,11 @@ def encode_images(encoder: LatentEncoder, images: Sequence[torch.Tensor], device
 @torch.no_grad()
 def decode_latents(encoder: LatentEncoder, latents: torch.Tensor, batch: int = 8) -> list[torch.Tensor]:
     """Pixels (1x3xHxW in [0, 1]) of each latent, by the encoder's decoder."""
-    return [image.unsqueeze(0).cpu() for start in range(0, len(latents), batch)
-            for image in encoder.decode(latents[start : start + batch])]
+    return [
+        image.unsqueeze(0).cpu()
+        for start in range(0, len(latents), batch)
+        for image in encoder.decode(latents[start : start + batch])
+    ]
 
 
 def resize_for_mimic(image: torch.Tensor, long_side: int) -> torch.Tensor:
@@ -299,8 +323,10 @@ def centre_square(image: torch.Tensor, size: int) -> torch.Tensor:
     height, width = image.shape[-2:]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    square = image[..., top:top + side, left:left + side]
-    return F.interpolate(square, size=(size, size), mode="bicubic", antialias=side > size, align_corners=False).clamp(0, 1)
+    square = image[..., top : top + side, left : left + side]
+    return F.interpolate(square, size=(size, size), mode="bicubic", antialias=side > size, align_corners=False).clamp(
+        0, 1
+    )
 
 
 def with_config(config: MimicConfig, **overrides: Any) -> MimicConfig:

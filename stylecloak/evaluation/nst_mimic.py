@@ -73,20 +73,33 @@ def run_nst_mimicry(
     other_images = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
 
     sanity = fit_judge_on_images(judge, clean, other_images)
-    report = MimicryReport(len(clean), {label: len(images) for label, images in other_images.items()}, config,  # type: ignore[arg-type]
-                           classifier_name, sanity)
+    report = MimicryReport(
+        len(clean),
+        {label: len(images) for label, images in other_images.items()},
+        config,  # type: ignore[arg-type]
+        classifier_name,
+        sanity,
+    )
 
     # Content: the other styles' works in turn, the same for every condition.
     pool = [(label, image) for label, images in other_images.items() for image in images]
     contents = _contents(pool, config.samples, config.seed, size)
     vgg = load_vgg16_features(device)
 
-    def transferred(style_images: Sequence[torch.Tensor], name: str, onto: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def transferred(
+        style_images: Sequence[torch.Tensor], name: str, onto: Sequence[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """``style_images``' style, as the model sees it, on each image of ``onto``."""
         with torch.no_grad():
             seen = [encoder_decoder_round_trip(image.to(device), encoder).cpu() for image in style_images]
-        transfer = reference_transfer(vgg, [image.to(device) for image in seen], label=name, steps=config.steps,
-                                      work_long_side=size, refine_steps=0)
+        transfer = reference_transfer(
+            vgg,
+            [image.to(device) for image in seen],
+            label=name,
+            steps=config.steps,
+            work_long_side=size,
+            refine_steps=0,
+        )
         samples = []
         for number, content in enumerate(onto):
             samples.append(transfer.render(content.to(device)).cpu())

@@ -41,7 +41,7 @@ def recorded_settings(path: str | Path) -> dict[str, Any]:
     if text is None and isinstance(comment, bytes):  # JPEG: "key: value" lines, as save_image writes them
         for line in comment.decode("utf-8", "replace").splitlines():
             if line.startswith("stylecloak: "):
-                text = line[len("stylecloak: "):]
+                text = line[len("stylecloak: ") :]
     try:
         recorded = json.loads(text) if isinstance(text, str) else {}
     except ValueError:
@@ -68,8 +68,9 @@ class EvaluationModels:
         return self.encoders[spec]
 
 
-def load_evaluation_models(device: str = "auto", encoder: str | None = None, target: str | None = None,
-                           target_images: str | None = None) -> EvaluationModels:
+def load_evaluation_models(
+    device: str = "auto", encoder: str | None = None, target: str | None = None, target_images: str | None = None
+) -> EvaluationModels:
     """Load what the whole batch needs, checking ``encoder`` and ``target`` (a catalogue name) on the way.
     Raises (ModelNotFoundError, KeyError, ValueError, RuntimeError, OSError) with a one-line message."""
     from ..models.lpips import load_lpips
@@ -88,9 +89,17 @@ def load_evaluation_models(device: str = "auto", encoder: str | None = None, tar
     return models
 
 
-def evaluate_files(name: str, original_path: Path, cloaked_path: Path, out_dir: Path, models: EvaluationModels,
-                   target: str | None = None, encoder: str | None = None, seed: int | None = None,
-                   robustness: bool = True) -> EvaluationResult:
+def evaluate_files(
+    name: str,
+    original_path: Path,
+    cloaked_path: Path,
+    out_dir: Path,
+    models: EvaluationModels,
+    target: str | None = None,
+    encoder: str | None = None,
+    seed: int | None = None,
+    robustness: bool = True,
+) -> EvaluationResult:
     """Evaluate one pair of files and write its model view, heat map and JSON into ``out_dir``. The target,
     encoder and seed default to what the cloaked file records. Raises with a one-line message for anything wrong."""
     from ..models.encoders import DEFAULT_ENCODER
@@ -120,13 +129,23 @@ def evaluate_files(name: str, original_path: Path, cloaked_path: Path, out_dir: 
         raise ValueError(f"original {original_path}: {exc}") from None
     cloaked_image = load_image(cloaked_path)
     if original_image.rgb.shape != cloaked_image.rgb.shape:
-        raise ValueError(f"sizes differ: original {original_image.width}x{original_image.height}, "
-                         f"cloaked {cloaked_image.width}x{cloaked_image.height}")
+        raise ValueError(
+            f"sizes differ: original {original_image.width}x{original_image.height}, "
+            f"cloaked {cloaked_image.width}x{cloaked_image.height}"
+        )
     original = quantize_8bit(image_to_tensor(original_image.rgb).to(models.device))
     cloaked = quantize_8bit(image_to_tensor(cloaked_image.rgb).to(models.device))
     rendered = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
-    result = evaluate_pair(original, cloaked, rendered, model, models.lpips_alex, models.lpips_vgg,
-                           target_name=target_style.name, robustness=robustness)
+    result = evaluate_pair(
+        original,
+        cloaked,
+        rendered,
+        model,
+        models.lpips_alex,
+        models.lpips_vgg,
+        target_name=target_style.name,
+        robustness=robustness,
+    )
     result.original, result.cloaked = str(original_path), str(cloaked_path)
     if model.can_decode:
         view = model_view_path(out_dir, name, [original_path, cloaked_path])
@@ -135,6 +154,8 @@ def evaluate_files(name: str, original_path: Path, cloaked_path: Path, out_dir: 
     result.visibility_map = str(save_image(heatmap, visibility_map(original, cloaked)))
     result.seconds = time.perf_counter() - started
     # Kept beside the model view, so that `report.build_report(OUT)` finds every pair's numbers and images.
-    atomic_write_bytes(result_path(out_dir, name, [original_path, cloaked_path]),
-                       (json.dumps(result.to_dict(), indent=1) + "\n").encode())
+    atomic_write_bytes(
+        result_path(out_dir, name, [original_path, cloaked_path]),
+        (json.dumps(result.to_dict(), indent=1) + "\n").encode(),
+    )
     return result

@@ -105,8 +105,10 @@ def robustness_plot(evaluations: Sequence[dict[str, Any]]) -> str | None:
 
     for row in rows:
         axes.plot(names, values(row), color="#9db4d0", linewidth=0.8)
-    medians = [statistics.median(v for v in column if v == v) if any(v == v for v in column) else float("nan")
-               for column in zip(*(values(row) for row in rows))]
+    medians = [
+        statistics.median(v for v in column if v == v) if any(v == v for v in column) else float("nan")
+        for column in zip(*(values(row) for row in rows))
+    ]
     axes.plot(names, medians, color="#1f4e8c", linewidth=2.5, marker="o", label=f"median of {len(rows)} images")
     axes.axhline(0, color="#999", linewidth=0.8)
     axes.set_ylabel("target progress")
@@ -128,7 +130,11 @@ def _number(value: Any, digits: int = 3) -> str:
 
 
 def _img(uri: str | None, alt: str) -> str:
-    return f'<img src="{uri}" alt="{html.escape(alt)}">' if uri else f'<div class="missing">{html.escape(alt)}: not found</div>'
+    return (
+        f'<img src="{uri}" alt="{html.escape(alt)}">'
+        if uri
+        else f'<div class="missing">{html.escape(alt)}: not found</div>'
+    )
 
 
 def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
@@ -136,18 +142,45 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         return "<p>No evaluation results (run <code>stylecloak evaluate ORIGINAL CLOAKED --out DIR</code>).</p>"
     data = [e for _, e in evaluations]
     countermeasures = list(data[0].get("robustness", {}).keys())
-    head = ["image", "target", "lpips", "lpips (VGG)", "PSNR dB", "SSIM", "worst 64 px SSIM", "max change",
-            "target progress", "progress 2x smaller", "progress 4x smaller", *countermeasures]
+    head = [
+        "image",
+        "target",
+        "lpips",
+        "lpips (VGG)",
+        "PSNR dB",
+        "SSIM",
+        "worst 64 px SSIM",
+        "max change",
+        "target progress",
+        "progress 2x smaller",
+        "progress 4x smaller",
+        *countermeasures,
+    ]
     lines = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for path, e in evaluations:
-        cells = [Path(e.get("cloaked") or path.name).name, e.get("target"), e.get("lpips"), e.get("lpips_vgg"),
-                 e.get("psnr"), e.get("ssim"), e.get("ssim_window_min"), e.get("max_change"), e.get("target_progress"),
-                 e.get("progress_by_scale", {}).get("2x"), e.get("progress_by_scale", {}).get("4x"),
-                 *(e.get("robustness", {}).get(c) for c in countermeasures)]
-        lines.append("<tr>" + "".join(f"<td>{_number(c, 2 if i == 4 else 3)}</td>" for i, c in enumerate(cells)) + "</tr>")
+        cells = [
+            Path(e.get("cloaked") or path.name).name,
+            e.get("target"),
+            e.get("lpips"),
+            e.get("lpips_vgg"),
+            e.get("psnr"),
+            e.get("ssim"),
+            e.get("ssim_window_min"),
+            e.get("max_change"),
+            e.get("target_progress"),
+            e.get("progress_by_scale", {}).get("2x"),
+            e.get("progress_by_scale", {}).get("4x"),
+            *(e.get("robustness", {}).get(c) for c in countermeasures),
+        ]
+        lines.append(
+            "<tr>" + "".join(f"<td>{_number(c, 2 if i == 4 else 3)}</td>" for i, c in enumerate(cells)) + "</tr>"
+        )
     lines.append("</tbody></table>")
-    medians = {k: statistics.median(e[k] for e in data if isinstance(e.get(k), (int, float)))
-               for k in ("lpips", "target_progress") if any(isinstance(e.get(k), (int, float)) for e in data)}
+    medians = {
+        k: statistics.median(e[k] for e in data if isinstance(e.get(k), (int, float)))
+        for k in ("lpips", "target_progress")
+        if any(isinstance(e.get(k), (int, float)) for e in data)
+    }
     summary = ", ".join(f"median {k.replace('_', ' ')} {v:.3f}" for k, v in medians.items())
     plot = robustness_plot(data)
     triptychs = []
@@ -156,17 +189,25 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         name = Path(e.get("cloaked") or path.name).name
         triptychs.append(
             f'<figure class="triptych"><figcaption>{html.escape(name)}</figcaption><div class="row">'
-            f'<div><h4>original</h4>{_img(_data_uri(_resolve(e.get("original"), base), THUMBNAIL_LONG_SIDE), "original")}</div>'
-            f'<div><h4>cloaked</h4>{_img(_data_uri(_resolve(e.get("cloaked"), base), THUMBNAIL_LONG_SIDE), "cloaked")}</div>'
-            f'<div><h4>what the model sees (original | cloaked)</h4>'
-            f'{_img(_data_uri(_resolve(e.get("model_view"), base), 2 * THUMBNAIL_LONG_SIDE), "model view")}</div>'
-            + (f'<div><h4>where the change is most visible (cyan: the worst 64 px window)</h4>'
-               f'{_img(_data_uri(_resolve(e.get("visibility_map"), base), THUMBNAIL_LONG_SIDE), "visibility map")}</div>'
-               if e.get("visibility_map") else "")
-            + "</div></figure>")
-    return (f"<p>{len(evaluations)} image(s); {summary}.</p>" + "".join(lines)
-            + (f'<h3>Robustness</h3><img class="plot" src="{plot}" alt="robustness curves">' if plot else "")
-            + "<h3>Original, cloaked, what the model sees, and where to look</h3>" + "".join(triptychs))
+            f"<div><h4>original</h4>{_img(_data_uri(_resolve(e.get('original'), base), THUMBNAIL_LONG_SIDE), 'original')}</div>"
+            f"<div><h4>cloaked</h4>{_img(_data_uri(_resolve(e.get('cloaked'), base), THUMBNAIL_LONG_SIDE), 'cloaked')}</div>"
+            f"<div><h4>what the model sees (original | cloaked)</h4>"
+            f"{_img(_data_uri(_resolve(e.get('model_view'), base), 2 * THUMBNAIL_LONG_SIDE), 'model view')}</div>"
+            + (
+                f"<div><h4>where the change is most visible (cyan: the worst 64 px window)</h4>"
+                f"{_img(_data_uri(_resolve(e.get('visibility_map'), base), THUMBNAIL_LONG_SIDE), 'visibility map')}</div>"
+                if e.get("visibility_map")
+                else ""
+            )
+            + "</div></figure>"
+        )
+    return (
+        f"<p>{len(evaluations)} image(s); {summary}.</p>"
+        + "".join(lines)
+        + (f'<h3>Robustness</h3><img class="plot" src="{plot}" alt="robustness curves">' if plot else "")
+        + "<h3>Original, cloaked, what the model sees, and where to look</h3>"
+        + "".join(triptychs)
+    )
 
 
 def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:
@@ -180,21 +221,32 @@ def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:
             f"{html.escape(json.dumps(report.get('other_styles', {})))}; {config.get('steps')} training steps, "
             f"{config.get('samples')} samples per run; classifier {html.escape(str(report.get('classifier')))} "
             f"(attributes {_number(report.get('classifier_sanity'), 2)} of the artist's clean crops to the artist"
-            + (f"; control: it attributes {_number(report['control_artist_rate'], 2)} of the clean mimic's images "
-               f"of the other styles to the artist" if report.get("control_artist_rate") is not None else "")
-            + ").</p>")
-        parts.append("<table><thead><tr><th>mimic trained on</th><th>protection success rate</th>"
-                     "<th>classifier's verdicts</th></tr></thead><tbody>")
+            + (
+                f"; control: it attributes {_number(report['control_artist_rate'], 2)} of the clean mimic's images "
+                f"of the other styles to the artist"
+                if report.get("control_artist_rate") is not None
+                else ""
+            )
+            + ").</p>"
+        )
+        parts.append(
+            "<table><thead><tr><th>mimic trained on</th><th>protection success rate</th>"
+            "<th>classifier's verdicts</th></tr></thead><tbody>"
+        )
         for condition in report["conditions"]:
-            parts.append(f"<tr><td>{html.escape(str(condition.get('condition')))}</td>"
-                         f"<td>{_number(condition.get('protection_success_rate'), 2)}</td>"
-                         f"<td>{html.escape(json.dumps(condition.get('predictions', {})))}</td></tr>")
+            parts.append(
+                f"<tr><td>{html.escape(str(condition.get('condition')))}</td>"
+                f"<td>{_number(condition.get('protection_success_rate'), 2)}</td>"
+                f"<td>{html.escape(json.dumps(condition.get('predictions', {})))}</td></tr>"
+            )
         parts.append("</tbody></table>")
         for condition in report["conditions"]:
             samples = _resolve(condition.get("samples_image"), path.parent)
-            parts.append(f"<figure><figcaption>generated “in the artist's style” by the mimic trained on "
-                         f"{html.escape(str(condition.get('condition')))} art</figcaption>"
-                         f"{_img(_data_uri(samples, SAMPLES_LONG_SIDE), 'samples')}</figure>")
+            parts.append(
+                f"<figure><figcaption>generated “in the artist's style” by the mimic trained on "
+                f"{html.escape(str(condition.get('condition')))} art</figcaption>"
+                f"{_img(_data_uri(samples, SAMPLES_LONG_SIDE), 'samples')}</figure>"
+            )
     return "".join(parts)
 
 
@@ -213,14 +265,18 @@ img{max-width:100%}.plot{border:1px solid #ddd}.missing{color:#a00;font-size:.8r
 def build_report(folder: Path, title: str = "stylecloak report") -> tuple[str, ReportInputs]:
     """The HTML page for everything under ``folder``, and what it was made from."""
     inputs = collect(folder)
-    body = (f"<h1>{html.escape(title)}</h1>"
-            f"<p>Metrics as defined in stylecloak's docs/metrics.md. lpips: perceptual distance (0.05 is the "
-            f"medium budget); target progress: 0 means the encoder sees no change, 1 that it sees the target style.</p>"
-            f"<h2>Cloaks</h2>{_evaluation_section(inputs.evaluations)}"
-            f"<h2>Mimicry</h2>{_mimicry_section(inputs.mimicry)}")
+    body = (
+        f"<h1>{html.escape(title)}</h1>"
+        f"<p>Metrics as defined in stylecloak's docs/metrics.md. lpips: perceptual distance (0.05 is the "
+        f"medium budget); target progress: 0 means the encoder sees no change, 1 that it sees the target style.</p>"
+        f"<h2>Cloaks</h2>{_evaluation_section(inputs.evaluations)}"
+        f"<h2>Mimicry</h2>{_mimicry_section(inputs.mimicry)}"
+    )
     if inputs.skipped:
         body += "<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in inputs.skipped) + "</ul>"
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
-            f"<body>{body}</body></html>")
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
+        f"<body>{body}</body></html>"
+    )
     return page, inputs

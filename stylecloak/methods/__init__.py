@@ -5,4 +5,12 @@ from .base import CloakMethod, MethodResult
 from .peers import GlazeV1, MistTextural, PhotoGuardEncoderAttack, linf_pgd
 from .stylecloak_method import StylecloakMethod
 
-__all__ = ["CloakMethod", "GlazeV1", "MethodResult", "MistTextural", "PhotoGuardEncoderAttack", "StylecloakMethod", "linf_pgd"]
+__all__ = [
+    "CloakMethod",
+    "GlazeV1",
+    "MethodResult",
+    "MistTextural",
+    "PhotoGuardEncoderAttack",
+    "StylecloakMethod",
+    "linf_pgd",
+]

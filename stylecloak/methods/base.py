@@ -29,5 +29,6 @@ class CloakMethod(Protocol):
     name: str
     description: str
 
-    def cloak(self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder,
-              perceptual: torch.nn.Module) -> MethodResult: ...
+    def cloak(
+        self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder, perceptual: torch.nn.Module
+    ) -> MethodResult: ...

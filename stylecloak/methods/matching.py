@@ -9,8 +9,9 @@ from ..metrics import lpips_distance
 from ..optimize import enforce_budget
 
 
-def match_budget(original: torch.Tensor, cloaked: torch.Tensor, perceptual: torch.nn.Module,
-                 budget: float) -> tuple[torch.Tensor, float, bool]:
+def match_budget(
+    original: torch.Tensor, cloaked: torch.Tensor, perceptual: torch.nn.Module, budget: float
+) -> tuple[torch.Tensor, float, bool]:
     """``cloaked`` itself if its LPIPS is within ``budget``; otherwise ``original + s * (cloaked - original)``
     (8-bit) with the largest ``s`` that meets it. Returns the image, its LPIPS and whether it was scaled down.
 

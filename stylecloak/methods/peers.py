@@ -83,8 +83,9 @@ class PhotoGuardEncoderAttack:
     def description(self) -> str:
         return f"PhotoGuard encoder attack: L-inf PGD toward a grey image, eps {round(self.eps * 255)}/255, {self.steps} steps"
 
-    def cloak(self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder,
-              perceptual: torch.nn.Module) -> MethodResult:
+    def cloak(
+        self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder, perceptual: torch.nn.Module
+    ) -> MethodResult:
         target = torch.full_like(original, self.grey)
         cloaked = linf_pgd(original, target, encoder, self.eps, self.eps * self.step_ratio, self.steps)
         return MethodResult(cloaked, target, self.steps)
@@ -96,7 +97,7 @@ def mist_pattern(height: int, width: int, period: int = 32) -> torch.Tensor:
     rows = torch.arange(height, dtype=torch.float32).view(-1, 1)
     cols = torch.arange(width, dtype=torch.float32).view(1, -1)
     stripes = 0.5 + 0.5 * torch.sin(2 * math.pi * (rows + cols) / (period / 2))
-    checker = ((torch.div(rows, period, rounding_mode="floor") + torch.div(cols, period, rounding_mode="floor")) % 2)
+    checker = (torch.div(rows, period, rounding_mode="floor") + torch.div(cols, period, rounding_mode="floor")) % 2
     red = stripes * (0.3 + 0.7 * checker)
     green = (1 - stripes) * (1 - 0.7 * checker)
     blue = 0.5 * stripes + 0.5 * checker
@@ -115,8 +116,9 @@ class MistTextural:
     def description(self) -> str:
         return f"Mist, textural loss only: L-inf PGD toward a fixed pattern, eps {round(self.eps * 255)}/255, {self.steps} steps"
 
-    def cloak(self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder,
-              perceptual: torch.nn.Module) -> MethodResult:
+    def cloak(
+        self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder, perceptual: torch.nn.Module
+    ) -> MethodResult:
         target = mist_pattern(original.shape[-2], original.shape[-1]).to(original)
         # Mist steps with a constant size: no decay.
         cloaked = linf_pgd(original, target, encoder, self.eps, self.step_size, self.steps, final_step_fraction=1.0)
@@ -143,22 +145,25 @@ class GlazeV1:
 
     @property
     def description(self) -> str:
-        return (f"Glaze app v1 procedure: {self.square} px squares, sign steps (0.5 * max_change, decaying), "
-                f"max_change {round(self.max_change * 255)}/255, {self.steps} steps")
+        return (
+            f"Glaze app v1 procedure: {self.square} px squares, sign steps (0.5 * max_change, decaying), "
+            f"max_change {round(self.max_change * 255)}/255, {self.steps} steps"
+        )
 
-    def cloak(self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder,
-              perceptual: torch.nn.Module) -> MethodResult:
+    def cloak(
+        self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder, perceptual: torch.nn.Module
+    ) -> MethodResult:
         height, width = original.shape[-2:]
         total = torch.zeros_like(original)
         count = torch.zeros_like(original[:, :1])
         for top, left, side in square_windows(height, width):
-            crop = original[..., top:top + side, left:left + side]
-            crop_target = style_target[..., top:top + side, left:left + side]
+            crop = original[..., top : top + side, left : left + side]
+            crop_target = style_target[..., top : top + side, left : left + side]
             big, big_target = (_resize(x, self.square) for x in (crop, crop_target))
             cloaked = linf_pgd(big, big_target, encoder, self.max_change, 0.5 * self.max_change, self.steps)
             # The weak spot of this procedure: the perturbation is made at 512 px and resized to the square.
-            total[..., top:top + side, left:left + side] += _resize(cloaked - big, side)
-            count[..., top:top + side, left:left + side] += 1
+            total[..., top : top + side, left : left + side] += _resize(cloaked - big, side)
+            count[..., top : top + side, left : left + side] += 1
         delta = (total / count.clamp(min=1)).clamp(-self.max_change, self.max_change)
         return MethodResult(quantize_8bit(original + delta), style_target, self.steps)
 

@@ -23,9 +23,12 @@ class StylecloakMethod:
         s = self.settings
         return f"stylecloak: Adam under an LPIPS budget of {s.budget}, {s.steps} steps at most ({s.quality} quality)"
 
-    def cloak(self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder,
-              perceptual: torch.nn.Module) -> MethodResult:
+    def cloak(
+        self, original: torch.Tensor, style_target: torch.Tensor, encoder: LatentEncoder, perceptual: torch.nn.Module
+    ) -> MethodResult:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.settings.seed)
-            outcome = optimize_cloak(original, style_target, encoder, perceptual, OptimizerConfig.from_settings(self.settings))
+            outcome = optimize_cloak(
+                original, style_target, encoder, perceptual, OptimizerConfig.from_settings(self.settings)
+            )
         return MethodResult(outcome.cloaked, style_target, outcome.steps_run)

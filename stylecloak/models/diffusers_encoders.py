@@ -31,8 +31,7 @@ def _diffusers() -> Any:
     try:
         import diffusers
     except ImportError:
-        raise DiffusersNotInstalledError(
-            "this encoder needs diffusers: pip install 'stylecloak[full]'") from None
+        raise DiffusersNotInstalledError("this encoder needs diffusers: pip install 'stylecloak[full]'") from None
     return diffusers
 
 
@@ -114,8 +113,9 @@ def _model_folder(path: Path) -> Path:
     raise FileNotFoundError(f"{path} has no config.json (nor vae/config.json): it is not a diffusers model folder")
 
 
-def load_diffusers_vae(name: str, path: str | os.PathLike[str], device: str | torch.device = "cpu",
-                       tiny: bool = False) -> LatentEncoder:
+def load_diffusers_vae(
+    name: str, path: str | os.PathLike[str], device: str | torch.device = "cpu", tiny: bool = False
+) -> LatentEncoder:
     """Load ``AutoencoderKL`` (or ``AutoencoderTiny`` with ``tiny``) from a local folder or file, offline."""
     diffusers = _diffusers()
     device = torch.device(device)

@@ -20,8 +20,16 @@ from .spec import ModelSpec, parse_model_spec
 from .taesd import TINY_AUTOENCODER_CONFIGS, TinyAutoencoderConfig, build_tiny_decoder, build_tiny_encoder
 from .weights import ModelFile, resolve_model_file
 
-__all__ = ["DEFAULT_ENCODER", "ENCODER_BACKENDS", "LatentEncoder", "UnknownEncoderError", "load_encoder",
-           "load_tiny_autoencoder", "parse_encoder_spec", "pad_to_multiple"]
+__all__ = [
+    "DEFAULT_ENCODER",
+    "ENCODER_BACKENDS",
+    "LatentEncoder",
+    "UnknownEncoderError",
+    "load_encoder",
+    "load_tiny_autoencoder",
+    "parse_encoder_spec",
+    "pad_to_multiple",
+]
 
 
 class UnknownEncoderError(KeyError):
@@ -78,16 +86,26 @@ class TinyAutoencoder(LatentEncoder):
 # later upstream release cannot change what a pinned name means.
 TAESD_UPSTREAM = "https://github.com/madebyollin/taesd/raw/e87efbcfc5298d84986b5d9280f40d358b6a228d"
 _TINY_AUTOENCODER_SHA256: dict[str, tuple[str, str]] = {  # name -> (encoder, decoder)
-    "taef2": ("10a4e1021e89d7551eaf161352da8dbd0b1aa83872ae28b150c1df1ce2f147b6",
-              "0a44a31e1ae59eb9dbf9359d24942fd3ef5928162c1800d97a28c61d51be0ab5"),
-    "taef1": ("1d1ad34546aea0edd99dc2db9411d870319f428ced5065c6464582c17c070536",
-              "beae86f2eeaf0cea884dc8ffe639fb297dac8c984441bb53420f07d767785104"),
-    "taesd3": ("b8fefa64b92a867df673c7f22fb2cbc6ae144070e22e7a0b3af0f21de2f43f92",
-               "178fbb90c8c3bab4fe5e30dcba3b85d8bd2c9a203f71239c3a3223720c310b58"),
-    "taesdxl": ("a5648de089aba6b641e505c0f132b2dc7ff70ab6070c31be5e624e807e711c5e",
-                "a3956b8a7a763f251c7357aad6375dacdb6d971121c73e97a3069fc33a94fe1e"),
-    "taesd": ("15bc6128f0ac51c673d3427216082ebfa62402ffc89763af74edfe259b32d49d",
-              "02873377c3f4659cd9f9adb2f718dcb434ba4c7bba3af3ee7bb95cbdabe2d3cf"),
+    "taef2": (
+        "10a4e1021e89d7551eaf161352da8dbd0b1aa83872ae28b150c1df1ce2f147b6",
+        "0a44a31e1ae59eb9dbf9359d24942fd3ef5928162c1800d97a28c61d51be0ab5",
+    ),
+    "taef1": (
+        "1d1ad34546aea0edd99dc2db9411d870319f428ced5065c6464582c17c070536",
+        "beae86f2eeaf0cea884dc8ffe639fb297dac8c984441bb53420f07d767785104",
+    ),
+    "taesd3": (
+        "b8fefa64b92a867df673c7f22fb2cbc6ae144070e22e7a0b3af0f21de2f43f92",
+        "178fbb90c8c3bab4fe5e30dcba3b85d8bd2c9a203f71239c3a3223720c310b58",
+    ),
+    "taesdxl": (
+        "a5648de089aba6b641e505c0f132b2dc7ff70ab6070c31be5e624e807e711c5e",
+        "a3956b8a7a763f251c7357aad6375dacdb6d971121c73e97a3069fc33a94fe1e",
+    ),
+    "taesd": (
+        "15bc6128f0ac51c673d3427216082ebfa62402ffc89763af74edfe259b32d49d",
+        "02873377c3f4659cd9f9adb2f718dcb434ba4c7bba3af3ee7bb95cbdabe2d3cf",
+    ),
 }
 
 
@@ -95,13 +113,16 @@ def tiny_autoencoder_files(name: str) -> tuple[ModelFile, ModelFile]:
     """The encoder and decoder files of a tiny autoencoder, with their pinned sha256 and upstream location
     (sha256 "" for a family member with no pin)."""
     hashes = _TINY_AUTOENCODER_SHA256.get(name, ("", ""))
-    encoder_file, decoder_file = (ModelFile(name, f"{name}_{part}.pth", digest, f"{TAESD_UPSTREAM}/{name}_{part}.pth", "MIT")
-                                  for part, digest in zip(("encoder", "decoder"), hashes))
+    encoder_file, decoder_file = (
+        ModelFile(name, f"{name}_{part}.pth", digest, f"{TAESD_UPSTREAM}/{name}_{part}.pth", "MIT")
+        for part, digest in zip(("encoder", "decoder"), hashes)
+    )
     return encoder_file, decoder_file
 
 
-def load_tiny_autoencoder(name: str, path: str | os.PathLike[str] | None = None, with_decoder: bool = True,
-                          verify: bool = True) -> TinyAutoencoder:
+def load_tiny_autoencoder(
+    name: str, path: str | os.PathLike[str] | None = None, with_decoder: bool = True, verify: bool = True
+) -> TinyAutoencoder:
     """Load a TAESD-family model from ``path`` (a folder, or the encoder file) or from the model folders.
 
     A pinned file is checked against its sha256 wherever it comes from: a corrupt download or another release
@@ -113,7 +134,9 @@ def load_tiny_autoencoder(name: str, path: str | os.PathLike[str] | None = None,
     if path is not None:
         folder = Path(path).expanduser()
         if folder.is_file():  # the encoder file itself: the decoder is looked for beside it
-            encoder_file = ModelFile(name, folder.name, encoder_file.sha256, encoder_file.upstream_url, encoder_file.licence)
+            encoder_file = ModelFile(
+                name, folder.name, encoder_file.sha256, encoder_file.upstream_url, encoder_file.licence
+            )
             folder = folder.parent
     model = TinyAutoencoder(name, config)
     encoder_path = resolve_model_file(encoder_file, folder, verify=verify and bool(encoder_file.sha256))
@@ -141,8 +164,9 @@ def _is_diffusers_folder(path: str | None) -> bool:
     if path is None:
         return False
     folder = Path(path).expanduser()
-    return (folder / "config.json").is_file() or (folder.is_file() and (folder.parent / "config.json").is_file()
-                                                  and folder.suffix in (".safetensors", ".bin"))
+    return (folder / "config.json").is_file() or (
+        folder.is_file() and (folder.parent / "config.json").is_file() and folder.suffix in (".safetensors", ".bin")
+    )
 
 
 def _load_tiny(name: str, path: str | None) -> LatentEncoder:

@@ -34,7 +34,9 @@ class EnsembleEncoder(LatentEncoder):
             raise ValueError("an ensemble needs one positive weight per member")
         downscales = {m.downscale for m in members}
         if len(downscales) != 1:
-            raise ValueError(f"ensemble members must share one latent resolution; they downscale by {sorted(downscales)}")
+            raise ValueError(
+                f"ensemble members must share one latent resolution; they downscale by {sorted(downscales)}"
+            )
         self.members = nn.ModuleList(members)
         self.weights = list(weights)
         self.scales = scales or [LATENT_RMS.get(m.name, 1.0) for m in members]

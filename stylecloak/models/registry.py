@@ -46,7 +46,9 @@ class KnownModel:
         for folder in (d / self.name for d in models_dirs()):
             if self.files and all((folder / f.filename).is_file() for f in self.files):
                 return folder
-            if self.hub_repo is not None and ((folder / "config.json").is_file() or (folder / "vae" / "config.json").is_file()):
+            if self.hub_repo is not None and (
+                (folder / "config.json").is_file() or (folder / "vae" / "config.json").is_file()
+            ):
                 return folder
         return None
 
@@ -54,40 +56,86 @@ class KnownModel:
 KNOWN_MODELS: dict[str, KnownModel] = {
     m.name: m
     for m in (
-        KnownModel("taef2", "tiny autoencoder of FLUX.2 (the default encoder)", "MIT", TAESD_UPSTREAM, 5.4, tiny_autoencoder_files("taef2")),
+        KnownModel(
+            "taef2",
+            "tiny autoencoder of FLUX.2 (the default encoder)",
+            "MIT",
+            TAESD_UPSTREAM,
+            5.4,
+            tiny_autoencoder_files("taef2"),
+        ),
         KnownModel("taef1", "tiny autoencoder of FLUX.1", "MIT", TAESD_UPSTREAM, 9.9, tiny_autoencoder_files("taef1")),
         KnownModel("taesd3", "tiny autoencoder of SD3", "MIT", TAESD_UPSTREAM, 9.9, tiny_autoencoder_files("taesd3")),
-        KnownModel("taesdxl", "tiny autoencoder of SDXL", "MIT", TAESD_UPSTREAM, 9.8, tiny_autoencoder_files("taesdxl")),
-        KnownModel("taesd", "tiny autoencoder of SD 1.x/2.x", "MIT", TAESD_UPSTREAM, 9.8, tiny_autoencoder_files("taesd")),
-        KnownModel("sd-vae", "Stable Diffusion 1.x/2.x VAE (ft-MSE)", "MIT", "https://huggingface.co/stabilityai/sd-vae-ft-mse", 334.6,
-                   hub_repo="stabilityai/sd-vae-ft-mse", hub_revision="31f26fdeee1355a5c34592e401dd41e45d25a493", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
-        KnownModel("sdxl-vae", "SDXL VAE", "see the model card (CreativeML Open RAIL++-M)", "https://huggingface.co/stabilityai/sdxl-vae", 334.6,
-                   hub_repo="stabilityai/sdxl-vae", hub_revision="6f5909a7e596173e25d4e97b07fd19cdf9611c76", hub_patterns=("config.json", "diffusion_pytorch_model.safetensors")),
-        KnownModel("flux-vae", "FLUX.1 VAE (from FLUX.1-schnell)", "Apache-2.0", "https://huggingface.co/black-forest-labs/FLUX.1-schnell", 167.7,
-                   hub_repo="black-forest-labs/FLUX.1-schnell", hub_revision="741f7c3ce8b383c54771c7003378a50191e9efe9",
-                   hub_patterns=("vae/config.json", "vae/diffusion_pytorch_model.safetensors")),
+        KnownModel(
+            "taesdxl", "tiny autoencoder of SDXL", "MIT", TAESD_UPSTREAM, 9.8, tiny_autoencoder_files("taesdxl")
+        ),
+        KnownModel(
+            "taesd", "tiny autoencoder of SD 1.x/2.x", "MIT", TAESD_UPSTREAM, 9.8, tiny_autoencoder_files("taesd")
+        ),
+        KnownModel(
+            "sd-vae",
+            "Stable Diffusion 1.x/2.x VAE (ft-MSE)",
+            "MIT",
+            "https://huggingface.co/stabilityai/sd-vae-ft-mse",
+            334.6,
+            hub_repo="stabilityai/sd-vae-ft-mse",
+            hub_revision="31f26fdeee1355a5c34592e401dd41e45d25a493",
+            hub_patterns=("config.json", "diffusion_pytorch_model.safetensors"),
+        ),
+        KnownModel(
+            "sdxl-vae",
+            "SDXL VAE",
+            "see the model card (CreativeML Open RAIL++-M)",
+            "https://huggingface.co/stabilityai/sdxl-vae",
+            334.6,
+            hub_repo="stabilityai/sdxl-vae",
+            hub_revision="6f5909a7e596173e25d4e97b07fd19cdf9611c76",
+            hub_patterns=("config.json", "diffusion_pytorch_model.safetensors"),
+        ),
+        KnownModel(
+            "flux-vae",
+            "FLUX.1 VAE (from FLUX.1-schnell)",
+            "Apache-2.0",
+            "https://huggingface.co/black-forest-labs/FLUX.1-schnell",
+            167.7,
+            hub_repo="black-forest-labs/FLUX.1-schnell",
+            hub_revision="741f7c3ce8b383c54771c7003378a50191e9efe9",
+            hub_patterns=("vae/config.json", "vae/diffusion_pytorch_model.safetensors"),
+        ),
     )
 }
 
 
-def fetch_model(model: KnownModel, allow_unpinned: bool = False, cache_dir: Path | None = None,
-                progress_factory: Callable[[str], Callable[[int, int | None], None]] | None = None) -> Path:
+def fetch_model(
+    model: KnownModel,
+    allow_unpinned: bool = False,
+    cache_dir: Path | None = None,
+    progress_factory: Callable[[str], Callable[[int, int | None], None]] | None = None,
+) -> Path:
     """Download ``model`` into ``<cache>/models/<name>/`` and return that folder."""
     from .fetch import FetchError, fetch_file, offline_requested
 
     if not model.pinned and not allow_unpinned:
-        raise FetchError(f"{model.name} has no pinned checksum or revision in this stylecloak yet; pass --allow-unpinned "
-                         f"to download it from {model.upstream} anyway (its sha256 is printed so that you can check it)")
+        raise FetchError(
+            f"{model.name} has no pinned checksum or revision in this stylecloak yet; pass --allow-unpinned "
+            f"to download it from {model.upstream} anyway (its sha256 is printed so that you can check it)"
+        )
     folder = (cache_dir or user_cache_dir() / "models") / model.name
     if model.hub_repo is not None:
         if offline_requested():
-            raise FetchError(f"offline mode is set (STYLECLOAK_OFFLINE or HF_HUB_OFFLINE), so {model.hub_repo} was not downloaded")
+            raise FetchError(
+                f"offline mode is set (STYLECLOAK_OFFLINE or HF_HUB_OFFLINE), so {model.hub_repo} was not downloaded"
+            )
         try:
             from huggingface_hub import snapshot_download
         except ImportError:
-            raise FetchError("fetching from the Hugging Face hub needs huggingface_hub: pip install 'stylecloak[full]'") from None
+            raise FetchError(
+                "fetching from the Hugging Face hub needs huggingface_hub: pip install 'stylecloak[full]'"
+            ) from None
         try:
-            snapshot_download(model.hub_repo, revision=model.hub_revision, allow_patterns=list(model.hub_patterns), local_dir=folder)
+            snapshot_download(
+                model.hub_repo, revision=model.hub_revision, allow_patterns=list(model.hub_patterns), local_dir=folder
+            )
         except Exception as exc:  # noqa: BLE001 - the hub client raises many kinds; one clear line for the user
             raise FetchError(f"could not download {model.hub_repo}: {first_line(exc)}") from None
         return folder

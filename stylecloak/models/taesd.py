@@ -36,12 +36,19 @@ class Block(nn.Module):
     def __init__(self, channels: int = 64, pooled: bool = False) -> None:
         super().__init__()
         self.conv = nn.Sequential(
-            _conv3x3(channels, channels), nn.ReLU(), _conv3x3(channels, channels), nn.ReLU(), _conv3x3(channels, channels)
+            _conv3x3(channels, channels),
+            nn.ReLU(),
+            _conv3x3(channels, channels),
+            nn.ReLU(),
+            _conv3x3(channels, channels),
         )
         self.pool: nn.Module | None = None
         if pooled:
             self.pool = nn.Sequential(
-                nn.Conv2d(channels, 256, 1, bias=False), nn.GroupNorm(4, 256), nn.ReLU(), nn.Conv2d(256, channels, 1, bias=False)
+                nn.Conv2d(channels, 256, 1, bias=False),
+                nn.GroupNorm(4, 256),
+                nn.ReLU(),
+                nn.Conv2d(256, channels, 1, bias=False),
             )
         self.fuse = nn.ReLU()
 

@@ -67,7 +67,9 @@ def verify_sha256(path: Path, expected: str) -> None:
         )
 
 
-def resolve_model_file(spec: ModelFile, explicit_dir: str | os.PathLike[str] | None = None, verify: bool = True) -> Path:
+def resolve_model_file(
+    spec: ModelFile, explicit_dir: str | os.PathLike[str] | None = None, verify: bool = True
+) -> Path:
     """Find ``spec`` on disk and check its sha256.
 
     ``explicit_dir`` may be the file itself or the folder that holds it.

@@ -28,7 +28,9 @@ def content_key(image: torch.Tensor, target: str, seed: int) -> str:
     return digest.hexdigest()
 
 
-def render_cached(target: TargetStyle, image: torch.Tensor, seed: int = 0, cache_dir: Path | None = None) -> torch.Tensor:
+def render_cached(
+    target: TargetStyle, image: torch.Tensor, seed: int = 0, cache_dir: Path | None = None
+) -> torch.Tensor:
     """``target.render(image, seed)`` rounded to 8 bits, read from ``cache_dir`` when it was made before."""
     path = cache_dir / f"{content_key(image, target.name, seed)}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():

@@ -122,11 +122,11 @@ def _conv_sep(x: Tensor, k: list[float]) -> Tensor:
     p = F.pad(x, (r, r, 0, 0), mode="replicate")
     y = p[..., :, 0:w] * k[0]
     for i in range(1, len(k)):
-        y = y.add_(p[..., :, i:i + w], alpha=k[i])
+        y = y.add_(p[..., :, i : i + w], alpha=k[i])
     p = F.pad(y, (0, 0, r, r), mode="replicate")
     y = p[..., 0:h, :] * k[0]
     for i in range(1, len(k)):
-        y = y.add_(p[..., i:i + h, :], alpha=k[i])
+        y = y.add_(p[..., i : i + h, :], alpha=k[i])
     return y
 
 
@@ -275,8 +275,9 @@ class _Voronoi(NamedTuple):
 _NEIGHBOURS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
 
 
-def _voronoi(h: int, w: int, cell: int, jitter: float, gen: torch.Generator, like: Tensor,
-             with_edges: bool = True) -> _Voronoi:
+def _voronoi(
+    h: int, w: int, cell: int, jitter: float, gen: torch.Generator, like: Tensor, with_edges: bool = True
+) -> _Voronoi:
     """Voronoi diagram of a jittered grid of seeds, one per ``cell`` x ``cell`` block.
 
     The image is viewed as a (gh, cell, gw, cell) block array, so the 3x3 neighbouring seeds of every pixel are
@@ -297,8 +298,8 @@ def _voronoi(h: int, w: int, cell: int, jitter: float, gen: torch.Generator, lik
     code2 = torch.zeros_like(code) if with_edges else code
     nb_y, nb_x = [], []
     for k, (di, dj) in enumerate(_NEIGHBOURS):
-        sy = padded[0, 1 + di:1 + di + gh, 1 + dj:1 + dj + gw] + di * c
-        sx = padded[1, 1 + di:1 + di + gh, 1 + dj:1 + dj + gw] + dj * c
+        sy = padded[0, 1 + di : 1 + di + gh, 1 + dj : 1 + dj + gw] + di * c
+        sx = padded[1, 1 + di : 1 + di + gh, 1 + dj : 1 + dj + gw] + dj * c
         nb_y.append(sy)
         nb_x.append(sx)
         dy2 = (pix.view(1, c, 1, 1) - sy.view(gh, 1, gw, 1)) ** 2
@@ -312,7 +313,7 @@ def _voronoi(h: int, w: int, cell: int, jitter: float, gen: torch.Generator, lik
         best = torch.minimum(best, d)
         code = torch.where(closer, kk, code)
     offsets = torch.tensor([di * gw + dj for di, dj in _NEIGHBOURS], device=dev)
-    block_id = (torch.arange(gh, device=dev).view(gh, 1, 1, 1) * gw + torch.arange(gw, device=dev).view(1, 1, gw, 1))
+    block_id = torch.arange(gh, device=dev).view(gh, 1, 1, 1) * gw + torch.arange(gw, device=dev).view(1, 1, gw, 1)
     ids = (block_id + offsets[code.long()]).reshape(gh * c, gw * c)[:h, :w]
     d1 = best.sqrt().reshape(gh * c, gw * c)[:h, :w]
     edge = None
@@ -333,10 +334,10 @@ def _box_sums(rows: Tensor, h: int, w: int, pad: int, y0: int, y1: int, x0: int,
     """Window means over offsets [y0, y1] x [x0, x1] around every pixel, from ``rows``: the row-wise cumulative
     sum (with a leading zero column) of an image padded by ``pad`` on every side."""
     a, b = pad + x0, pad + x1 + 1
-    horiz = rows[..., b:b + w] - rows[..., a:a + w]  # (h + 2 pad) x w row sums
+    horiz = rows[..., b : b + w] - rows[..., a : a + w]  # (h + 2 pad) x w row sums
     cols = _cumsum_rows(F.pad(horiz, (0, 0, 1, 0)))
     a, b = pad + y0, pad + y1 + 1
-    return (cols[..., b:b + h, :] - cols[..., a:a + h, :]) / ((y1 - y0 + 1) * (x1 - x0 + 1))
+    return (cols[..., b : b + h, :] - cols[..., a : a + h, :]) / ((y1 - y0 + 1) * (x1 - x0 + 1))
 
 
 def _kuwahara(x: Tensor, r: int, sharpness: float = 8.0) -> Tensor:
@@ -366,14 +367,22 @@ def _kuwahara(x: Tensor, r: int, sharpness: float = 8.0) -> Tensor:
     wide = _box_sums(rows, hh, ww, pad, -q, q, 0, r)  # (2q+1) rows x (r+1) cols, anchored at its left column
 
     def at(m: Tensor, dy: int, dx: int) -> Tensor:
-        return m[..., ext + dy:ext + dy + h, ext + dx:ext + dx + w]
+        return m[..., ext + dy : ext + dy + h, ext + dx : ext + dx + w]
 
-    regions = [at(sq, -r, -r), at(sq, -r, 0), at(sq, 0, -r), at(sq, 0, 0),
-               at(tall, -r, 0), at(tall, 0, 0), at(wide, 0, -r), at(wide, 0, 0)]
+    regions = [
+        at(sq, -r, -r),
+        at(sq, -r, 0),
+        at(sq, 0, -r),
+        at(sq, 0, 0),
+        at(tall, -r, 0),
+        at(tall, 0, 0),
+        at(wide, 0, -r),
+        at(wide, 0, 0),
+    ]
     stats = torch.stack(regions)  # 8 x 1 x (c + 2) x H x W
     means = stats[:, :, :c] + 0.5
-    l_mean = stats[:, :, c:c + 1] + 0.5
-    var = ((stats[:, :, c + 1:c + 2] + 0.5) - l_mean * l_mean).clamp(min=0)  # E[l^2] - E[l]^2
+    l_mean = stats[:, :, c : c + 1] + 0.5
+    var = ((stats[:, :, c + 1 : c + 2] + 0.5) - l_mean * l_mean).clamp(min=0)  # E[l^2] - E[l]^2
     wts = torch.softmax(-sharpness * var / var.mean().clamp(min=1e-8), dim=0)
     return (wts * means).sum(0)
 
@@ -506,7 +515,7 @@ class _Rendition:
             x = torch.nan_to_num(image.detach().to(torch.float32), nan=0.0).clamp(0, 1)
             outs = []
             for i in range(x.shape[0]):
-                out = self._render(x[i:i + 1].contiguous(), _generator(seed, self.name))
+                out = self._render(x[i : i + 1].contiguous(), _generator(seed, self.name))
                 outs.append(out.to(torch.float32).clamp(0, 1))
             return torch.cat(outs).to(image.dtype).contiguous()
 
@@ -583,12 +592,13 @@ class Pointillism(_Rendition):
             radius = (c * (0.28 + 0.24 * dark) * (0.85 + 0.3 * u[0])).clamp(max=0.5 * c)
             ly = radius + u[1] * (c - 2 * radius)
             lx = radius + u[2] * (c - 2 * radius)
-            d = (pix.view(1, c, 1, 1) - ly.view(gh, 1, gw, 1)) ** 2 \
-                + (pix.view(1, 1, 1, c) - lx.view(gh, 1, gw, 1)) ** 2
+            d = (pix.view(1, c, 1, 1) - ly.view(gh, 1, gw, 1)) ** 2 + (
+                pix.view(1, 1, 1, c) - lx.view(gh, 1, gw, 1)
+            ) ** 2
             cover = (radius.view(gh, 1, gw, 1) - d.sqrt() + 0.5).clamp(0, 1)
-            cover = cover.reshape(1, 1, gh * c, gw * c)[..., oy:oy + h, ox:ox + w]
+            cover = cover.reshape(1, 1, gh * c, gw * c)[..., oy : oy + h, ox : ox + w]
             dots = col.view(3, gh, 1, gw, 1).expand(3, gh, c, gw, c).reshape(1, 3, gh * c, gw * c)
-            out = _lerp(out, dots[..., oy:oy + h, ox:ox + w], cover)
+            out = _lerp(out, dots[..., oy : oy + h, ox : ox + w], cover)
         return out
 
 
@@ -708,9 +718,14 @@ class Cubist(_Rendition):
         xn = (xs / long_w).expand(hw, ww)
         step = max(1, cell // 10)
         sub = (slice(None, None, step), slice(None, None, step))
-        vals = torch.cat([soft[(slice(None),) + sub],
-                          torch.stack([xn[sub], yn[sub], xn[sub] ** 2, xn[sub] * yn[sub], yn[sub] ** 2]),
-                          soft[(slice(None),) + sub] * xn[sub], soft[(slice(None),) + sub] * yn[sub]])
+        vals = torch.cat(
+            [
+                soft[(slice(None),) + sub],
+                torch.stack([xn[sub], yn[sub], xn[sub] ** 2, xn[sub] * yn[sub], yn[sub] ** 2]),
+                soft[(slice(None),) + sub] * xn[sub],
+                soft[(slice(None),) + sub] * yn[sub],
+            ]
+        )
         sums, counts = _segment_stats(vals, ids[sub], n)
         cnt = counts.clamp(min=1)
         mean_c = sums[0:3] / cnt
@@ -741,13 +756,15 @@ class Cubist(_Rendition):
         lumc = _lum(colour)
         lo, hi = _quantiles(lumc, (0.02, 0.98))
         t = ((lumc - lo) / max(hi - lo, 0.05)).clamp(0, 1)
-        ramp = _gradient_map(t, [(0.13, 0.10, 0.08), (0.40, 0.31, 0.20), (0.67, 0.52, 0.29),
-                                 (0.63, 0.63, 0.56), (0.91, 0.86, 0.70)])
+        ramp = _gradient_map(
+            t, [(0.13, 0.10, 0.08), (0.40, 0.31, 0.20), (0.67, 0.52, 0.29), (0.63, 0.63, 0.56), (0.91, 0.86, 0.70)]
+        )
         muted = _saturate(0.05 + 0.95 * (colour - lo) / max(hi - lo, 0.05), 0.6) * _colour((1.06, 0.98, 0.84), x)
         colour = 0.3 * ramp + 0.7 * muted
         # every plane gets its own pigment from a small muted palette
-        tints = x.new_tensor([(0.80, 0.62, 0.34), (0.60, 0.60, 0.58), (0.56, 0.56, 0.40), (0.55, 0.40, 0.28),
-                              (0.62, 0.66, 0.70)])
+        tints = x.new_tensor(
+            [(0.80, 0.62, 0.34), (0.60, 0.60, 0.58), (0.56, 0.56, 0.40), (0.55, 0.40, 0.28), (0.62, 0.66, 0.70)]
+        )
         tints = tints / (tints @ x.new_tensor(_LUMA)).unsqueeze(1)
         pick = torch.randint(len(tints), (n,), generator=gen).to(x.device)
         tint = tints[pick][ids].permute(2, 0, 1).unsqueeze(0)

@@ -61,7 +61,9 @@ class ResolvedTarget:
     notes: list[str] = field(default_factory=list)  # one line each, for the user: what was chosen, warnings
 
 
-def make_descriptor(spec: str, device: torch.device, encoder_spec: str = "taef2", vgg: torch.nn.Module | None = None) -> StyleDescriptor:
+def make_descriptor(
+    spec: str, device: torch.device, encoder_spec: str = "taef2", vgg: torch.nn.Module | None = None
+) -> StyleDescriptor:
     """The style descriptor named by ``spec`` (see DESCRIPTORS_HELP). ``vgg``: VGG16 features already loaded."""
     from ..models.weights import ChecksumMismatchError, ModelNotFoundError
 
@@ -74,7 +76,7 @@ def make_descriptor(spec: str, device: torch.device, encoder_spec: str = "taef2"
             # CLIP lives with the evaluation toolkit (the ``eval`` extra); imported only when asked for.
             from ..evaluation.clip import clip_descriptor
 
-            return clip_descriptor(spec[len("clip:"):], device)
+            return clip_descriptor(spec[len("clip:") :], device)
         if spec != "gram":
             raise TargetResolutionError(f"unknown style descriptor {spec!r}: use {DESCRIPTORS_HELP}")
         if vgg is None:
@@ -86,8 +88,9 @@ def make_descriptor(spec: str, device: torch.device, encoder_spec: str = "taef2"
         raise TargetResolutionError(first_line(exc)) from exc
 
 
-def choose_for_portfolio(inputs: Sequence[str | os.PathLike[str]], descriptor: StyleDescriptor, device: torch.device,
-                         seed: int = 0) -> TargetChoice | None:
+def choose_for_portfolio(
+    inputs: Sequence[str | os.PathLike[str]], descriptor: StyleDescriptor, device: torch.device, seed: int = 0
+) -> TargetChoice | None:
     """The paper's choice for the readable inputs, or None when none can be read (each then fails on its own)."""
     images = load_portfolio(inputs)
     if not images:
@@ -126,9 +129,17 @@ def resolve_target(
     return _auto_target(request, inputs, device, pin_folder, encoder_spec, seed, fallback, version, vgg)
 
 
-def _auto_target(request: TargetRequest, inputs: Sequence[str | os.PathLike[str]], device: torch.device,
-                 pin_folder: str | os.PathLike[str] | None, encoder_spec: str, seed: int, fallback: str,
-                 version: str, vgg: torch.nn.Module | None) -> ResolvedTarget:
+def _auto_target(
+    request: TargetRequest,
+    inputs: Sequence[str | os.PathLike[str]],
+    device: torch.device,
+    pin_folder: str | os.PathLike[str] | None,
+    encoder_spec: str,
+    seed: int,
+    fallback: str,
+    version: str,
+    vgg: torch.nn.Module | None,
+) -> ResolvedTarget:
     from ..outputs import OutputError, check_writable_folder
 
     folder = Path(pin_folder) if pin_folder is not None else None
@@ -142,26 +153,41 @@ def _auto_target(request: TargetRequest, inputs: Sequence[str | os.PathLike[str]
                 get_target(pinned)
             except KeyError as exc:  # a pin written by another version, naming a style this one lacks
                 raise TargetResolutionError(f"{folder / '.stylecloak.json'}: {first_line(exc)}") from None
-            return ResolvedTarget(pinned, pin=folder, notes=[f"target {pinned} (pinned in {folder / '.stylecloak.json'})"])
+            return ResolvedTarget(
+                pinned, pin=folder, notes=[f"target {pinned} (pinned in {folder / '.stylecloak.json'})"]
+            )
     images = load_portfolio(inputs)
     if not images:
         return ResolvedTarget(fallback)  # nothing readable: no choice is made and nothing is pinned
     descriptor = make_descriptor(request.descriptor, device, encoder_spec, vgg)
     choice = choose_target([image.to(device) for image in images], descriptor, seed=seed)
     if folder is None:
-        return ResolvedTarget(choice.target, choice=choice, notes=[f"target {choice.target} chosen for {choice.images} image(s)"])
+        return ResolvedTarget(
+            choice.target, choice=choice, notes=[f"target {choice.target} chosen for {choice.images} image(s)"]
+        )
     try:
         pin = write_pin(check_writable_folder(folder, "folder of the target's pin"), choice, version)
     except (OutputError, OSError) as exc:
         message = str(exc) if isinstance(exc, OutputError) else f"{folder}: {exc.strerror or exc}"
-        return ResolvedTarget(choice.target, choice=choice, notes=[
-            f"warning: {message}; target {choice.target} chosen for {choice.images} image(s) but not pinned, so a "
-            "later run may choose again"])
-    return ResolvedTarget(choice.target, choice=choice, pin=pin.parent,
-                          notes=[f"target {choice.target} chosen for {choice.images} image(s), pinned in {pin}"])
+        return ResolvedTarget(
+            choice.target,
+            choice=choice,
+            notes=[
+                f"warning: {message}; target {choice.target} chosen for {choice.images} image(s) but not pinned, so a "
+                "later run may choose again"
+            ],
+        )
+    return ResolvedTarget(
+        choice.target,
+        choice=choice,
+        pin=pin.parent,
+        notes=[f"target {choice.target} chosen for {choice.images} image(s), pinned in {pin}"],
+    )
 
 
-def _reference_target(folder: str | os.PathLike[str], device: torch.device, vgg: torch.nn.Module | None) -> ResolvedTarget:
+def _reference_target(
+    folder: str | os.PathLike[str], device: torch.device, vgg: torch.nn.Module | None
+) -> ResolvedTarget:
     from ..targets.transfer import load_reference_images, reference_transfer
 
     try:
@@ -180,12 +206,13 @@ def _sd_target(request: TargetRequest, device: torch.device) -> ResolvedTarget:
     from .sd import DEFAULT_STRENGTH, SDImg2ImgTarget, load_img2img_pipeline
 
     if not request.sd_model:
-        raise TargetResolutionError("--target sd:PROMPT needs --target-model PATH, a local Stable Diffusion folder in "
-                                    "diffusers format")
+        raise TargetResolutionError(
+            "--target sd:PROMPT needs --target-model PATH, a local Stable Diffusion folder in diffusers format"
+        )
     try:
         pipeline = load_img2img_pipeline(request.sd_model, device)
         strength = request.sd_strength if request.sd_strength is not None else DEFAULT_STRENGTH
-        style = SDImg2ImgTarget(pipeline, request.target[len(SD_PREFIX):], strength=strength)
+        style = SDImg2ImgTarget(pipeline, request.target[len(SD_PREFIX) :], strength=strength)
     except (RuntimeError, ValueError) as exc:
         raise TargetResolutionError(first_line(exc)) from None
     return ResolvedTarget(style.name, style=style)

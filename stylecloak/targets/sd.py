@@ -43,8 +43,12 @@ def load_img2img_pipeline(path: str | os.PathLike[str], device: str | torch.devi
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # diffusers renames torch_dtype; older ones need it
             pipeline = StableDiffusionImg2ImgPipeline.from_pretrained(
-                str(Path(path).expanduser()), torch_dtype=dtype, safety_checker=None, requires_safety_checker=False,
-                local_files_only=True)
+                str(Path(path).expanduser()),
+                torch_dtype=dtype,
+                safety_checker=None,
+                requires_safety_checker=False,
+                local_files_only=True,
+            )
     except (OSError, ValueError) as exc:
         first = first_line(exc)
         raise RuntimeError(f"cannot load a Stable Diffusion pipeline from {path}: {first}") from None
@@ -64,7 +68,7 @@ class SDImg2ImgTarget:
 
     def __post_init__(self) -> None:
         if not self.prompt.strip():
-            raise ValueError("an SD target needs a style prompt: --target sd:\"oil painting with thick brushstrokes\"")
+            raise ValueError('an SD target needs a style prompt: --target sd:"oil painting with thick brushstrokes"')
         if not 0 < self.strength <= 1:
             raise ValueError(f"img2img strength must be in (0, 1], got {self.strength}")
 
@@ -99,14 +103,20 @@ class SDImg2ImgTarget:
         padded = F.pad(crop, (0, padded_w - width, 0, padded_h - height), mode="replicate")
         generator = torch.Generator(device="cpu").manual_seed(seed)
         output = self.pipeline(
-            prompt=self.prompt, image=padded.to(self.pipeline.dtype), strength=self.strength,
-            num_inference_steps=self.steps, guidance_scale=self.guidance_scale, generator=generator, output_type="pt",
+            prompt=self.prompt,
+            image=padded.to(self.pipeline.dtype),
+            strength=self.strength,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance_scale,
+            generator=generator,
+            output_type="pt",
         ).images
         return output[..., :height, :width].float()
 
 
 def _ramp(height: int, width: int, overlap: int) -> torch.Tensor:
     """Blending weights: 1 inside, falling linearly to a small value over ``overlap`` pixels at each edge."""
+
     def axis(n: int) -> torch.Tensor:
         distance = torch.minimum(torch.arange(n), torch.arange(n).flip(0)).float() + 1
         return (distance / max(1, overlap)).clamp(max=1.0)

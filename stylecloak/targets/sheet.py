@@ -16,7 +16,9 @@ LABEL_HEIGHT = 22
 GAP = 6
 
 
-def contact_sheet(image: torch.Tensor, targets: Sequence[TargetStyle], cell: int = 320, columns: int = 4, seed: int = 0) -> np.ndarray:
+def contact_sheet(
+    image: torch.Tensor, targets: Sequence[TargetStyle], cell: int = 320, columns: int = 4, seed: int = 0
+) -> np.ndarray:
     """An RGB uint8 sheet: ``image`` (1x3xHxW in [0, 1]) then its rendition in each target, each ``cell`` px
     on its long side, with its name below it. Renditions are made at the cell size, as a user would preview them."""
     small = resize_long_side(image, cell).clamp(0, 1)

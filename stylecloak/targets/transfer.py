@@ -75,7 +75,8 @@ class ReferenceStyleTransfer:
             content_loss = F.mse_loss(features[CONTENT_LAYER], content)
             # Each layer's error relative to its reference Gram's size, so that no layer drowns the others.
             style_loss = sum(
-                F.mse_loss(gram_matrix(features[layer])[0], self.style_grams[layer]) / self.style_grams[layer].pow(2).mean()
+                F.mse_loss(gram_matrix(features[layer])[0], self.style_grams[layer])
+                / self.style_grams[layer].pow(2).mean()
                 for layer in self.layers
             )
             (content_loss + self.style_weight * style_loss).backward()
@@ -113,7 +114,9 @@ def load_reference_images(folder: str | Path, long_side: int = 256) -> list[torc
     return images
 
 
-def reference_transfer(vgg: VGG16Features, references: Sequence[torch.Tensor], label: str = "references", **options: object) -> ReferenceStyleTransfer:
+def reference_transfer(
+    vgg: VGG16Features, references: Sequence[torch.Tensor], label: str = "references", **options: object
+) -> ReferenceStyleTransfer:
     """A style-transfer target whose style is the mean Gram statistics of ``references``. Its name carries a
     hash of the references, so that the target cache tells different reference sets apart."""
     digest = hashlib.sha256()

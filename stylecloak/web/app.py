@@ -53,6 +53,7 @@ TOKEN_COOKIE = "stylecloak_token"
 DEFAULT_SECONDS_PER_MEGAPIXEL_STEP = 6.0
 DEFAULT_SECONDS_PER_IMAGE = 1.0
 
+
 @dataclass
 class WebConfig:
     data_dir: Path
@@ -74,8 +75,15 @@ class WebConfig:
 def create_app(config: WebConfig) -> FastAPI:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(config.data_dir / "jobs.sqlite3")
-    worker = JobWorker(store, config.data_dir, encoder=config.encoder, device=config.device,
-                       threads=config.worker_threads, keep_seconds=config.keep_hours * 3600, models=config.models)
+    worker = JobWorker(
+        store,
+        config.data_dir,
+        encoder=config.encoder,
+        device=config.device,
+        threads=config.worker_threads,
+        keep_seconds=config.keep_hours * 3600,
+        models=config.models,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -84,8 +92,12 @@ def create_app(config: WebConfig) -> FastAPI:
         yield
         worker.stop()
 
-    app = FastAPI(title="stylecloak", version=__version__, lifespan=lifespan,
-                  description="Cloak artwork against style mimicry. Create a job with images, poll it, fetch results.")
+    app = FastAPI(
+        title="stylecloak",
+        version=__version__,
+        lifespan=lifespan,
+        description="Cloak artwork against style mimicry. Create a job with images, poll it, fetch results.",
+    )
     app.state.store = store
     app.state.worker = worker
     app.state.config = config
@@ -115,14 +127,28 @@ def create_app(config: WebConfig) -> FastAPI:
         return {
             "version": __version__,
             # The texts come from the presets: one source for the CLI, the page and the API.
-            "intensities": [{"name": k, "budget": p.budget, "description": p.description} for k, p in INTENSITY_PRESETS.items()],
-            "qualities": [{"name": k, "steps": p.steps, "description": p.description} for k, p in QUALITY_PRESETS.items()],
-            "targets": [{"name": "auto", "description": "chosen for your set of images: far from your style, but reachable"}]
+            "intensities": [
+                {"name": k, "budget": p.budget, "description": p.description} for k, p in INTENSITY_PRESETS.items()
+            ],
+            "qualities": [
+                {"name": k, "steps": p.steps, "description": p.description} for k, p in QUALITY_PRESETS.items()
+            ],
+            "targets": [
+                {"name": "auto", "description": "chosen for your set of images: far from your style, but reachable"}
+            ]
             + [{"name": t.name, "description": t.description} for t in available_targets()],
             "defaults": {"intensity": "medium", "quality": "default", "target": "auto"},
-            "limits": {"max_file_bytes": config.max_file_bytes, "max_request_bytes": config.max_request_bytes,
-                       "max_files": config.max_files, "max_pixels": config.max_pixels},
-            "estimate": {"seconds_per_megapixel_step": per_mp_step, "seconds_per_image": per_image, "measured_here": measured},
+            "limits": {
+                "max_file_bytes": config.max_file_bytes,
+                "max_request_bytes": config.max_request_bytes,
+                "max_files": config.max_files,
+                "max_pixels": config.max_pixels,
+            },
+            "estimate": {
+                "seconds_per_megapixel_step": per_mp_step,
+                "seconds_per_image": per_image,
+                "measured_here": measured,
+            },
         }
 
     @app.post("/api/jobs", status_code=201, response_model=JobCreated)
@@ -150,15 +176,20 @@ def create_app(config: WebConfig) -> FastAPI:
             stored = f"{len(accepted):04d}{checked.extension}"
             accepted.append((NewItem(checked.name, stored, checked.width, checked.height), data))
         if not accepted:
-            return JSONResponse({"detail": "none of the files is an image that can be cloaked", "rejected": rejected}, 422)
+            return JSONResponse(
+                {"detail": "none of the files is an image that can be cloaked", "rejected": rejected}, 422
+            )
         job_id = new_job_id()
         files_of_job = JobFiles(config.data_dir, job_id)
         for item, data in accepted:
             path = files_of_job.input(item.stored)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        job = store.create_job({"intensity": intensity, "quality": quality, "target": target},
-                               [item for item, _ in accepted], job_id=job_id)
+        job = store.create_job(
+            {"intensity": intensity, "quality": quality, "target": target},
+            [item for item, _ in accepted],
+            job_id=job_id,
+        )
         worker.notify()
         return JSONResponse({"job": job.to_dict(), "rejected": rejected}, 201)
 
@@ -187,8 +218,11 @@ def create_app(config: WebConfig) -> FastAPI:
         store.delete_job(job_id)
         return Response(status_code=204)
 
-    @app.get("/api/jobs/{job_id}/images/{index}/{kind}", response_class=FileResponse,
-             responses={200: {"content": {"image/png": {}}}})
+    @app.get(
+        "/api/jobs/{job_id}/images/{index}/{kind}",
+        response_class=FileResponse,
+        responses={200: {"content": {"image/png": {}}}},
+    )
     def image(
         job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)],
         index: Annotated[int, PathParam(ge=0)],
@@ -204,9 +238,13 @@ def create_app(config: WebConfig) -> FastAPI:
         if item.state != "done" or not path.is_file():
             raise HTTPException(404, "this image is not ready")
         name = _output_name(item.name) if kind == "cloaked" else f"{Path(safe_file_name(item.name)).stem}.{kind}.png"
-        return FileResponse(path, media_type="image/png", filename=name if download else None,
-                            content_disposition_type="attachment" if download else "inline",
-                            headers={"Cache-Control": "no-cache"})
+        return FileResponse(
+            path,
+            media_type="image/png",
+            filename=name if download else None,
+            content_disposition_type="attachment" if download else "inline",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     @app.get("/api/jobs/{job_id}/zip", responses={200: {"content": {"application/zip": {}}}})
     def job_zip(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)]) -> Response:
@@ -221,9 +259,14 @@ def create_app(config: WebConfig) -> FastAPI:
             for item, name in zip(done, names):
                 archive.write(files.cloaked(item.index), name)
             report = [{"file": name, "name": item.name, **(item.report or {})} for item, name in zip(done, names)]
-            archive.writestr("stylecloak-report.json", json.dumps({"job": job.id, "target": job.target, "images": report}, indent=2))
-        return Response(buffer.getvalue(), media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="stylecloak-{job.id[:8]}.zip"'})
+            archive.writestr(
+                "stylecloak-report.json", json.dumps({"job": job.id, "target": job.target, "images": report}, indent=2)
+            )
+        return Response(
+            buffer.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="stylecloak-{job.id[:8]}.zip"'},
+        )
 
     return app
 
@@ -292,8 +335,13 @@ def _refusal(request: Request, config: WebConfig) -> Response | None:
             if length is None or not re.fullmatch(r"\d+", length):
                 return JSONResponse({"detail": "uploads need a Content-Length header"}, 411)
             if int(length) > config.max_request_bytes:
-                return JSONResponse({"detail": f"upload too large ({int(length) / 1e6:.0f} MB); at most "
-                                               f"{config.max_request_bytes / 1e6:.0f} MB per job"}, 413)
+                return JSONResponse(
+                    {
+                        "detail": f"upload too large ({int(length) / 1e6:.0f} MB); at most "
+                        f"{config.max_request_bytes / 1e6:.0f} MB per job"
+                    },
+                    413,
+                )
     return None
 
 

@@ -197,15 +197,20 @@ class JobStore:
             row = db.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY created LIMIT 1").fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE jobs SET state = 'running', starts = starts + 1, updated = ? WHERE id = ?",
-                       (time.time(), row["id"]))
+            db.execute(
+                "UPDATE jobs SET state = 'running', starts = starts + 1, updated = ? WHERE id = ?",
+                (time.time(), row["id"]),
+            )
         return self.get_job(row["id"])
 
     def set_job_state(self, job_id: str, state: str, error: str | None = None, note: str | None = None) -> None:
         assert state in JOB_STATES
         with self._transaction() as db:
-            db.execute("UPDATE jobs SET state = ?, error = COALESCE(?, error), note = COALESCE(?, note), updated = ? "
-                       "WHERE id = ?", (state, error, note, time.time(), job_id))
+            db.execute(
+                "UPDATE jobs SET state = ?, error = COALESCE(?, error), note = COALESCE(?, note), updated = ? "
+                "WHERE id = ?",
+                (state, error, note, time.time(), job_id),
+            )
 
     def set_job_target(self, job_id: str, target: str) -> None:
         with self._transaction() as db:
@@ -219,8 +224,13 @@ class JobStore:
                 return None
             now = time.time()
             if row["state"] == "queued":
-                db.execute("UPDATE jobs SET state = 'cancelled', cancel_requested = 1, updated = ? WHERE id = ?", (now, job_id))
-                db.execute("UPDATE items SET state = 'cancelled' WHERE job_id = ? AND state NOT IN ('done', 'failed')", (job_id,))
+                db.execute(
+                    "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, updated = ? WHERE id = ?", (now, job_id)
+                )
+                db.execute(
+                    "UPDATE items SET state = 'cancelled' WHERE job_id = ? AND state NOT IN ('done', 'failed')",
+                    (job_id,),
+                )
             elif row["state"] == "running":
                 db.execute("UPDATE jobs SET cancel_requested = 1, updated = ? WHERE id = ?", (now, job_id))
         return self.get_job(job_id)
@@ -250,22 +260,41 @@ class JobStore:
             rows = db.execute("SELECT id, starts FROM jobs WHERE state = 'running'").fetchall()
             now = time.time()
             for row in rows:
-                db.execute("UPDATE items SET state = 'queued', progress = 0 WHERE job_id = ? AND state = 'running'", (row["id"],))
+                db.execute(
+                    "UPDATE items SET state = 'queued', progress = 0 WHERE job_id = ? AND state = 'running'",
+                    (row["id"],),
+                )
                 if row["starts"] >= max_starts:
-                    reason = (f"the server stopped {row['starts']} times while this job was running, so it was not "
-                              "started again; the images finished before that are kept")
-                    db.execute("UPDATE jobs SET state = 'failed', error = ?, updated = ? WHERE id = ?", (reason, now, row["id"]))
-                    db.execute("UPDATE items SET state = 'failed', error = ? WHERE job_id = ? AND state = 'queued'",
-                               ("not cloaked: the job was stopped", row["id"]))
+                    reason = (
+                        f"the server stopped {row['starts']} times while this job was running, so it was not "
+                        "started again; the images finished before that are kept"
+                    )
+                    db.execute(
+                        "UPDATE jobs SET state = 'failed', error = ?, updated = ? WHERE id = ?",
+                        (reason, now, row["id"]),
+                    )
+                    db.execute(
+                        "UPDATE items SET state = 'failed', error = ? WHERE job_id = ? AND state = 'queued'",
+                        ("not cloaked: the job was stopped", row["id"]),
+                    )
                 else:
-                    db.execute("UPDATE jobs SET state = 'queued', note = ?, updated = ? WHERE id = ?",
-                               ("resumed after a server restart; finished images were kept", now, row["id"]))
+                    db.execute(
+                        "UPDATE jobs SET state = 'queued', note = ?, updated = ? WHERE id = ?",
+                        ("resumed after a server restart; finished images were kept", now, row["id"]),
+                    )
         return [r["id"] for r in rows]
 
     # ----------------------------------------------------------------------------------------------- items
 
-    def set_item(self, job_id: str, index: int, state: str | None = None, progress: float | None = None,
-                 error: str | None = None, report: dict[str, Any] | None = None) -> None:
+    def set_item(
+        self,
+        job_id: str,
+        index: int,
+        state: str | None = None,
+        progress: float | None = None,
+        error: str | None = None,
+        report: dict[str, Any] | None = None,
+    ) -> None:
         sets, values = ["progress = COALESCE(?, progress)"], [progress]
         if state is not None:
             sets.append("state = ?")
@@ -282,13 +311,18 @@ class JobStore:
 
     def cancel_open_items(self, job_id: str) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE items SET state = 'cancelled', progress = 0 WHERE job_id = ? AND state IN ('queued', 'running')", (job_id,))
+            db.execute(
+                "UPDATE items SET state = 'cancelled', progress = 0 WHERE job_id = ? AND state IN ('queued', 'running')",
+                (job_id,),
+            )
 
     def throughput_samples(self, limit: int = 50) -> list[dict[str, Any]]:
         """Reports of the most recently cloaked images, to estimate how long the next ones take."""
         with self._connect() as db:
-            rows = db.execute("SELECT report FROM items WHERE state = 'done' AND report IS NOT NULL "
-                              "ORDER BY rowid DESC LIMIT ?", (limit,)).fetchall()
+            rows = db.execute(
+                "SELECT report FROM items WHERE state = 'done' AND report IS NOT NULL ORDER BY rowid DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
         return [json.loads(r["report"]) for r in rows]
 
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from ..imaging import ImageInputError, load_image_bytes
 
 # Pillow format -> extension of the stored copy (the bytes are kept as uploaded).
-_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif"}
+_EXTENSIONS = {
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "WEBP": ".webp",
+    "TIFF": ".tif",
+    "BMP": ".bmp",
+    "GIF": ".gif",
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -43,8 +51,9 @@ def check_upload(name: str | None, data: bytes, max_bytes: int, max_pixels: int)
         image = load_image_bytes(data, max_pixels=max_pixels)
     except ImageInputError as exc:
         raise UploadRejected(display, str(exc)) from None
-    return CheckedUpload(name=display, extension=_EXTENSIONS.get(image.source_format, ".img"),
-                         width=image.width, height=image.height)
+    return CheckedUpload(
+        name=display, extension=_EXTENSIONS.get(image.source_format, ".img"), width=image.width, height=image.height
+    )
 
 
 def display_name(name: str | None, fallback: str = "image") -> str:

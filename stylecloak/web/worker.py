@@ -60,8 +60,16 @@ class _Stop(Exception):
 
 
 class JobWorker:
-    def __init__(self, store: JobStore, data_dir: Path, encoder: str = "taef2", device: str = "auto",
-                 threads: int = 1, keep_seconds: float = 7 * 24 * 3600, models: Models | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        data_dir: Path,
+        encoder: str = "taef2",
+        device: str = "auto",
+        threads: int = 1,
+        keep_seconds: float = 7 * 24 * 3600,
+        models: Models | None = None,
+    ) -> None:
         self.store = store
         self.data_dir = data_dir
         self.encoder_spec = encoder
@@ -80,8 +88,11 @@ class JobWorker:
     def start(self) -> None:
         recovered = self.store.recover_after_restart(MAX_JOB_STARTS)
         if recovered:
-            print(f"stylecloak serve: {len(recovered)} unfinished job(s) from the last run are back in the queue "
-                  "or failed with a reason", flush=True)
+            print(
+                f"stylecloak serve: {len(recovered)} unfinished job(s) from the last run are back in the queue "
+                "or failed with a reason",
+                flush=True,
+            )
         self.clean_old_jobs()
         self._stopping.clear()
         for number in range(self.thread_count):
@@ -142,7 +153,9 @@ class JobWorker:
                 self.store.cancel_open_items(job.id)
                 self.store.set_job_state(job.id, "cancelled")
             else:  # the server is stopping: the job resumes on the next start
-                self.store.set_job_state(job.id, "queued", note="paused when the server stopped; it resumes on the next start")
+                self.store.set_job_state(
+                    job.id, "queued", note="paused when the server stopped; it resumes on the next start"
+                )
         except Exception as exc:  # noqa: BLE001 - a job must end in a state with a reason, whatever went wrong
             self.store.cancel_open_items(job.id)
             self.store.set_job_state(job.id, "failed", error=first_line(exc, 300))
@@ -152,11 +165,16 @@ class JobWorker:
 
         files = JobFiles(self.data_dir, job.id)
         models = self.models()
-        settings = CloakSettings.from_presets(job.settings["intensity"], job.settings["quality"],
-                                              encoder=self.encoder_spec, device=str(models.device))
+        settings = CloakSettings.from_presets(
+            job.settings["intensity"], job.settings["quality"], encoder=self.encoder_spec, device=str(models.device)
+        )
         target = job.target or self._resolve_target(job, files, models)
-        cloaker = Cloaker(replace(settings, target=target), encoder=models.encoder, perceptual=models.perceptual,
-                          target_cache_dir=self.data_dir / "targets")
+        cloaker = Cloaker(
+            replace(settings, target=target),
+            encoder=models.encoder,
+            perceptual=models.perceptual,
+            target_cache_dir=self.data_dir / "targets",
+        )
         for item in job.items:
             if item.state in ("done", "failed", "cancelled"):
                 continue
@@ -173,7 +191,9 @@ class JobWorker:
         if any(item.state == "done" for item in finished.items):
             self.store.set_job_state(job.id, "done")
         else:
-            self.store.set_job_state(job.id, "failed", error="no image of this job could be cloaked; see each image's reason")
+            self.store.set_job_state(
+                job.id, "failed", error="no image of this job could be cloaked; see each image's reason"
+            )
 
     def _resolve_target(self, job: Job, files: JobFiles, models: Models) -> str:
         from ..targets.resolve import TargetRequest, resolve_target
@@ -187,9 +207,14 @@ class JobWorker:
                     models.style_features = load_vgg16_features(models.device)
         # No pin: the choice is kept with the job, so that a resumed job cloaks its remaining images toward the
         # same style.
-        resolved = resolve_target(request, [files.input(item.stored) for item in job.items], models.device,
-                                  encoder_spec=self.encoder_spec, fallback=CloakSettings().target,
-                                  vgg=models.style_features)
+        resolved = resolve_target(
+            request,
+            [files.input(item.stored) for item in job.items],
+            models.device,
+            encoder_spec=self.encoder_spec,
+            fallback=CloakSettings().target,
+            vgg=models.style_features,
+        )
         self.store.set_job_target(job.id, resolved.name)
         return resolved.name
 
@@ -218,8 +243,9 @@ class JobWorker:
         save_image(files.view(index, "original"), _uint8(original))
         save_image(files.view(index, "visibility"), visibility_map(original, cloaked))
         if cloaker.encoder.can_decode:
-            seen = model_view_pair(cloaker.encoder, original.to(cloaker.device), cloaked.to(cloaker.device),
-                                   cloaker.settings.tile_size)
+            seen = model_view_pair(
+                cloaker.encoder, original.to(cloaker.device), cloaked.to(cloaker.device), cloaker.settings.tile_size
+            )
             save_image(files.view(index, "seen-original"), seen[0])
             save_image(files.view(index, "seen-cloaked"), seen[1])
         result = report.to_dict()
@@ -235,4 +261,4 @@ class JobWorker:
 
 
 def _uint8(image: torch.Tensor) -> Any:
-    return (image[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy())
+    return image[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
