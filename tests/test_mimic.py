@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stylecloak.countermeasures import get_countermeasure
-from stylecloak.evaluation.attack import ARTIST_LABEL, run_mimicry
+from stylecloak.evaluation.attack import ARTIST_LABEL, MimicryRequest, run_mimicry
 from stylecloak.evaluation.mimic import (
     LatentSet,
     MimicConfig,
@@ -106,16 +106,10 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
     clean = _images((0.8, 0.3, 0.2), 2, 0)
     cloaked = [(image + 0.02).clamp(0, 1) for image in clean]
     others = {"blue": _images((0.1, 0.2, 0.8), 2, 1), "green": _images((0.2, 0.7, 0.2), 2, 2)}
-    report = run_mimicry(
-        clean,
-        cloaked,
-        others,
-        encoder,
-        MeanColourJudge(),
-        TINY,
-        purifiers=[get_countermeasure("jpeg75")],
-        out_dir=tmp_path,
+    request = MimicryRequest(
+        clean, cloaked, others, MeanColourJudge(), purifiers=[get_countermeasure("jpeg75")], out_dir=tmp_path
     )
+    report = run_mimicry(request, encoder, TINY)
     assert [c.condition for c in report.conditions] == ["clean", "cloaked", "cloaked+jpeg75"]
     assert report.classifier_sanity == 1.0  # the judge knows the artist's own (clean) crops
     for condition in report.conditions:
@@ -149,11 +143,12 @@ def test_class_weights_set_each_class_share_of_a_batch() -> None:
 def test_attack_refuses_what_it_cannot_measure(encoder) -> None:
     clean = _images((0.8, 0.3, 0.2), 1, 0)
     with pytest.raises(ValueError, match="other styles"):
-        run_mimicry(clean, clean, {}, encoder, MeanColourJudge(), TINY)
+        run_mimicry(MimicryRequest(clean, clean, {}, MeanColourJudge()), encoder, TINY)
     with pytest.raises(ValueError, match="smaller than"):
-        run_mimicry(clean, clean, {"b": _images((0, 0, 1), 1, 1, size=(16, 16))}, encoder, MeanColourJudge(), TINY)
+        others = {"b": _images((0, 0, 1), 1, 1, size=(16, 16))}
+        run_mimicry(MimicryRequest(clean, clean, others, MeanColourJudge()), encoder, TINY)
     with pytest.raises(ValueError, match="reserved"):
-        run_mimicry(clean, clean, {ARTIST_LABEL: clean}, encoder, MeanColourJudge(), TINY)
+        run_mimicry(MimicryRequest(clean, clean, {ARTIST_LABEL: clean}, MeanColourJudge()), encoder, TINY)
 
 
 def _write_pngs(folder, images, names):
@@ -239,16 +234,10 @@ def test_style_transfer_attack_uses_what_the_encoder_sees(encoder, tmp_path) -> 
     cloaked = [(image + 0.02).clamp(0, 1) for image in clean]
     others = {"blue": _images((0.1, 0.2, 0.8), 2, 1), "green": _images((0.2, 0.7, 0.2), 2, 2)}
     config = NSTMimicConfig(samples=3, steps=15, image_size=32)
-    report = run_nst_mimicry(
-        clean,
-        cloaked,
-        others,
-        encoder,
-        MeanColourJudge(),
-        config,
-        purifiers=[get_countermeasure("jpeg75")],
-        out_dir=tmp_path,
+    request = MimicryRequest(
+        clean, cloaked, others, MeanColourJudge(), purifiers=[get_countermeasure("jpeg75")], out_dir=tmp_path
     )
+    report = run_nst_mimicry(request, encoder, config)
     assert report.to_dict()["config"]["attack"] == "nst"
     assert [c.condition for c in report.conditions] == ["clean", "cloaked", "cloaked+jpeg75"]
     for condition in report.conditions:

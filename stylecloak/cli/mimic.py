@@ -196,7 +196,7 @@ def _load_others(folder: Path, exclude_stems: set[str]) -> dict[str, list[torch.
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..evaluation.attack import run_mimicry
+    from ..evaluation.attack import MimicryRequest, run_mimicry
     from ..evaluation.labelled import LabelledFolderError
     from ..evaluation.mimic import MIMIC_PRESETS, with_config
     from ..imaging import ImageInputError
@@ -264,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
         f"{args.steps or {'lora': 400, 'nst': 100}.get(args.attack, config.steps)} steps",
         file=sys.stderr,
     )
+    request = MimicryRequest(clean, cloaked, others, judge, purifiers, device, out_dir, judge_name, progress)
     started = time.perf_counter()
     try:
         if args.attack == "lora":
@@ -276,20 +277,7 @@ def run(args: argparse.Namespace) -> int:
                 rank=args.lora_rank,
                 seed=args.seed,
             )
-            report = run_lora_mimicry(
-                clean,
-                cloaked,
-                others,
-                args.base,
-                judge,
-                lora_config,
-                purifiers,
-                encoder,
-                device,
-                out_dir,
-                classifier_name=judge_name,
-                progress=progress,
-            )
+            report = run_lora_mimicry(request, args.base, lora_config, encoder)
         elif args.attack == "nst":
             from ..evaluation.nst_mimic import NSTMimicConfig, run_nst_mimicry
 
@@ -299,33 +287,9 @@ def run(args: argparse.Namespace) -> int:
                 image_size=args.image_size or NSTMimicConfig.image_size,
                 seed=args.seed,
             )
-            report = run_nst_mimicry(
-                clean,
-                cloaked,
-                others,
-                encoder,
-                judge,
-                nst_config,
-                purifiers,
-                device,
-                out_dir,
-                classifier_name=judge_name,
-                progress=progress,
-            )
+            report = run_nst_mimicry(request, encoder, nst_config)
         else:
-            report = run_mimicry(
-                clean,
-                cloaked,
-                others,
-                encoder,
-                judge,
-                config,
-                purifiers,
-                device,
-                out_dir,
-                classifier_name=judge_name,
-                progress=progress,
-            )
+            report = run_mimicry(request, encoder, config)
     except (ValueError, RuntimeError) as exc:
         _error(first_line(exc))
         return 1

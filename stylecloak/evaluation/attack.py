@@ -46,6 +46,24 @@ class StyleJudge(Protocol):
 
 
 @dataclass
+class MimicryRequest:
+    """What every mimicry attack takes (the small latent diffusion mimic, the style transfer, LoRA): the artist's
+    clean and cloaked works (the same works, 1x3xHxW in [0, 1]), clean works of other styles by label, the judge,
+    the purifications to try on the cloaked set, and where to work and write."""
+
+    clean: Sequence[torch.Tensor]
+    cloaked: Sequence[torch.Tensor]
+    others: Mapping[str, Sequence[torch.Tensor]]
+    judge: StyleJudge
+    purifiers: Sequence[Countermeasure] = ()
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    out_dir: Path | None = None
+    judge_name: str = "classifier"
+    # (condition, phase, done, total), e.g. ("cloaked", "training", 120, 400)
+    progress: Callable[[str, str, int, int], None] | None = None
+
+
+@dataclass
 class ConditionResult:
     """One training run of the mimic, and what the classifier says of its images."""
 
@@ -154,21 +172,12 @@ def fit_judge_on_images(
     return sum(p == ARTIST_LABEL for p in judge.predict(list(clean))) / len(clean)
 
 
-def run_mimicry(
-    clean: Sequence[torch.Tensor],
-    cloaked: Sequence[torch.Tensor],
-    others: Mapping[str, Sequence[torch.Tensor]],
-    encoder: LatentEncoder,
-    classifier: StyleJudge,
-    config: MimicConfig,
-    purifiers: Sequence[Countermeasure] = (),
-    device: torch.device = torch.device("cpu"),
-    out_dir: Path | None = None,
-    classifier_name: str = "classifier",
-    progress: Callable[[str, str, int, int], None] | None = None,
-) -> MimicryReport:
+def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicConfig) -> MimicryReport:
     """The attack on clean art, on cloaked art, and on cloaked art after each purifier. Images are 1x3xHxW in
     [0, 1]; the artist's clean and cloaked sets are the same works, the others are clean art of other styles."""
+    clean, cloaked, others, classifier = request.clean, request.cloaked, request.others, request.judge
+    purifiers, device, out_dir, progress = request.purifiers, request.device, request.out_dir, request.progress
+    classifier_name = request.judge_name
     check_attack_inputs(clean, cloaked, others)
     if not 0 < config.artist_share <= 1:
         raise ValueError(f"artist_share must be in (0, 1], got {config.artist_share}")

@@ -22,10 +22,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..countermeasures import Countermeasure
 from ..errors import first_line
 from ..models.encoders import LatentEncoder
-from .attack import MimicryReport, StyleJudge, check_attack_inputs, fit_judge_on_images, judge_condition, purified
+from .attack import MimicryReport, MimicryRequest, check_attack_inputs, fit_judge_on_images, judge_condition, purified
 from .mimic import centre_square, resize_for_mimic
 
 
@@ -149,21 +148,13 @@ def generate(pipeline: Any, config: LoraMimicConfig, device: torch.device) -> li
 
 
 def run_lora_mimicry(
-    clean: Sequence[torch.Tensor],
-    cloaked: Sequence[torch.Tensor],
-    others: dict[str, Sequence[torch.Tensor]],
-    base: str | Path,
-    judge: StyleJudge,
-    config: LoraMimicConfig,
-    purifiers: Sequence[Countermeasure] = (),
-    encoder: LatentEncoder | None = None,
-    device: torch.device = torch.device("cpu"),
-    out_dir: Path | None = None,
-    classifier_name: str = "classifier",
-    progress: Callable[[str, str, int, int], None] | None = None,
+    request: MimicryRequest, base: str | Path, config: LoraMimicConfig, encoder: LatentEncoder | None = None
 ) -> MimicryReport:
     """LoRA mimicry on clean, cloaked and purified-cloaked art; ``encoder`` is needed only by purifiers that
     use one (the VAE round trip)."""
+    clean, cloaked, others, judge = request.clean, request.cloaked, request.others, request.judge
+    purifiers, device, out_dir, progress = request.purifiers, request.device, request.out_dir, request.progress
+    classifier_name = request.judge_name
     check_attack_inputs(clean, cloaked, others)
     size = config.resolution
     sanity = fit_judge_on_images(

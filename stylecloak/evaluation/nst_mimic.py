@@ -17,20 +17,19 @@ baseline is expected to be low. It is a proxy for a fine-tuned model, not one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..countermeasures import Countermeasure, encoder_decoder_round_trip
+from ..countermeasures import encoder_decoder_round_trip
 from ..models.encoders import LatentEncoder
 from ..models.lpips import load_vgg16_features
 from ..targets.transfer import reference_transfer
 from .attack import (
     MimicryReport,
-    StyleJudge,
+    MimicryRequest,
     check_attack_inputs,
     fit_judge_on_images,
     judge_condition,
@@ -51,19 +50,10 @@ class NSTMimicConfig:
         return asdict(self) | {"attack": "nst"}
 
 
-def run_nst_mimicry(
-    clean: Sequence[torch.Tensor],
-    cloaked: Sequence[torch.Tensor],
-    others: dict[str, Sequence[torch.Tensor]],
-    encoder: LatentEncoder,
-    judge: StyleJudge,
-    config: NSTMimicConfig,
-    purifiers: Sequence[Countermeasure] = (),
-    device: torch.device = torch.device("cpu"),
-    out_dir: Path | None = None,
-    classifier_name: str = "classifier",
-    progress: Callable[[str, str, int, int], None] | None = None,
-) -> MimicryReport:
+def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NSTMimicConfig) -> MimicryReport:
+    clean, cloaked, others, judge = request.clean, request.cloaked, request.others, request.judge
+    purifiers, device, out_dir, progress = request.purifiers, request.device, request.out_dir, request.progress
+    classifier_name = request.judge_name
     check_attack_inputs(clean, cloaked, others)
     if not encoder.can_decode:
         raise ValueError(f"encoder {encoder.name!r} has no decoder: there is no image of what the model sees")
