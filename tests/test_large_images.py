@@ -121,7 +121,10 @@ def cloak_in_tiles(encoder, lpips, height: int, width: int, steps: int, tile_siz
     return outcome.target_progress, len(tiles)
 
 
+@pytest.mark.slow
 def test_3000x2000_cloaked_in_tiles_without_resizing_or_seams(lpips_alex) -> None:
+    """A 3000x2000 image in 24 tiles (a small local encoder). The default suite checks the same tiling with the
+    real encoder on 12 smaller tiles (below)."""
     progress, tiles = cloak_in_tiles(SmallLocalEncoder(), lpips_alex, 2000, 3000, steps=1, tile_size=512)
     assert tiles == 24 and progress > 0
 
