@@ -50,13 +50,14 @@ print(json.dumps(store.get_job(job_id).items[0].report, sort_keys=True))
 """
 
 
-def run(tree: Path | None, args: list[str], env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(tree: Path | None, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     environment = dict(env)
     if tree is not None:
         environment["PYTHONPATH"] = str(tree)
-    return subprocess.run(
-        [sys.executable, *args], env=environment, text=True, capture_output=True, check=True, cwd=tree or ROOT, **kwargs
-    )  # type: ignore[call-overload]
+    done = subprocess.run([sys.executable, *args], env=environment, text=True, capture_output=True, cwd=tree or ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:4])} failed in {tree or 'the work tree'}:\n{done.stderr[-2000:]}")
+    return done
 
 
 def outputs_of(tree: Path | None, label: str, work: Path, originals: Path, env: dict[str, str]) -> dict[str, str]:
@@ -87,10 +88,28 @@ def outputs_of(tree: Path | None, label: str, work: Path, originals: Path, env: 
     web = run(tree, ["-c", WEB_JOB, str(out / "web"), str(originals / NAMES[1])], env)
     report = {k: v for k, v in json.loads(web.stdout).items() if k not in ("seconds", "version")}
     (out / "web-report.json").write_text(json.dumps(report, sort_keys=True, indent=1))
+    return digest_tree(out)
+
+
+# Written with the time taken and the paths, which differ between any two runs.
+VARYING_FIELDS = ("seconds", "original", "cloaked", "model_view", "visibility_map", "version")
+
+
+def digest_tree(out: Path) -> dict[str, str]:
+    """sha256 of every PNG and JSON under ``out``, named so that both trees' names match: a web job's random id
+    becomes ``JOB``, and an evaluation's JSON is compared without its times and paths."""
     digests = {}
     for path in sorted(out.rglob("*")):
-        if path.is_file() and path.suffix in (".png", ".json") and "jobs.sqlite" not in path.name:
-            digests[str(path.relative_to(out))] = hashlib.sha256(path.read_bytes()).hexdigest()
+        if not path.is_file() or path.suffix not in (".png", ".json"):
+            continue
+        parts = list(path.relative_to(out).parts)
+        if parts[:2] == ["web", "jobs"] and len(parts) > 2:
+            parts[2] = "JOB"
+        data = path.read_bytes()
+        if path.name.endswith(".evaluation.json"):
+            record = {k: v for k, v in json.loads(data).items() if k not in VARYING_FIELDS}
+            data = json.dumps(record, sort_keys=True).encode()
+        digests["/".join(parts)] = hashlib.sha256(data).hexdigest()
     return digests
 
 
@@ -115,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         ["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True, capture_output=True
     )
     env = dict(os.environ)
-    env.setdefault("STYLECLOAK_MODELS", str(ROOT.parent / "shared" / "models"))
+    # Absolute: each tree runs in its own folder.
+    env["STYLECLOAK_MODELS"] = str(Path(env.get("STYLECLOAK_MODELS", ROOT.parent / "shared" / "models")).resolve())
     env["STYLECLOAK_CACHE"] = str(args.work / "cache")  # the same (empty at first) cache for both trees
     try:
         before = outputs_of(base, "before", args.work, originals, env)
