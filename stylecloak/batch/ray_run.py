@@ -268,6 +268,10 @@ def _stream(ray, request: BatchRequest, job: BatchJob, todo: list[BatchInput]): 
     actors = request.actors or (gpus if gpus else max(1, cpus // max(1, request.cpus_per_actor)))
     context = DataContext.get_current()
     saved = (context.max_errored_blocks, context.enable_progress_bars)
+    # Ray Data's own INFO lines (plans, log folders) would bury the progress bar; its errors still show.
+    data_logger = logging.getLogger("ray.data")
+    saved_level = data_logger.level
+    data_logger.setLevel(logging.ERROR)
     # An input whose worker died more than max_retries times loses its block, not the batch: it gets an error row.
     context.max_errored_blocks = -1
     context.enable_progress_bars = False  # ours shows done / failed / total instead
@@ -296,6 +300,7 @@ def _stream(ray, request: BatchRequest, job: BatchJob, todo: list[BatchInput]): 
                 yield item, row
     finally:
         context.max_errored_blocks, context.enable_progress_bars = saved
+        data_logger.setLevel(saved_level)
     for item in by_path.values():  # their worker died on every try
         yield (
             item,
