@@ -79,14 +79,7 @@ class OptimizerConfig:
 
     @property
     def bounds(self) -> VisibilityBounds:
-        return VisibilityBounds(
-            lpips=self.budget,
-            ssim_min=self.ssim_min,
-            ssim_window_min=self.ssim_window_min,
-            psnr_min=self.psnr_min,
-            jnd_strength=self.jnd_strength,
-            max_change=self.max_change,
-        )
+        return VisibilityBounds.of(self)
 
     @classmethod
     def from_settings(cls, settings: CloakSettings) -> OptimizerConfig:

@@ -167,14 +167,7 @@ class CloakSettings:
 
     @property
     def bounds(self) -> VisibilityBounds:
-        return VisibilityBounds(
-            lpips=self.budget,
-            ssim_min=self.ssim_min,
-            ssim_window_min=self.ssim_window_min,
-            psnr_min=self.psnr_min,
-            jnd_strength=self.jnd_strength,
-            max_change=self.max_change,
-        )
+        return VisibilityBounds.of(self)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -71,6 +71,19 @@ class VisibilityBounds:
         if not 1 <= self.max_change <= 255:
             raise ValueError(f"max_change must be 1 to 255 levels, got {self.max_change}")
 
+    @classmethod
+    def of(cls, source: Any) -> VisibilityBounds:
+        """The bounds held by a settings object (CloakSettings, an intensity preset, OptimizerConfig), whose
+        ``budget`` is the LPIPS bound and whose other bound fields have these names."""
+        return cls(
+            lpips=source.budget,
+            ssim_min=source.ssim_min,
+            ssim_window_min=source.ssim_window_min,
+            psnr_min=source.psnr_min,
+            jnd_strength=source.jnd_strength,
+            max_change=source.max_change,
+        )
+
 
 @dataclass(frozen=True)
 class VisibilityFigures:
