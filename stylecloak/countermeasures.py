@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .imaging import image_to_tensor, quantize_rgb, tensor_to_image
+from .imaging import image_to_tensor, quantize_8bit, quantize_rgb, tensor_to_image
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
 from .tiling import plan_tiles
@@ -28,11 +28,6 @@ from .tiling import plan_tiles
 # context a tiled decode equals a whole one, with 8 it is off by 1e-4), so 16 leaves a margin.
 DECODE_TILE_LATENT = 64
 DECODE_CONTEXT_LATENT = 16
-
-
-def as_saved(image: torch.Tensor) -> torch.Tensor:
-    """Round to 8-bit levels (clamped to [0, 1]): the values a PNG of ``image`` would hold."""
-    return torch.round(image.clamp(0, 1) * 255) / 255
 
 
 def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
@@ -52,7 +47,7 @@ def gaussian_noise(image: torch.Tensor, sigma_255: float, seed: int = 0) -> torc
     """
     generator = torch.Generator(device="cpu").manual_seed(seed)
     noise = torch.randn(image.shape, generator=generator, dtype=torch.float32) * (sigma_255 / 255.0)
-    return as_saved(image + noise.to(device=image.device, dtype=image.dtype))
+    return quantize_8bit(image + noise.to(device=image.device, dtype=image.dtype))
 
 
 def downscale_upscale(image: torch.Tensor, factor: float = 0.5) -> torch.Tensor:
@@ -65,8 +60,8 @@ def downscale_upscale(image: torch.Tensor, factor: float = 0.5) -> torch.Tensor:
         raise ValueError(f"factor must be in (0, 1], got {factor}")
     height, width = image.shape[-2:]
     small_size = (max(1, round(height * factor)), max(1, round(width * factor)))
-    small = as_saved(F.interpolate(image, size=small_size, mode="bicubic", antialias=True, align_corners=False))
-    return as_saved(F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False))
+    small = quantize_8bit(F.interpolate(image, size=small_size, mode="bicubic", antialias=True, align_corners=False))
+    return quantize_8bit(F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False))
 
 
 def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
@@ -75,10 +70,10 @@ def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
     if factor == 1:
-        return as_saved(image)
+        return quantize_8bit(image)
     height, width = image.shape[-2:]
     size = (max(1, round(height / factor)), max(1, round(width / factor)))
-    return as_saved(F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False))
+    return quantize_8bit(F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False))
 
 
 def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -90,7 +85,7 @@ def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> 
 
 def gaussian_blur(image: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """Separable Gaussian blur with standard deviation ``sigma`` pixels (reflect padding), saved as 8 bits."""
-    return as_saved(gaussian_filter(image, sigma))
+    return quantize_8bit(gaussian_filter(image, sigma))
 
 
 def gaussian_filter(image: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -180,7 +175,7 @@ def encoder_decoder_round_trip(image: torch.Tensor, encoder: LatentEncoder, tile
     in tiles, so a large image needs about as much memory as a cloak of it."""
     height, width = image.shape[-2:]
     latents = TiledEncoder(encoder, height, width, tile_size).encode(image)
-    return as_saved(decode_latents(encoder, latents, height, width))
+    return quantize_8bit(decode_latents(encoder, latents, height, width))
 
 
 CountermeasureFn = Callable[[torch.Tensor, "LatentEncoder | None"], torch.Tensor]

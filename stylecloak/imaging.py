@@ -353,6 +353,11 @@ def _one_line(text: str, limit: int = 120) -> str:
 # --------------------------------------------------------------------------------------------------- writing
 
 
+def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
+    """Round a [0, 1] float image to 8-bit levels (clamped): the values a PNG of ``image`` holds, as floats."""
+    return torch.round(image.clamp(0, 1) * 255) / 255
+
+
 def quantize_rgb(rgb: np.ndarray) -> np.ndarray:
     """Float in [0, 1] -> uint8 by rounding to the nearest level (np.round; out-of-range values are clipped)."""
     rgb = np.asarray(rgb)

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from .imaging import quantize_8bit
 from .metrics import WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, ssim_map, window_means
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
@@ -127,10 +128,6 @@ class CloakOutcome:
 
 
 ProgressCallback = Callable[[StepRecord], None]
-
-
-def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
-    return torch.round(image.clamp(0, 1) * 255) / 255
 
 
 class _Perceptual:

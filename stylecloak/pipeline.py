@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from . import __version__
-from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, quantize_rgb, save_image
+from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, quantize_8bit, quantize_rgb, save_image
 from .metrics import target_progress
 from .models.encoders import LatentEncoder, load_encoder
 from .models.lpips import load_lpips
 from .models.weights import user_cache_dir
-from .optimize import CloakOutcome, OptimizerConfig, ProgressCallback, optimize_cloak, quantize_8bit
+from .optimize import CloakOutcome, OptimizerConfig, ProgressCallback, optimize_cloak
 from .settings import CloakSettings
 from .targets import TargetStyle, get_target
 from .targets.cache import render_cached

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..countermeasures import COUNTERMEASURES, Countermeasure, as_saved, decode_latents, downscale
-from ..imaging import OUTPUT_MARK, quantize_rgb, tensor_to_image
+from ..countermeasures import COUNTERMEASURES, Countermeasure, decode_latents, downscale
+from ..imaging import OUTPUT_MARK, quantize_8bit, quantize_rgb, tensor_to_image
 from ..metrics import TargetProgress, lpips_distance
 from ..models.encoders import LatentEncoder
 from ..models.tiled import TiledEncoder
@@ -88,7 +88,7 @@ def evaluate_pair(
             f"target {tuple(target.shape)}"
         )
     started = time.perf_counter()
-    original, cloaked = as_saved(original), as_saved(cloaked)
+    original, cloaked = quantize_8bit(original), quantize_8bit(cloaked)
     progress = TargetProgress(encoder, original, target, tile_size)
     table: dict[str, float | None] = {}
     if robustness:
@@ -139,7 +139,7 @@ def progress_by_scale(
 
 def visibility_map(original: torch.Tensor, cloaked: torch.Tensor) -> np.ndarray:
     """Where the cloak is most visible (see :func:`stylecloak.visibility.change_heatmap`), 8-bit HxWx3."""
-    return change_heatmap(as_saved(original), as_saved(cloaked))
+    return change_heatmap(quantize_8bit(original), quantize_8bit(cloaked))
 
 
 def model_view(

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..imaging import atomic_write_bytes, image_to_tensor, load_image, save_image
+from ..imaging import atomic_write_bytes, image_to_tensor, load_image, quantize_8bit, save_image
 from ..models.base import LatentEncoder
 from ..targets.base import TargetStyle
 from .evaluate import (
@@ -104,7 +104,6 @@ def evaluate_files(
     encoder and seed default to what the cloaked file records. Raises with a one-line message for anything wrong."""
     from ..models.encoders import DEFAULT_ENCODER
     from ..models.weights import user_cache_dir
-    from ..optimize import quantize_8bit
     from ..targets import get_target
     from ..targets.cache import render_cached
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..imaging import quantize_8bit
 from ..models.encoders import LatentEncoder
 from ..models.tiled import TiledEncoder
-from ..optimize import autocast_context, quantize_8bit
+from ..optimize import autocast_context
 from .base import MethodResult
 
 

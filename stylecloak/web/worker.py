@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from ..errors import first_line
-from ..imaging import ImageInputError, image_to_tensor, load_image, save_image
-from ..optimize import StepRecord, quantize_8bit
+from ..imaging import ImageInputError, image_to_tensor, load_image, quantize_8bit, save_image
+from ..optimize import StepRecord
 from ..settings import CloakSettings
 from .store import Job, JobStore
 
