@@ -17,11 +17,12 @@ import pytest
 import torch
 from PIL import Image
 
-from stylecloak.batch.manifest import MANIFEST_NAME, ManifestRow, ManifestWriter, read_manifest, sha256_file
+from stylecloak.batch.manifest import MANIFEST_NAME, ManifestRow, ManifestWriter, read_manifest
 from stylecloak.batch.ray_run import BatchRequest, commit, plan_batch
 from stylecloak.batch.sources import BatchInput, list_inputs
 from stylecloak.batch.worker import BatchJob, BatchWorker
 from stylecloak.cli import main
+from stylecloak.models.weights import sha256_file
 from stylecloak.settings import CloakSettings
 from stylecloak.targets.resolve import TargetRequest
 

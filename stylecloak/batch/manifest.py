@@ -41,14 +41,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, ManifestRow]:
     """The last row of each input in the manifest at ``path`` (none if there is no file yet)."""
     rows: dict[str, ManifestRow] = {}

@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import first_line
+from ..models.weights import sha256_file
 from ..outputs import check_writable_folder
 from ..settings import CloakSettings
 from ..targets.resolve import AUTO, TargetRequest, resolve_target
-from .manifest import MANIFEST_NAME, ManifestRow, ManifestWriter, read_manifest, sha256_file
-from .sources import BatchInput, is_uri, list_inputs
+from .manifest import MANIFEST_NAME, ManifestRow, ManifestWriter, read_manifest, sha256_bytes
+from .sources import BatchInput, is_uri, list_inputs, read_input_bytes
 from .worker import STAGING_FOLDER, BatchJob, BatchWorker
 
 # ``auto`` chooses from at most this many inputs, spread evenly over the batch: the style of a portfolio is clear
@@ -93,24 +95,30 @@ class BatchSummary:
 
 
 def plan_batch(
-    inputs: list[BatchInput], destination: str, fmt: str = "png"
+    inputs: list[BatchInput], destination: str, fmt: str = "png", source: str = ""
 ) -> tuple[list[BatchInput], list[BatchInput]]:
     """(to do, already done): done means the manifest's last row for the input is a success, its output exists,
-    and the input's sha256 is the one that row records."""
+    and the input's sha256 is the one that row records. ``source``: the batch's SRC, needed when it is a URI."""
     rows = read_manifest(Path(destination) / MANIFEST_NAME)
     todo, done = [], []
     for item in inputs:
         row = rows.get(item.path)
         output = item.output_path(destination, fmt)
-        if row is not None and row.ok and row.output == str(output) and output.is_file() and not is_uri(item.path):
+        if row is not None and row.ok and row.output == str(output) and output.is_file():
             try:
-                if sha256_file(item.path) == row.sha256:
+                if _input_sha256(source, item) == row.sha256:
                     done.append(item)
                     continue
-            except OSError:
+            except (OSError, ValueError):
                 pass  # unreadable now: the worker reports it
         todo.append(item)
     return todo, done
+
+
+def _input_sha256(source: str, item: BatchInput) -> str:
+    if is_uri(source):
+        return sha256_bytes(read_input_bytes(source, item))
+    return sha256_file(item.path)
 
 
 def _resolve_batch_target(request: BatchRequest, inputs: list[BatchInput]) -> tuple[BatchJob, list[str]]:
@@ -135,11 +143,22 @@ def _resolve_batch_target(request: BatchRequest, inputs: list[BatchInput]) -> tu
     from ..pipeline import resolve_device
 
     step = max(1, len(inputs) // CHOOSE_FROM)
-    sample = [item.path for item in inputs[::step][:CHOOSE_FROM] if not is_uri(item.path)]
-    with torch.random.fork_rng(devices=[]):
+    sample = inputs[::step][:CHOOSE_FROM]
+    with tempfile.TemporaryDirectory(prefix="stylecloak-choice-") as copies, torch.random.fork_rng(devices=[]):
+        paths = [item.path for item in sample]
+        if is_uri(request.source):  # the choice reads local files: copy the sample out of the remote store
+            paths = []
+            for number, item in enumerate(sample):
+                try:
+                    data = read_input_bytes(request.source, item)
+                except (OSError, ValueError):
+                    continue  # unreadable: its worker reports it
+                path = Path(copies) / f"{number:05d}{PurePosixPath(item.relative).suffix}"
+                path.write_bytes(data)
+                paths.append(str(path))
         resolved = resolve_target(
             target,
-            sample,
+            paths,
             resolve_device(settings.device),
             pin_folder=request.destination,
             encoder_spec=settings.encoder,
@@ -201,7 +220,7 @@ def run_batch(request: BatchRequest, progress: Callable[[BatchProgress], None] |
         raise BatchError(str(exc)) from None
     if not inputs:
         raise BatchError(f"{request.source}: no images found")
-    todo, done_before = plan_batch(inputs, request.destination, request.fmt)
+    todo, done_before = plan_batch(inputs, request.destination, request.fmt, request.source)
     state = BatchProgress(total=len(inputs), skipped=len(done_before))
     try:
         job, notes = _resolve_batch_target(request, todo or inputs)
