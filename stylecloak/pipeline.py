@@ -90,13 +90,14 @@ class Cloaker:
     def retarget(self, name: str, style: TargetStyle | None = None) -> Cloaker:
         """A cloaker for another target (a catalogue ``name``, or ``style`` when it is not in the catalogue) that
         shares this one's loaded models and target cache."""
-        other = object.__new__(Cloaker)
-        other.settings = replace(self.settings, target=name)
-        other.target_cache_dir = self.target_cache_dir
-        other.device = self.device
-        other.target = style if style is not None else get_target(name)
-        other.encoder, other.perceptual = self.encoder, self.perceptual
-        return other
+        return Cloaker(
+            replace(self.settings, target=name),
+            encoder=self.encoder,
+            perceptual=self.perceptual,
+            cache_targets=self.target_cache_dir is not None,
+            target_cache_dir=self.target_cache_dir,
+            target=style,
+        )
 
     def optimizer_config(self) -> OptimizerConfig:
         return OptimizerConfig.from_settings(self.settings)

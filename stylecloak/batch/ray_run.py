@@ -32,7 +32,7 @@ from ..outputs import check_writable_folder
 from ..settings import CloakSettings
 from ..targets.resolve import AUTO, TargetRequest, resolve_target
 from .manifest import MANIFEST_NAME, ManifestRow, ManifestWriter, read_manifest, sha256_bytes
-from .sources import BatchInput, is_uri, list_inputs, read_input_bytes
+from .sources import BatchInput, is_uri, list_inputs, open_filesystem, read_input_bytes
 from .worker import STAGING_FOLDER, BatchJob, BatchWorker
 
 # ``auto`` chooses from at most this many inputs, spread evenly over the batch: the style of a portfolio is clear
@@ -100,13 +100,14 @@ def plan_batch(
     """(to do, already done): done means the manifest's last row for the input is a success, its output exists,
     and the input's sha256 is the one that row records. ``source``: the batch's SRC, needed when it is a URI."""
     rows = read_manifest(Path(destination) / MANIFEST_NAME)
+    filesystem = open_filesystem(source)[0] if is_uri(source) else None
     todo, done = [], []
     for item in inputs:
         row = rows.get(item.path)
         output = item.output_path(destination, fmt)
         if row is not None and row.ok and row.output == str(output) and output.is_file():
             try:
-                if _input_sha256(source, item) == row.sha256:
+                if _input_sha256(source, item, filesystem) == row.sha256:
                     done.append(item)
                     continue
             except (OSError, ValueError):
@@ -115,9 +116,9 @@ def plan_batch(
     return todo, done
 
 
-def _input_sha256(source: str, item: BatchInput) -> str:
+def _input_sha256(source: str, item: BatchInput, filesystem: object) -> str:
     if is_uri(source):
-        return sha256_bytes(read_input_bytes(source, item))
+        return sha256_bytes(read_input_bytes(source, item, filesystem))
     return sha256_file(item.path)
 
 
@@ -148,9 +149,10 @@ def _resolve_batch_target(request: BatchRequest, inputs: list[BatchInput]) -> tu
         paths = [item.path for item in sample]
         if is_uri(request.source):  # the choice reads local files: copy the sample out of the remote store
             paths = []
+            filesystem = open_filesystem(request.source)[0]
             for number, item in enumerate(sample):
                 try:
-                    data = read_input_bytes(request.source, item)
+                    data = read_input_bytes(request.source, item, filesystem)
                 except (OSError, ValueError):
                     continue  # unreadable: its worker reports it
                 path = Path(copies) / f"{number:05d}{PurePosixPath(item.relative).suffix}"

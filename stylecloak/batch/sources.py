@@ -50,10 +50,12 @@ def open_filesystem(source: str) -> tuple[Any, str]:
         raise ValueError(f"{source}: cannot open ({first_line(exc)})") from None
 
 
-def read_input_bytes(source: str, item: BatchInput) -> bytes:
-    """The bytes of one input (local, or through the source URI's file system)."""
+def read_input_bytes(source: str, item: BatchInput, filesystem: Any = None) -> bytes:
+    """The bytes of one input (local, or through the source URI's file system; pass ``filesystem`` when it is
+    open already, so that a batch does not open its store again for every input)."""
     if is_uri(source):
-        filesystem, _ = open_filesystem(source)
+        if filesystem is None:
+            filesystem, _ = open_filesystem(source)
         with filesystem.open_input_file(item.path) as stream:
             return stream.read()
     with open(item.path, "rb") as stream:

@@ -20,7 +20,7 @@ from ..imaging import ImageInputError, load_image_bytes
 from ..settings import CloakSettings
 from ..targets.resolve import TargetRequest
 from .manifest import ManifestRow, sha256_bytes
-from .sources import BatchInput, read_input_bytes
+from .sources import BatchInput, is_uri, open_filesystem, read_input_bytes
 
 STAGING_FOLDER = ".stylecloak-batch"
 
@@ -67,13 +67,14 @@ class BatchWorker:
             )
             cloaker = cloaker.retarget(resolved.name, resolved.style)
         self.cloaker = cloaker
+        self.filesystem = open_filesystem(job.source)[0] if is_uri(job.source) else None
 
     def cloak_one(self, item: BatchInput) -> ManifestRow:
         """Cloak one input into its staging file; every failure of the input itself becomes the row's error."""
         started = time.perf_counter()
         settings = self.cloaker.settings.to_dict()
         try:
-            data = read_input_bytes(self.job.source, item)
+            data = read_input_bytes(self.job.source, item, self.filesystem)
         except (OSError, ValueError) as exc:
             return ManifestRow(
                 item.path,

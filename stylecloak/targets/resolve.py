@@ -88,16 +88,6 @@ def make_descriptor(
         raise TargetResolutionError(first_line(exc)) from exc
 
 
-def choose_for_portfolio(
-    inputs: Sequence[str | os.PathLike[str]], descriptor: StyleDescriptor, device: torch.device, seed: int = 0
-) -> TargetChoice | None:
-    """The paper's choice for the readable inputs, or None when none can be read (each then fails on its own)."""
-    images = load_portfolio(inputs)
-    if not images:
-        return None
-    return choose_target([image.to(device) for image in images], descriptor, seed=seed)
-
-
 def resolve_target(
     request: TargetRequest,
     inputs: Sequence[str | os.PathLike[str]],
