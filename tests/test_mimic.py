@@ -124,6 +124,28 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
     json.dumps(report.to_dict())  # the report is plain data
 
 
+def test_purified_clean_art_is_the_control_of_each_purification(encoder) -> None:
+    from stylecloak.evaluation.attack import attack_conditions
+
+    clean = _images((0.8, 0.3, 0.2), 2, 0)
+    cloaked = [(image + 0.02).clamp(0, 1) for image in clean]
+    jpeg = get_countermeasure("jpeg75")
+    request = MimicryRequest(clean, cloaked, {}, MeanColourJudge(), purifiers=[jpeg], purify_clean=True)
+    conditions = dict(attack_conditions(request, clean, cloaked, encoder))
+    assert list(conditions) == ["clean", "cloaked", "cloaked+jpeg75", "clean+jpeg75"]
+    # The control is the clean art through the very same purification, not the cloaked art again.
+    assert torch.equal(conditions["clean+jpeg75"][0], jpeg.apply(clean[0], encoder))
+    assert not torch.equal(conditions["clean+jpeg75"][0], conditions["cloaked+jpeg75"][0])
+    without = MimicryRequest(clean, cloaked, {}, MeanColourJudge(), purifiers=[jpeg])
+    assert [name for name, _ in attack_conditions(without, clean, cloaked, encoder)] == [
+        "clean",
+        "cloaked",
+        "cloaked+jpeg75",
+    ]
+    with pytest.raises(ValueError, match="encoder"):
+        attack_conditions(request, clean, cloaked, None)
+
+
 def test_class_weights_set_each_class_share_of_a_batch() -> None:
     from stylecloak.evaluation.mimic import _random_crops
 

@@ -99,6 +99,12 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "'none' (default: %(default)s; any name of evaluate's robustness table works)",
     )
     parser.add_argument(
+        "--purify-clean",
+        action="store_true",
+        help="also train on the clean art after each purification: the control that tells a cloak that survives "
+        "a purification from a purification that changes the style by itself (one more run per purification)",
+    )
+    parser.add_argument(
         "--out",
         metavar="DIR",
         default=None,
@@ -260,11 +266,13 @@ def run(args: argparse.Namespace) -> int:
 
     print(
         f"stylecloak: mimic on {len(clean)} images of the artist and {sum(map(len, others.values()))} of "
-        f"{len(others)} other styles; {2 + len(purifiers)} {args.attack} runs of "
+        f"{len(others)} other styles; {2 + len(purifiers) * (2 if args.purify_clean else 1)} {args.attack} runs of "
         f"{args.steps or {'lora': 400, 'nst': 100}.get(args.attack, config.steps)} steps",
         file=sys.stderr,
     )
-    request = MimicryRequest(clean, cloaked, others, judge, purifiers, device, out_dir, judge_name, progress)
+    request = MimicryRequest(
+        clean, cloaked, others, judge, purifiers, device, out_dir, judge_name, args.purify_clean, progress
+    )
     started = time.perf_counter()
     try:
         if args.attack == "lora":

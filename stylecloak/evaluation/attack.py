@@ -59,6 +59,9 @@ class MimicryRequest:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     out_dir: Path | None = None
     judge_name: str = "classifier"
+    # Also train on the *clean* art after each purification: the control that tells a cloak surviving the
+    # purification from a purification that blurs the style by itself.
+    purify_clean: bool = False
     # (condition, phase, done, total), e.g. ("cloaked", "training", 120, 400)
     progress: Callable[[str, str, int, int], None] | None = None
 
@@ -147,6 +150,27 @@ def purified(
         return [countermeasure.apply(image.to(device), encoder).cpu() for image in images]
 
 
+def attack_conditions(
+    request: MimicryRequest,
+    clean: Sequence[torch.Tensor],
+    cloaked: Sequence[torch.Tensor],
+    encoder: LatentEncoder | None,
+) -> list[tuple[str, list[torch.Tensor]]]:
+    """The training sets every attack runs, by name: clean, cloaked, cloaked after each purifier and, with
+    ``request.purify_clean``, clean after each purifier (``clean`` and ``cloaked`` as the attack prepared them)."""
+    conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", list(clean)), ("cloaked", list(cloaked))]
+    if not request.purifiers:
+        return conditions
+    if encoder is None:
+        raise ValueError("purifiers need the encoder")
+    sets = [("cloaked", cloaked)] + ([("clean", clean)] if request.purify_clean else [])
+    for set_name, images in sets:
+        conditions += [
+            (f"{set_name}+{c.name}", purified(images, c, encoder, request.device)) for c in request.purifiers
+        ]
+    return conditions
+
+
 def check_attack_inputs(
     clean: Sequence[torch.Tensor], cloaked: Sequence[torch.Tensor], others: Mapping[str, Sequence[torch.Tensor]]
 ) -> None:
@@ -176,7 +200,7 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
     """The attack on clean art, on cloaked art, and on cloaked art after each purifier. Images are 1x3xHxW in
     [0, 1]; the artist's clean and cloaked sets are the same works, the others are clean art of other styles."""
     clean, cloaked, others, classifier = request.clean, request.cloaked, request.others, request.judge
-    purifiers, device, out_dir, progress = request.purifiers, request.device, request.out_dir, request.progress
+    device, out_dir, progress = request.device, request.out_dir, request.progress
     classifier_name = request.judge_name
     check_attack_inputs(clean, cloaked, others)
     if not 0 < config.artist_share <= 1:
@@ -205,8 +229,7 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
     # One latent scale for every run (like a model family's fixed scaling factor): from the other styles only,
     # so that the artist's set, clean or cloaked, does not change it.
     mean, std = latent_stats([z for latent_set in other_sets for z in latent_set.latents])
-    conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", clean), ("cloaked", cloaked)]
-    conditions += [(f"cloaked+{c.name}", purified(cloaked, c, encoder, device)) for c in purifiers]
+    conditions = attack_conditions(request, clean, cloaked, encoder)
 
     report = MimicryReport(
         len(clean), {label: len(images) for label, images in other_images.items()}, config, classifier_name, sanity

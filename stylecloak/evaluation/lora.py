@@ -24,7 +24,14 @@ import torch.nn.functional as F
 
 from ..errors import first_line
 from ..models.encoders import LatentEncoder
-from .attack import MimicryReport, MimicryRequest, check_attack_inputs, fit_judge_on_images, judge_condition, purified
+from .attack import (
+    MimicryReport,
+    MimicryRequest,
+    attack_conditions,
+    check_attack_inputs,
+    fit_judge_on_images,
+    judge_condition,
+)
 from .mimic import centre_square, resize_for_mimic
 
 
@@ -153,7 +160,7 @@ def run_lora_mimicry(
     """LoRA mimicry on clean, cloaked and purified-cloaked art; ``encoder`` is needed only by purifiers that
     use one (the VAE round trip)."""
     clean, cloaked, others, judge = request.clean, request.cloaked, request.others, request.judge
-    purifiers, device, out_dir, progress = request.purifiers, request.device, request.out_dir, request.progress
+    device, out_dir, progress = request.device, request.out_dir, request.progress
     classifier_name = request.judge_name
     check_attack_inputs(clean, cloaked, others)
     size = config.resolution
@@ -169,11 +176,7 @@ def run_lora_mimicry(
         classifier_name,
         sanity,
     )
-    conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", list(clean)), ("cloaked", list(cloaked))]
-    if purifiers:
-        if encoder is None:
-            raise ValueError("purifiers need the encoder")
-        conditions += [(f"cloaked+{c.name}", purified(cloaked, c, encoder, device)) for c in purifiers]
+    conditions = attack_conditions(request, clean, cloaked, encoder)
     for name, images in conditions:
         started = time.perf_counter()
         pipeline = load_text2img_pipeline(base, device)  # a fresh base for every condition

@@ -30,10 +30,10 @@ from ..targets.transfer import reference_transfer
 from .attack import (
     MimicryReport,
     MimicryRequest,
+    attack_conditions,
     check_attack_inputs,
     fit_judge_on_images,
     judge_condition,
-    purified,
     record_control,
 )
 from .mimic import centre_square, resize_for_mimic
@@ -52,7 +52,7 @@ class NSTMimicConfig:
 
 def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NSTMimicConfig) -> MimicryReport:
     clean, cloaked, others, judge = request.clean, request.cloaked, request.others, request.judge
-    purifiers, device, out_dir, progress = request.purifiers, request.device, request.out_dir, request.progress
+    device, out_dir, progress = request.device, request.out_dir, request.progress
     classifier_name = request.judge_name
     check_attack_inputs(clean, cloaked, others)
     if not encoder.can_decode:
@@ -97,8 +97,7 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
                 progress(name, "style transfer", number + 1, len(onto))
         return samples
 
-    conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", clean), ("cloaked", cloaked)]
-    conditions += [(f"cloaked+{c.name}", purified(cloaked, c, encoder, device)) for c in purifiers]
+    conditions = attack_conditions(request, clean, cloaked, encoder)
     for name, artist_images in conditions:
         started = time.perf_counter()
         samples = transferred(artist_images, name, contents)
