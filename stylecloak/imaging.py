@@ -22,6 +22,7 @@ import stat
 import struct
 import tempfile
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -59,6 +60,17 @@ def list_images(folder: str | os.PathLike, include_cloaked: bool = True) -> list
         and child.suffix.lower() in IMAGE_SUFFIXES
         and (include_cloaked or not is_cloaked_name(child.name))
     )
+
+
+def expand_inputs(paths: Sequence[str | os.PathLike]) -> Iterator[Path]:
+    """What a user names on a command line: files as given (a missing or bad one is reported by the loader, in
+    the batch), folders expanded to their images (not recursive), skipping our own ``.cloaked`` outputs."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from list_images(path, include_cloaked=False)
+        else:
+            yield path
 
 
 # Output extension -> Pillow format name.

@@ -46,6 +46,23 @@ def check_writable_folder(folder: str | os.PathLike[str], role: str = "output fo
     return folder
 
 
+def writable_inputs(inputs: Sequence[Path], out_dir: str | os.PathLike[str] | None) -> tuple[list[Path], list[str]]:
+    """The inputs whose output folder can be written, and one line for each folder that cannot.
+
+    With ``out_dir`` one folder serves all: if it cannot be written, nothing can. Without it, each output goes
+    beside its input, and an input whose folder cannot be written fails alone."""
+    folders = [Path(out_dir)] if out_dir is not None else sorted({path.parent for path in inputs})
+    unwritable: dict[Path, str] = {}
+    for folder in folders:
+        try:
+            check_writable_folder(folder)
+        except OutputError as exc:
+            unwritable[folder] = str(exc)
+    if out_dir is not None:
+        return ([] if unwritable else list(inputs)), list(unwritable.values())
+    return [path for path in inputs if path.parent not in unwritable], list(unwritable.values())
+
+
 def pin_folder(inputs: Sequence[Path], out_dir: str | os.PathLike[str] | None) -> Path:
     """Where the ``--target auto`` pin of a run lives: the output folder, or with none, a folder of the user cache
     named after the input folders (so that the artist's own folders stay untouched and a later run of the same

@@ -53,6 +53,15 @@ class CloakReport:
     quality: str | None
     version: str = __version__
 
+    def summary(self) -> str:
+        """One line for people: where the output is, its visibility figures, its effect and its seconds."""
+        psnr = "identical" if self.psnr is None else f"{self.psnr:.1f} dB"
+        return (
+            f"{self.output}  lpips {self.lpips:.3f} (budget {self.budget})  ssim {self.ssim:.3f}  "
+            f"worst window {self.ssim_window_min:.3f}  psnr {psnr}  target progress "
+            f"{self.target_progress:.2f}  {self.seconds:.0f} s"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

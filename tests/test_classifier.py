@@ -3,7 +3,6 @@ with a tiny random CLIP saved to disk."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -13,18 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from stylecloak.cli import classifier as classifier_cli
-from stylecloak.evaluation.classifier import (
-    CVResult,
-    GramFeatureExtractor,
-    GramStyleClassifier,
-    attributed_share,
-    check_images,
-    cross_validate,
-    degrade,
-    label_probability,
-    stratified_folds,
-)
+from stylecloak import options
+from stylecloak.cli import main
+from stylecloak.evaluation.classifier import GramStyleClassifier, attributed_share, check_images, label_probability
+from stylecloak.evaluation.cross_validation import CVResult, cross_validate, stratified_folds
 from stylecloak.evaluation.labelled import (
     LabelledFolderError,
     load_labelled_images,
@@ -32,6 +23,7 @@ from stylecloak.evaluation.labelled import (
     read_labelled_folder,
     read_manifest,
 )
+from stylecloak.evaluation.style_features import GramFeatureExtractor, degrade
 
 from .conftest import PAINTINGS
 
@@ -288,9 +280,7 @@ def test_manifest_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def _run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="stylecloak")
-    classifier_cli.add_parser(parser.add_subparsers(dest="command"))
-    return classifier_cli.run(parser.parse_args(argv))
+    return main(argv)
 
 
 def test_command_reports_accuracy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -326,12 +316,12 @@ def test_command_bad_options(
 
 
 def test_command_defaults_follow_the_library() -> None:
-    from stylecloak.evaluation import classifier
+    from stylecloak.evaluation import style_features
 
-    assert (classifier_cli.WORKING_LONG_SIDE, classifier_cli.DETAIL_LONG_SIDE, classifier_cli.TRAINING_VIEWS) == (
-        classifier.WORKING_LONG_SIDE,
-        classifier.DETAIL_LONG_SIDE,
-        classifier.TRAINING_VIEWS,
+    assert (options.WORKING_LONG_SIDE, options.DETAIL_LONG_SIDE, options.TRAINING_VIEWS) == (
+        style_features.WORKING_LONG_SIDE,
+        style_features.DETAIL_LONG_SIDE,
+        style_features.TRAINING_VIEWS,
     )
 
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from stylecloak.cli import IMAGE_SUFFIXES, main
+from stylecloak.cli import main
 from stylecloak.countermeasures import COUNTERMEASURES
 from stylecloak.evaluation.evaluate import evaluate_pair, model_view_path, pair_folders, result_path
-from stylecloak.imaging import image_to_tensor
+from stylecloak.imaging import IMAGE_SUFFIXES, image_to_tensor
 
 from .conftest import load_painting
 

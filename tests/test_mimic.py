@@ -9,6 +9,7 @@ import torch
 
 from stylecloak.countermeasures import get_countermeasure
 from stylecloak.evaluation.attack import ARTIST_LABEL, MimicryRequest, run_mimicry
+from stylecloak.evaluation.classifier import StyleClassifier
 from stylecloak.evaluation.mimic import (
     LatentSet,
     MimicConfig,
@@ -34,20 +35,27 @@ TINY = MimicConfig(
 
 
 class MeanColourJudge:
-    """A stand-in classifier: nearest class mean colour (the real ones are tested in test_classifier)."""
+    """A stand-in StyleClassifier: nearest class mean colour (the real ones are tested in test_classifier)."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
 
     def fit(self, images, labels):
-        self.centroids = {}
-        for label in set(labels):
-            colours = [image.mean((0, 2, 3)) for image, other in zip(images, labels) if other == label]
-            self.centroids[label] = torch.stack(colours).mean(0)
+        self.labels = sorted(set(labels))
+        self.centroids = torch.stack(
+            [
+                torch.stack([image.mean((0, 2, 3)) for image, other in zip(images, labels) if other == label]).mean(0)
+                for label in self.labels
+            ]
+        )
         return self
 
+    def predict_proba(self, images):
+        colours = torch.stack([image.mean((0, 2, 3)) for image in images])
+        return torch.softmax(-torch.cdist(colours, self.centroids), dim=1)
+
     def predict(self, images):
-        return [
-            min(self.centroids, key=lambda name: float((image.mean((0, 2, 3)) - self.centroids[name]).norm()))
-            for image in images
-        ]
+        return [self.labels[k] for k in self.predict_proba(images).argmax(dim=1).tolist()]
 
 
 def _images(colour, count, seed, size=(48, 64)):
@@ -109,6 +117,7 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
     request = MimicryRequest(
         clean, cloaked, others, MeanColourJudge(), purifiers=[get_countermeasure("jpeg75")], out_dir=tmp_path
     )
+    assert isinstance(request.judge, StyleClassifier)  # the stand-in is a whole classifier, not just fit/predict
     report = run_mimicry(request, encoder, TINY)
     assert [c.condition for c in report.conditions] == ["clean", "cloaked", "cloaked+jpeg75"]
     assert report.classifier_sanity == 1.0  # the judge knows the artist's own (clean) crops

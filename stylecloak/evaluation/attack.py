@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..countermeasures import Countermeasure
 from ..models.encoders import LatentEncoder
+from .classifier import StyleClassifier
 from .mimic import (
     LatentSet,
     MimicConfig,
@@ -37,14 +38,6 @@ from .mimic import (
 ARTIST_LABEL = "artist"
 
 
-class StyleJudge(Protocol):
-    """What the attack needs of a style classifier: fit on labelled images, then name each image's style."""
-
-    def fit(self, images: Sequence[torch.Tensor], labels: Sequence[str]) -> Any: ...
-
-    def predict(self, images: Sequence[torch.Tensor]) -> list[str]: ...
-
-
 @dataclass
 class MimicryRequest:
     """What every mimicry attack takes (the small latent diffusion mimic, the style transfer, LoRA): the artist's
@@ -54,7 +47,7 @@ class MimicryRequest:
     clean: Sequence[torch.Tensor]
     cloaked: Sequence[torch.Tensor]
     others: Mapping[str, Sequence[torch.Tensor]]
-    judge: StyleJudge
+    judge: StyleClassifier
     purifiers: Sequence[Countermeasure] = ()
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     out_dir: Path | None = None
@@ -184,7 +177,7 @@ def check_attack_inputs(
 
 
 def fit_judge_on_images(
-    judge: StyleJudge, clean: Sequence[torch.Tensor], others: Mapping[str, Sequence[torch.Tensor]]
+    judge: StyleClassifier, clean: Sequence[torch.Tensor], others: Mapping[str, Sequence[torch.Tensor]]
 ) -> float:
     """Train ``judge`` on the artist's clean images against the others (whole images, for attacks whose samples
     are images); returns the share of the artist's own images it attributes to the artist."""
@@ -272,7 +265,7 @@ def _control(
     mimic: TrainedMimic,
     other_labels: Sequence[str],
     encoder: LatentEncoder,
-    judge: StyleJudge,
+    judge: StyleClassifier,
     device: torch.device,
     out_dir: Path | None,
 ) -> None:
@@ -289,7 +282,7 @@ def _control(
 def record_control(
     report: MimicryReport,
     samples_by_style: Mapping[str, Sequence[torch.Tensor]],
-    judge: StyleJudge,
+    judge: StyleClassifier,
     out_dir: Path | None,
 ) -> None:
     """The judge's control, for any attack: its verdicts on what the clean attack made *in each other style*,
@@ -311,7 +304,7 @@ def record_control(
 def judge_condition(
     name: str,
     samples: Sequence[torch.Tensor],
-    judge: StyleJudge,
+    judge: StyleClassifier,
     losses: Sequence[float],
     started: float,
     out_dir: Path | None,

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import first_line
-from .classifier import _check_training_set, check_images
+from .classifier import check_images, check_training_set
 
 DEFAULT_PROMPT = "a painting in the style of {}"
 # OpenAI CLIP's normalisation, used when the model folder has no preprocessor_config.json.
@@ -131,7 +131,7 @@ class CLIPZeroShotClassifier:
 
     def fit(self, images: Sequence[torch.Tensor], labels: Sequence[str]) -> CLIPZeroShotClassifier:
         """Zero-shot: nothing to learn. Checks the input, and that every label is one of the prompts."""
-        _check_training_set(images, labels)
+        check_training_set(images, labels)
         unknown = sorted(set(labels) - set(self.labels))
         if unknown:
             raise ValueError(

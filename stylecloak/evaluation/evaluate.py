@@ -63,6 +63,32 @@ class EvaluationResult:
     visibility_map: str | None = None  # the heat map of the local change (NAME.visibility.png)
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        """The readable report of one pair (several lines): what `stylecloak evaluate` prints."""
+        psnr = "identical" if self.psnr is None else f"{self.psnr:.1f} dB"
+        lines = [
+            f"{self.original} -> {self.cloaked}  ({self.width}x{self.height}, target {self.target}, "
+            f"encoder {self.encoder})",
+            f"  lpips {self.lpips:.4f} (vgg {self.lpips_vgg:.4f})  psnr {psnr}  ssim {self.ssim:.4f}  "
+            f"worst 64 px window ssim {self.ssim_window_min:.4f}  max change {self.max_change}/255",
+            f"  target progress {self.target_progress:.3f}",
+        ]
+        if self.robustness:
+            cells = [f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in self.robustness.items()]
+            lines.append("  after countermeasures: " + ", ".join(cells))
+        if self.progress_by_scale:
+            names = {"1x": "full size", "2x": "1/2 size", "4x": "1/4 size"}
+            cells = [
+                f"{names.get(k, k)} {'(too small)' if v is None else f'{v:.3f}'}"
+                for k, v in self.progress_by_scale.items()
+            ]
+            lines.append("  target progress where a mimic looks (shrunk as for training): " + ", ".join(cells))
+        if self.visibility_map:
+            lines.append(f"  where the change is most visible: {self.visibility_map}")
+        if self.model_view:
+            lines.append(f"  what the model sees: {self.model_view}")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..imaging import atomic_write_bytes, image_to_tensor, load_image, quantize_8bit, save_image
+from ..imaging import IMAGE_SUFFIXES, atomic_write_bytes, image_to_tensor, load_image, quantize_8bit, save_image
 from ..models.base import LatentEncoder
 from ..targets.base import TargetStyle
 from .evaluate import (
@@ -22,10 +23,33 @@ from .evaluate import (
     evaluate_pair,
     model_view,
     model_view_path,
+    pair_folders,
     result_path,
     visibility_map,
     visibility_map_path,
 )
+
+
+@dataclass
+class PairPlan:
+    """What `evaluate ORIGINAL CLOAKED` measures: (name, original, cloaked) pairs, a warning line for each file
+    without a partner, and where the model views go unless the caller says otherwise."""
+
+    pairs: list[tuple[str, Path, Path]]
+    unpaired: list[str]
+    default_out: Path
+
+
+def plan_pairs(original: str | Path, cloaked: str | Path) -> PairPlan:
+    """Two files make one pair; two folders are paired by name (NAME.png with NAME.cloaked.png, or NAME.png in the
+    other folder). Raises ValueError when one is a folder and the other is not."""
+    original, cloaked = Path(original), Path(cloaked)
+    if original.is_dir() != cloaked.is_dir():
+        raise ValueError("ORIGINAL and CLOAKED must both be image files or both be folders")
+    if not original.is_dir():
+        return PairPlan([(original.stem, original, cloaked)], [], cloaked.parent / "model-view")
+    pairing = pair_folders(original, cloaked, IMAGE_SUFFIXES)
+    return PairPlan(list(pairing.pairs), list(pairing.unpaired), cloaked / "model-view")
 
 
 def recorded_settings(path: str | Path) -> dict[str, Any]:
@@ -158,3 +182,25 @@ def evaluate_files(
         (json.dumps(result.to_dict(), indent=1) + "\n").encode(),
     )
     return result
+
+
+def evaluate_plan(
+    plan: PairPlan,
+    models: EvaluationModels,
+    out_dir: Path | None = None,
+    target: str | None = None,
+    encoder: str | None = None,
+    seed: int | None = None,
+    robustness: bool = True,
+) -> Iterator[tuple[Path, EvaluationResult | Exception]]:
+    """Each pair of ``plan`` measured in turn (see :func:`evaluate_files`; ``out_dir`` None: the plan's default):
+    the cloaked file with its result, or with the exception that stopped it, so that one bad pair never stops the
+    others."""
+    for name, original, cloaked in plan.pairs:
+        try:
+            result: EvaluationResult | Exception = evaluate_files(
+                name, original, cloaked, out_dir or plan.default_out, models, target, encoder, seed, robustness
+            )
+        except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
+            result = exc
+        yield cloaked, result

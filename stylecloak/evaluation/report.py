@@ -280,3 +280,17 @@ def build_report(folder: Path, title: str = "stylecloak report") -> tuple[str, R
         f"<body>{body}</body></html>"
     )
     return page, inputs
+
+
+def write_report(
+    folder: Path, output: Path | None = None, title: str = "stylecloak report"
+) -> tuple[Path, ReportInputs]:
+    """Build the page for ``folder`` and write it to ``output`` (default: ``folder/report.html``), never
+    half-written: the page goes to a ``.partial`` file that replaces the output when complete."""
+    output = output or folder / "report.html"
+    page, inputs = build_report(folder, title=title)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(output)
+    return output, inputs

@@ -41,6 +41,12 @@ class KnownModel:
             return self.hub_revision is not None
         return bool(self.files) and all(f.sha256 for f in self.files)
 
+    def missing_message(self) -> str:
+        return (
+            f"{self.name} is not here; get it with `stylecloak models fetch {self.name}` (or set STYLECLOAK_MODELS "
+            f"to the folder that holds '{self.name}/')"
+        )
+
     def location(self) -> Path | None:
         """The folder that holds this model, if it is present in one of the model folders."""
         for folder in (d / self.name for d in models_dirs()):
@@ -168,3 +174,59 @@ def missing_models(encoder_spec: str) -> list[KnownModel]:
         if member.path is None and model is not None and model.location() is None and model not in missing:
             missing.append(model)
     return missing
+
+
+def describe_model(model: KnownModel) -> str:
+    """Three lines for `models list`: what the model is; its size, licence, pin and origin; where it is."""
+    folder = model.location()
+    size = f"{model.size_mb:.1f} MB" if model.size_mb else "size unknown"
+    state = (
+        f"present: {folder} ({present_size_mb(folder):.1f} MB)"
+        if folder
+        else "missing: stylecloak models fetch " + model.name
+    )
+    pin = "pinned" if model.pinned else "not pinned yet"
+    return (
+        f"{model.name:9s} {model.description}\n{'':9s} {size}, licence {model.licence}, {pin}, from {model.upstream}\n"
+        f"{'':9s} {state}"
+    )
+
+
+def ensure_model(
+    model: KnownModel,
+    allow_unpinned: bool = False,
+    progress_factory: Callable[[str], Callable[[int, int | None], None]] | None = None,
+    tell: Callable[[str], None] = lambda line: None,
+) -> Path:
+    """The folder of ``model``, verified: a pinned copy that is here is checked against its sha256 and kept, else
+    (or when it fails the check) the model is fetched into the user cache. ``tell`` gets what a person should
+    read on the way (one line each, "error: ..." for a failed check). Raises FetchError, ChecksumMismatchError or
+    OSError when the model cannot be had."""
+    from .weights import ChecksumMismatchError, sha256_file, verify_sha256
+
+    present = model.location()
+    if present is not None and model.pinned and model.files:
+        try:
+            for spec in model.files:
+                verify_sha256(present / spec.filename, spec.sha256)
+        except ChecksumMismatchError as exc:
+            tell(f"error: {exc} (fetching a fresh copy into the cache)")
+        else:
+            tell(f"{model.name} is already here, verified")
+            return present
+    if model.pinned or allow_unpinned:
+        tell(f"fetching {model.name} from {model.upstream}")
+    folder = fetch_model(model, allow_unpinned=allow_unpinned, progress_factory=progress_factory)
+    if not model.pinned:  # printed so that the download can be checked and pinned
+        for spec in model.files:
+            tell(f"{spec.filename} sha256 {sha256_file(folder / spec.filename)}")
+    return folder
+
+
+def models_to_fetch_first(encoder_spec: str) -> list[KnownModel]:
+    """The one download that happens without `models fetch`: the pinned non-default encoders that a cloak with
+    ``encoder_spec`` needs and that are not here. The default encoder is never fetched unasked: it is set up once
+    with `models fetch` or STYLECLOAK_MODELS (as the README says), and loading a missing one says how to get it."""
+    from .encoders import DEFAULT_ENCODER
+
+    return [m for m in missing_models(encoder_spec) if m.pinned and m.name != DEFAULT_ENCODER]

@@ -41,6 +41,14 @@ class TargetChoice:
     images: int
     candidates: list[CandidateDistance] = field(default_factory=list)
 
+    def table(self) -> str:
+        """Every candidate's distance and percentile, the chosen one marked: what `targets choose` prints."""
+        lines = [f"{'target':14s} {'distance':>9s} {'percentile':>10s}"]
+        for candidate in self.candidates:
+            mark = "  <- chosen" if candidate.target == self.target else ""
+            lines.append(f"{candidate.target:14s} {candidate.distance:9.3f} {candidate.percentile:10.0f}{mark}")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -16,9 +16,10 @@ never prints: what happened comes back as :attr:`ResolvedTarget.notes`, for the 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,6 +48,17 @@ class TargetRequest:
     sd_model: str | os.PathLike[str] | None = None  # a local Stable Diffusion folder (diffusers format)
     sd_strength: float | None = None
     descriptor: str = "gram"  # how ``auto`` compares styles: see DESCRIPTORS_HELP
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> TargetRequest:
+        """From the cloak options (``stylecloak.options.CLOAK_OPTIONS``, by their argparse names)."""
+        return cls(
+            options.get("target") or AUTO,
+            options.get("target_images"),
+            options.get("target_model"),
+            options.get("target_strength"),
+            options.get("descriptor", "gram"),
+        )
 
 
 @dataclass
@@ -86,6 +98,33 @@ def make_descriptor(
         return GramDescriptor(vgg)  # type: ignore[arg-type]
     except (ModelNotFoundError, ChecksumMismatchError, KeyError, RuntimeError) as exc:
         raise TargetResolutionError(first_line(exc)) from exc
+
+
+def choose_for_inputs(
+    inputs: Sequence[str | os.PathLike[str]],
+    descriptor_spec: str = "gram",
+    device_name: str = "auto",
+    encoder_spec: str = "taef2",
+    seed: int = 0,
+) -> TargetChoice:
+    """`targets choose`: the target that ``--target auto`` would choose for these files and folders' images
+    (unreadable ones left out). Raises TargetResolutionError when there are none, none can be read, or the
+    descriptor cannot load."""
+    from ..imaging import expand_inputs
+    from ..pipeline import resolve_device
+
+    paths = list(expand_inputs(inputs))
+    if not paths:
+        raise TargetResolutionError("no images found in the given folders")
+    images = load_portfolio(paths)
+    if not images:
+        raise TargetResolutionError("none of the inputs could be read, so no target can be chosen")
+    try:
+        device = resolve_device(device_name)
+    except RuntimeError as exc:
+        raise TargetResolutionError(first_line(exc)) from exc
+    descriptor = make_descriptor(descriptor_spec, device, encoder_spec)
+    return choose_target([image.to(device) for image in images], descriptor, seed=seed)
 
 
 def resolve_target(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,3 +36,19 @@ def contact_sheet(
         sheet.paste(Image.fromarray(quantize_rgb(tensor_to_image(panel))), (left, top))
         draw.text((left + 4, top + height + 4), name, fill="black", font=font)
     return np.asarray(sheet)
+
+
+def write_preview(
+    image_path: str | os.PathLike[str], output: str | os.PathLike[str], target: str | None, seed: int = 0
+) -> Path:
+    """`targets render`: the image at ``image_path`` rendered in ``target``, or with ``target`` None a contact
+    sheet of every target style, written (atomically) to ``output``. Raises KeyError for an unknown target,
+    ImageInputError or OSError for an image that cannot be read or written."""
+    from ..imaging import image_to_tensor, load_image, save_image
+    from .base import available_targets, get_target
+
+    source = image_to_tensor(load_image(image_path).rgb)
+    if target is None:
+        return Path(save_image(output, contact_sheet(source, available_targets(), seed=seed)))
+    rendered = get_target(target).render(source, seed=seed)
+    return Path(save_image(output, quantize_rgb(tensor_to_image(rendered))))

@@ -1,0 +1,196 @@
+"""What the commands do, tested in the library where it now lives (the CLI only parses, calls and prints):
+the option tables, the settings they make, one cloak run over files, pairing for evaluate, the serve checks,
+the model table's texts and the closing lines of a batch."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from stylecloak import options
+from stylecloak.cli import build_parser
+from stylecloak.cloak_files import CloakEvents, CloakFilesRequest, CloakRunError, cloak_files, settings_for_options
+from stylecloak.errors import failure_summary
+from stylecloak.evaluation.pairs import plan_pairs
+from stylecloak.imaging import expand_inputs
+from stylecloak.outputs import writable_inputs
+from stylecloak.settings import CloakSettings
+from stylecloak.targets.resolve import TargetRequest
+from stylecloak.web.launch import LaunchError, ServeOptions, is_loopback, plan_serving
+
+PAINTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "paintings"
+
+
+def _cloak_args(*argv: str) -> dict:
+    return vars(build_parser().parse_args(["cloak", "x.png", *argv]))
+
+
+def test_every_command_and_action_builds_and_documents_its_options() -> None:
+    parser = build_parser()
+    for command in options.COMMANDS:
+        for action in command.actions or (None,):
+            argv = [command.name] + ([action.name] if action else [])
+            with pytest.raises(SystemExit) as info:
+                parser.parse_args([*argv, "--help"])
+            assert info.value.code == 0
+        for option in command.options + tuple(o for a in command.actions for o in a.options):
+            if option.flags[0].startswith("--") and option.flags[0] not in ("--seed", "--title"):
+                assert option.settings.get("help"), f"{command.name} {option.flags[0]} has no help"
+
+
+def test_the_cloak_options_defaults_are_the_librarys() -> None:
+    args = _cloak_args()
+    settings = settings_for_options(args)
+    assert settings == CloakSettings.from_presets("medium", "default", target=CloakSettings().target)
+    assert (args["intensity"], args["quality"], args["encoder"], args["seed"]) == ("medium", "default", "taef2", 0)
+
+
+def test_options_become_settings_and_a_target_request() -> None:
+    args = _cloak_args("--intensity", "high", "--steps", "3", "--target", "woodcut", "--mimic-downscales", "2,4")
+    settings = settings_for_options(args)
+    assert (settings.intensity, settings.steps, settings.target, settings.mimic_downscales) == (
+        "high",
+        3,
+        "woodcut",
+        (2, 4),
+    )
+    assert settings.budget == CloakSettings.from_presets("high").budget
+    # auto and sd: prompts are resolved per run: they never become the settings' catalogue target
+    assert settings_for_options(_cloak_args("--target", "sd:a red barn")).target == CloakSettings().target
+    request = TargetRequest.from_options(_cloak_args("--target-images", "refs", "--descriptor", "latent"))
+    assert (request.target, request.reference_images, request.descriptor) == ("auto", "refs", "latent")
+    with pytest.raises(ValueError):
+        settings_for_options(_cloak_args("--budget", "-1"))
+
+
+def test_value_parsers_say_what_is_wrong() -> None:
+    assert options.parse_factors("2, 4") == (2, 4)
+    for bad, words in [("0", ">= 1"), ("x", "whole factors"), ("", ">= 1")]:
+        with pytest.raises(ValueError, match=words):
+            options.parse_factors(bad)
+    assert options.parse_folds("LOO") == "loo" and options.parse_folds("3") == 3
+    with pytest.raises(ValueError, match="at least 2"):
+        options.parse_folds("1")
+    with pytest.raises(ValueError, match="clip:PATH"):
+        options.parse_descriptor("clip:")
+    with pytest.raises(ValueError, match="between 0 and 20"):
+        options.parse_blur_sigma("21")
+
+
+def test_the_mimic_presets_named_on_the_command_line_exist() -> None:
+    from stylecloak.evaluation.mimic import MIMIC_PRESETS
+
+    assert set(options.MIMIC_PRESET_NAMES) == set(MIMIC_PRESETS)
+
+
+def test_inputs_expand_folders_and_skip_our_outputs(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "a.cloaked.png").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    missing = tmp_path / "missing.png"
+    assert list(expand_inputs([tmp_path, missing])) == [tmp_path / "a.png", missing]
+
+
+def test_one_unwritable_folder_fails_only_its_inputs(tmp_path: Path) -> None:
+    good, taken = tmp_path / "good", tmp_path / "taken"
+    good.mkdir()
+    taken.write_text("a file, not a folder")
+    inputs = [good / "a.png", taken / "b.png"]
+    kept, lines = writable_inputs(inputs, None)
+    assert kept == [good / "a.png"] and len(lines) == 1 and str(taken) in lines[0]
+    kept, lines = writable_inputs(inputs, taken)  # one output folder for all: nothing can be written
+    assert kept == [] and len(lines) == 1
+
+
+def test_the_closing_line_speaks_of_others_only_when_there_are_some() -> None:
+    assert failure_summary(1, 1, "images", "written") == "the image failed; nothing was written"
+    assert failure_summary(3, 3, "pairs", "measured") == "all 3 pairs failed; nothing was measured"
+    assert failure_summary(1, 3, "images", "written") == "1 of 3 images failed; the others were written"
+
+
+def test_a_cloak_run_that_cannot_write_stops_before_loading_models(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    errors: list[str] = []
+    request = CloakFilesRequest([PAINTINGS / "hokusai_great_wave.png"], CloakSettings(steps=1), out_dir=taken)
+    with pytest.raises(CloakRunError) as info:
+        cloak_files(request, CloakEvents(error=errors.append))
+    assert not info.value.usage and "nothing was written" in str(info.value)
+    assert len(errors) == 1 and "is a file" in errors[0]
+    with pytest.raises(CloakRunError, match="no images found"):
+        cloak_files(CloakFilesRequest([], CloakSettings()))
+
+
+def test_a_cloak_run_goes_on_past_a_bad_file_and_reports_each(tmp_path: Path) -> None:
+    painting = tmp_path / "wave.png"
+    from PIL import Image
+
+    Image.open(PAINTINGS / "hokusai_great_wave.png").convert("RGB").resize((96, 64)).save(painting)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    seen: dict[str, list] = {"notes": [], "errors": [], "started": [], "done": [], "written": []}
+    events = CloakEvents(
+        note=seen["notes"].append,
+        error=seen["errors"].append,
+        image_started=lambda n, count, path, steps: seen["started"].append((n, count, path.name, steps)),
+        image_done=lambda path: seen["done"].append(path.name),
+        written=seen["written"].append,
+    )
+    request = CloakFilesRequest([tmp_path], CloakSettings(steps=1, target="woodcut"), TargetRequest("woodcut"))
+    summary = cloak_files(request, events)
+    assert (summary.failures, summary.total, len(summary.reports)) == (1, 2, 1)
+    assert summary.failure_line() == "1 of 2 images failed; the others were written"
+    assert [s[:3] for s in seen["started"]] == [(1, 2, "broken.png"), (2, 2, "wave.png")]
+    assert seen["done"] == ["broken.png", "wave.png"]  # told however each ended
+    assert len(seen["errors"]) == 1 and seen["errors"][0].startswith(str(tmp_path / "broken.png"))
+    assert Path(seen["written"][0].output).name == "wave.cloaked.png" and seen["notes"] == []
+
+
+def test_evaluate_pairs_two_files_or_two_folders(tmp_path: Path) -> None:
+    plan = plan_pairs(tmp_path / "a.png", tmp_path / "a.cloaked.png")
+    assert plan.pairs == [("a", tmp_path / "a.png", tmp_path / "a.cloaked.png")]
+    assert plan.default_out == tmp_path / "model-view"
+    with pytest.raises(ValueError, match="both be"):
+        plan_pairs(tmp_path, tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"x")
+    (tmp_path / "b.cloaked.png").write_bytes(b"x")
+    (tmp_path / "lonely.png").write_bytes(b"x")
+    plan = plan_pairs(tmp_path, tmp_path)
+    assert [name for name, _, _ in plan.pairs] == ["b"] and len(plan.unpaired) == 1
+    assert plan.default_out == tmp_path / "model-view"
+
+
+def test_serving_beyond_this_computer_needs_asking_and_a_token(tmp_path: Path) -> None:
+    assert is_loopback("localhost") and is_loopback("::1") and not is_loopback("0.0.0.0")
+    with pytest.raises(LaunchError, match="--allow-remote"):
+        plan_serving(ServeOptions(host="0.0.0.0"))
+    with pytest.raises(LaunchError, match="needs a token"):
+        plan_serving(ServeOptions(host="0.0.0.0", allow_remote=True))
+    plan = plan_serving(ServeOptions(host="0.0.0.0", allow_remote=True, data=str(tmp_path)), "s3cret")
+    assert plan.remote and plan.token == "s3cret" and plan.url == "http://0.0.0.0:8765/?token=s3cret"
+    with pytest.raises(LaunchError, match="1-65535"):
+        plan_serving(ServeOptions(port=0, data=str(tmp_path)))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LaunchError, match="is a file"):
+        plan_serving(ServeOptions(data=str(tmp_path / "file")))
+    assert plan_serving(ServeOptions(host="::1", data=str(tmp_path))).url == "http://[::1]:8765/"
+
+
+def test_the_model_table_says_what_each_model_is_and_where(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylecloak.models.registry import KNOWN_MODELS, describe_model, models_to_fetch_first
+
+    text = describe_model(KNOWN_MODELS["taef2"])
+    assert text.startswith("taef2") and "licence MIT" in text and "present: " in text
+    assert "stylecloak models fetch taesd" in KNOWN_MODELS["taesd"].missing_message()
+    # the default encoder is never fetched unasked, even when missing
+    monkeypatch.setenv("STYLECLOAK_MODELS", "/nonexistent")
+    monkeypatch.setenv("STYLECLOAK_CACHE", "/nonexistent-cache")
+    assert [m.name for m in models_to_fetch_first("taef2+taesd")] == ["taesd"]
+
+
+def test_argparse_shows_the_librarys_reason_for_a_bad_value(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["cloak", "x.png", "--mimic-downscales", "0"])
+    assert "factors must be whole numbers >= 1" in capsys.readouterr().err
+    assert isinstance(build_parser(), argparse.ArgumentParser)
