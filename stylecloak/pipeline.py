@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
+from .devices import resolve_device
 from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, quantize_8bit, quantize_rgb, save_image
 from .metrics import target_progress
 from .models.encoders import LatentEncoder, load_encoder
@@ -64,14 +65,6 @@ class CloakReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
-    return torch.device(device)
 
 
 class Cloaker:

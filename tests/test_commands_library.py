@@ -194,3 +194,12 @@ def test_argparse_shows_the_librarys_reason_for_a_bad_value(capsys: pytest.Captu
         build_parser().parse_args(["cloak", "x.png", "--mimic-downscales", "0"])
     assert "factors must be whole numbers >= 1" in capsys.readouterr().err
     assert isinstance(build_parser(), argparse.ArgumentParser)
+
+
+def test_the_version_is_the_one_pyproject_declares() -> None:
+    import tomllib
+
+    from stylecloak import __version__
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert __version__ == pyproject["project"]["version"]

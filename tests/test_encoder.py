@@ -9,8 +9,13 @@ import torch
 
 from stylecloak.imaging import image_to_tensor
 from stylecloak.metrics import psnr
-from stylecloak.models.encoders import UnknownEncoderError, load_encoder, load_tiny_autoencoder, parse_encoder_spec
-from stylecloak.models.taesd import TINY_AUTOENCODER_CONFIGS, build_tiny_decoder, build_tiny_encoder
+from stylecloak.models.encoders import UnknownEncoderError, load_encoder, parse_encoder_spec
+from stylecloak.models.taesd import (
+    TINY_AUTOENCODER_CONFIGS,
+    build_tiny_decoder,
+    build_tiny_encoder,
+    load_tiny_autoencoder,
+)
 from stylecloak.models.tiled import TiledEncoder
 from stylecloak.models.weights import ChecksumMismatchError, ModelNotFoundError
 

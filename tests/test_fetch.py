@@ -157,7 +157,7 @@ def test_first_cloak_with_a_missing_encoder_fetches_it_after_saying_so(
     import torch
 
     from stylecloak.cli import main
-    from stylecloak.models import encoders
+    from stylecloak.models import taesd
     from stylecloak.models.taesd import TINY_AUTOENCODER_CONFIGS, build_tiny_decoder, build_tiny_encoder
 
     upstream = tmp_path / "upstream"
@@ -174,8 +174,8 @@ def test_first_cloak_with_a_missing_encoder_fetches_it_after_saying_so(
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         base = f"http://127.0.0.1:{httpd.server_address[1]}"
-        monkeypatch.setitem(encoders._TINY_AUTOENCODER_SHA256, "taesd", digests)
-        files = tuple(replace(f, upstream_url=f"{base}/{f.filename}") for f in encoders.tiny_autoencoder_files("taesd"))
+        monkeypatch.setitem(taesd._TINY_AUTOENCODER_SHA256, "taesd", digests)
+        files = tuple(replace(f, upstream_url=f"{base}/{f.filename}") for f in taesd.tiny_autoencoder_files("taesd"))
         monkeypatch.setitem(KNOWN_MODELS, "taesd", replace(KNOWN_MODELS["taesd"], files=files))
         monkeypatch.setenv("STYLECLOAK_CACHE", str(tmp_path / "cache"))
         cloak = [

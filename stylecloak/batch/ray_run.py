@@ -141,7 +141,7 @@ def _resolve_batch_target(request: BatchRequest, inputs: list[BatchInput]) -> tu
     import torch
 
     from .. import __version__
-    from ..pipeline import resolve_device
+    from ..devices import resolve_device
 
     step = max(1, len(inputs) // CHOOSE_FROM)
     sample = inputs[::step][:CHOOSE_FROM]

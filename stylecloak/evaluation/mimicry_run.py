@@ -137,9 +137,9 @@ def prepare_mimicry(
     tell: Callable[[str], None] = lambda line: None,
 ) -> PreparedMimicry:
     """Check the options, read the folders and load the models. ``tell`` gets notes and skipped files."""
+    from ..devices import resolve_device
     from ..models.encoders import load_encoder
     from ..models.weights import ChecksumMismatchError, ModelNotFoundError
-    from ..pipeline import resolve_device
 
     if options.attack == "lora" and not options.base:
         raise MimicryUsageError("--attack lora needs --base PATH, a local Stable Diffusion folder in diffusers format")

@@ -97,8 +97,8 @@ def load_evaluation_models(
 ) -> EvaluationModels:
     """Load what the whole batch needs, checking ``encoder`` and ``target`` (a catalogue name) on the way.
     Raises (ModelNotFoundError, KeyError, ValueError, RuntimeError, OSError) with a one-line message."""
+    from ..devices import resolve_device
     from ..models.lpips import load_lpips
-    from ..pipeline import resolve_device
     from ..targets import get_target
     from ..targets.resolve import TargetRequest, resolve_target
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import first_line
-from .encoders import TAESD_UPSTREAM, tiny_autoencoder_files
+from .base import LatentEncoder
+from .taesd import TAESD_UPSTREAM, load_tiny_autoencoder, tiny_autoencoder_files
 from .weights import ModelFile, models_dirs, user_cache_dir
 
 
@@ -34,6 +35,15 @@ class KnownModel:
     hub_repo: str | None = None
     hub_revision: str | None = None  # a pinned commit; None = not pinned yet
     hub_patterns: tuple[str, ...] = field(default_factory=tuple)
+    # How the model loads: (name, path or None: the model folders) -> the encoder. Tiny autoencoders run in our
+    # own code; the VAEs through diffusers (the full extra).
+    loader: Callable[[str, str | None], LatentEncoder] | None = field(default=None, compare=False, repr=False)
+
+    def load(self, path: str | None = None) -> LatentEncoder:
+        """The encoder, from ``path`` (a folder or file) or, with None, from the model folders."""
+        if self.loader is None:
+            raise ValueError(f"{self.name} is a known model but not an encoder stylecloak can load")
+        return self.loader(self.name, path)
 
     @property
     def pinned(self) -> bool:
@@ -59,6 +69,47 @@ class KnownModel:
         return None
 
 
+DEFAULT_ENCODER = "taef2"
+
+
+def _is_diffusers_folder(path: str | None) -> bool:
+    if path is None:
+        return False
+    folder = Path(path).expanduser()
+    return (folder / "config.json").is_file() or (
+        folder.is_file() and (folder.parent / "config.json").is_file() and folder.suffix in (".safetensors", ".bin")
+    )
+
+
+def _load_tiny(name: str, path: str | None) -> LatentEncoder:
+    # A diffusers AutoencoderTiny folder (config.json) goes through diffusers; the original .pth files through ours.
+    if _is_diffusers_folder(path):
+        from .diffusers_encoders import load_diffusers_vae
+
+        return load_diffusers_vae(name, path, tiny=True)  # type: ignore[arg-type]
+    return load_tiny_autoencoder(name, path)
+
+
+def _find_model_folder(name: str) -> Path:
+    """``<models dir>/<name>/`` for a model given without a path (where `stylecloak models fetch` puts it)."""
+    from .weights import ModelNotFoundError, models_dirs
+
+    looked = [d / name for d in models_dirs()]
+    for folder in looked:
+        if folder.is_dir():
+            return folder
+    raise ModelNotFoundError(
+        f"model {name!r} not found (looked in: {', '.join(str(f) for f in looked)}). Fetch it with "
+        f"`stylecloak models fetch {name}`, or give a local diffusers folder or file: --encoder {name}:PATH."
+    )
+
+
+def _load_vae(name: str, path: str | None) -> LatentEncoder:
+    from .diffusers_encoders import load_diffusers_vae
+
+    return load_diffusers_vae(name, path if path is not None else _find_model_folder(name))
+
+
 KNOWN_MODELS: dict[str, KnownModel] = {
     m.name: m
     for m in (
@@ -69,14 +120,43 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             TAESD_UPSTREAM,
             5.4,
             tiny_autoencoder_files("taef2"),
-        ),
-        KnownModel("taef1", "tiny autoencoder of FLUX.1", "MIT", TAESD_UPSTREAM, 9.9, tiny_autoencoder_files("taef1")),
-        KnownModel("taesd3", "tiny autoencoder of SD3", "MIT", TAESD_UPSTREAM, 9.9, tiny_autoencoder_files("taesd3")),
-        KnownModel(
-            "taesdxl", "tiny autoencoder of SDXL", "MIT", TAESD_UPSTREAM, 9.8, tiny_autoencoder_files("taesdxl")
+            loader=_load_tiny,
         ),
         KnownModel(
-            "taesd", "tiny autoencoder of SD 1.x/2.x", "MIT", TAESD_UPSTREAM, 9.8, tiny_autoencoder_files("taesd")
+            "taef1",
+            "tiny autoencoder of FLUX.1",
+            "MIT",
+            TAESD_UPSTREAM,
+            9.9,
+            tiny_autoencoder_files("taef1"),
+            loader=_load_tiny,
+        ),
+        KnownModel(
+            "taesd3",
+            "tiny autoencoder of SD3",
+            "MIT",
+            TAESD_UPSTREAM,
+            9.9,
+            tiny_autoencoder_files("taesd3"),
+            loader=_load_tiny,
+        ),
+        KnownModel(
+            "taesdxl",
+            "tiny autoencoder of SDXL",
+            "MIT",
+            TAESD_UPSTREAM,
+            9.8,
+            tiny_autoencoder_files("taesdxl"),
+            loader=_load_tiny,
+        ),
+        KnownModel(
+            "taesd",
+            "tiny autoencoder of SD 1.x/2.x",
+            "MIT",
+            TAESD_UPSTREAM,
+            9.8,
+            tiny_autoencoder_files("taesd"),
+            loader=_load_tiny,
         ),
         KnownModel(
             "sd-vae",
@@ -87,6 +167,7 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             hub_repo="stabilityai/sd-vae-ft-mse",
             hub_revision="31f26fdeee1355a5c34592e401dd41e45d25a493",
             hub_patterns=("config.json", "diffusion_pytorch_model.safetensors"),
+            loader=_load_vae,
         ),
         KnownModel(
             "sdxl-vae",
@@ -97,6 +178,7 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             hub_repo="stabilityai/sdxl-vae",
             hub_revision="6f5909a7e596173e25d4e97b07fd19cdf9611c76",
             hub_patterns=("config.json", "diffusion_pytorch_model.safetensors"),
+            loader=_load_vae,
         ),
         KnownModel(
             "flux-vae",
@@ -107,6 +189,7 @@ KNOWN_MODELS: dict[str, KnownModel] = {
             hub_repo="black-forest-labs/FLUX.1-schnell",
             hub_revision="741f7c3ce8b383c54771c7003378a50191e9efe9",
             hub_patterns=("vae/config.json", "vae/diffusion_pytorch_model.safetensors"),
+            loader=_load_vae,
         ),
     )
 }
@@ -227,6 +310,4 @@ def models_to_fetch_first(encoder_spec: str) -> list[KnownModel]:
     """The one download that happens without `models fetch`: the pinned non-default encoders that a cloak with
     ``encoder_spec`` needs and that are not here. The default encoder is never fetched unasked: it is set up once
     with `models fetch` or STYLECLOAK_MODELS (as the README says), and loading a missing one says how to get it."""
-    from .encoders import DEFAULT_ENCODER
-
     return [m for m in missing_models(encoder_spec) if m.pinned and m.name != DEFAULT_ENCODER]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..imaging import atomic_write_bytes
 from .base import TargetStyle
 

@@ -110,8 +110,8 @@ def choose_for_inputs(
     """`targets choose`: the target that ``--target auto`` would choose for these files and folders' images
     (unreadable ones left out). Raises TargetResolutionError when there are none, none can be read, or the
     descriptor cannot load."""
+    from ..devices import resolve_device
     from ..imaging import expand_inputs
-    from ..pipeline import resolve_device
 
     paths = list(expand_inputs(inputs))
     if not paths:

@@ -137,9 +137,9 @@ class JobWorker:
     def models(self) -> Models:
         with self._models_lock:
             if self._models is None:
+                from ..devices import resolve_device
                 from ..models.encoders import load_encoder
                 from ..models.lpips import load_lpips
-                from ..pipeline import resolve_device
 
                 device = resolve_device(self.device_spec)
                 self._models = Models(load_encoder(self.encoder_spec, device), load_lpips("alex", device), device)
