@@ -14,7 +14,7 @@ from PIL import Image
 from stylecloak.cli import main
 from stylecloak.countermeasures import COUNTERMEASURES
 from stylecloak.evaluation.evaluate import evaluate_pair, model_view_path, pair_folders, result_path
-from stylecloak.imaging import IMAGE_SUFFIXES, image_to_tensor
+from stylecloak.imaging import image_to_tensor
 
 from .conftest import load_painting
 
@@ -132,7 +132,7 @@ def test_pairing_rules(tmp_path) -> None:
     both.mkdir()
     for name in ("x.png", "x.cloaked.png", "y.jpg", "z.png", "z.cloaked.webp", "z.model-view.png", "notes.txt"):
         (both / name).write_bytes(b"")
-    pairing = pair_folders(both, both, IMAGE_SUFFIXES)  # one folder, as `stylecloak cloak` leaves it
+    pairing = pair_folders(both, both)  # one folder, as `stylecloak cloak` leaves it
     assert [(n, o.name, c.name) for n, o, c in pairing.pairs] == [
         ("x", "x.png", "x.cloaked.png"),
         ("z", "z.png", "z.cloaked.webp"),
@@ -143,7 +143,7 @@ def test_pairing_rules(tmp_path) -> None:
     same_names.mkdir()
     for name in ("x.png", "y.png", "y.jpg"):
         (same_names / name).write_bytes(b"")
-    pairing = pair_folders(both, same_names, IMAGE_SUFFIXES)  # cloaks named as the originals, in another folder
+    pairing = pair_folders(both, same_names)  # cloaks named as the originals, in another folder
     assert [n for n, _, _ in pairing.pairs] == ["x"]
     assert any("y.jpg, y.png" in line and "share the name" in line for line in pairing.unpaired)
 

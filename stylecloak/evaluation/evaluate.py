@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..countermeasures import COUNTERMEASURES, Countermeasure, decode_latents, downscale
-from ..imaging import OUTPUT_MARK, quantize_8bit, quantize_rgb, tensor_to_image
+from ..imaging import OUTPUT_MARK, list_images, quantize_8bit, quantize_rgb, tensor_to_image
 from ..metrics import TargetProgress, lpips_distance
 from ..models.encoders import LatentEncoder
 from ..models.tiled import TiledEncoder
@@ -225,8 +225,8 @@ def cloaked_key(path: Path) -> str:
     return name[: name.index(CLOAKED_MARK)] if CLOAKED_MARK in name else path.stem
 
 
-def _images(folder: Path, suffixes: set[str]) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not _is_our_output(p))
+def _images(folder: Path) -> list[Path]:
+    return [path for path in list_images(folder) if not _is_our_output(path)]
 
 
 def _is_our_output(path: Path) -> bool:
@@ -246,7 +246,7 @@ def _by_key(files: list[Path], key: Any, role: str, unpaired: list[str]) -> dict
     return chosen
 
 
-def pair_folders(originals: str | os.PathLike[str], cloaked: str | os.PathLike[str], suffixes: set[str]) -> Pairing:
+def pair_folders(originals: str | os.PathLike[str], cloaked: str | os.PathLike[str]) -> Pairing:
     """Pair the images of two folders by name.
 
     Originals are the images in ``originals`` without ``.cloaked.`` in their name. Cloaked images are the
@@ -255,8 +255,8 @@ def pair_folders(originals: str | os.PathLike[str], cloaked: str | os.PathLike[s
     """
     originals, cloaked = Path(originals), Path(cloaked)
     unpaired: list[str] = []
-    original_files = [p for p in _images(originals, suffixes) if CLOAKED_MARK not in p.name]
-    cloaked_files = _images(cloaked, suffixes)
+    original_files = [p for p in _images(originals) if CLOAKED_MARK not in p.name]
+    cloaked_files = _images(cloaked)
     marked = [p for p in cloaked_files if CLOAKED_MARK in p.name]
     if marked or originals.resolve() == cloaked.resolve():
         cloaked_files = marked

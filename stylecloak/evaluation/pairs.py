@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..imaging import IMAGE_SUFFIXES, atomic_write_bytes, image_to_tensor, load_image, quantize_8bit, save_image
+from ..imaging import atomic_write_bytes, image_to_tensor, load_image, quantize_8bit, save_image
 from ..models.base import LatentEncoder
 from ..targets.base import TargetStyle
 from .evaluate import (
@@ -48,7 +48,7 @@ def plan_pairs(original: str | Path, cloaked: str | Path) -> PairPlan:
         raise ValueError("ORIGINAL and CLOAKED must both be image files or both be folders")
     if not original.is_dir():
         return PairPlan([(original.stem, original, cloaked)], [], cloaked.parent / "model-view")
-    pairing = pair_folders(original, cloaked, IMAGE_SUFFIXES)
+    pairing = pair_folders(original, cloaked)
     return PairPlan(list(pairing.pairs), list(pairing.unpaired), cloaked / "model-view")
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..descriptors import gram_matrix, resize_long_side
-from ..imaging import ImageInputError, image_to_tensor, load_image
+from ..imaging import ImageInputError, image_to_tensor, list_images, load_image
 from ..models.vgg import VGG16Features, imagenet_normalize
 from ..tiling import plan_tiles
 
@@ -102,8 +102,8 @@ def load_reference_images(folder: str | Path, long_side: int = 256) -> list[torc
     if not folder.is_dir():
         raise ImageInputError(f"{folder}: not a folder of reference images")
     images = []
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
+    for path in list_images(folder):
+        if path.name.startswith("."):
             continue
         try:
             images.append(resize_long_side(image_to_tensor(load_image(path).rgb), long_side))
