@@ -68,9 +68,13 @@ def parse_descriptor(value: str) -> str:
 
 
 def parse_judge(value: str) -> str:
-    if value in ("linear", "centroid") or (value.startswith("clip:") and len(value) > 5):
+    if value in ("linear", "centroid", "texture") or (value.startswith("clip:") and len(value) > 5):
         return value
-    raise ValueError(f"{value!r}: use linear, centroid or clip:PATH")
+    raise ValueError(f"{value!r}: use linear, centroid, texture or clip:PATH")
+
+
+def parse_second_judge(value: str) -> str:
+    return "none" if value.strip().lower() == "none" else parse_judge(value)
 
 
 def parse_folds(text: str) -> int | str:
@@ -109,7 +113,7 @@ def parse_blur_sigma(text: str) -> float:
     return value
 
 
-VALUE_PARSERS = (parse_factors, parse_descriptor, parse_judge, parse_folds, parse_blur_sigma)
+VALUE_PARSERS = (parse_factors, parse_descriptor, parse_judge, parse_second_judge, parse_folds, parse_blur_sigma)
 
 # -- the options shared by several commands ---------------------------------------------------------------------
 
@@ -536,10 +540,27 @@ MIMIC = Command(
             "--judge",
             type=parse_judge,
             default="linear",
-            metavar="linear|centroid|clip:PATH",
+            metavar="linear|centroid|texture|clip:PATH",
             help="the style classifier: logistic regression (default) or nearest centroid on VGG16 Gram "
-            "features, or logistic regression on a local CLIP model's embeddings (clip:PATH, the "
-            "full extra); check the Gram ones first with `stylecloak style-classifier`",
+            "features, logistic regression on colour-blind texture statistics (texture), or on a local CLIP "
+            "model's embeddings (clip:PATH, the full extra); check the Gram ones first with `stylecloak "
+            "style-classifier`",
+        ),
+        option(
+            "--second-judge",
+            type=parse_second_judge,
+            default="texture",
+            metavar="texture|linear|centroid|clip:PATH|none",
+            help="a second, independent judge asked about the same samples and reported beside the first, with "
+            "its own sanity check and control (default: texture, which shares nothing with VGG and sees no "
+            "colour)",
+        ),
+        option(
+            "--judge-renditions",
+            action="store_true",
+            help="teach the judges, besides the other styles, the other styles' works rendered in every target "
+            "style (never your works), so that a mimic that learned the cloak's strokes can be called 'a "
+            "different style'",
         ),
         option("--seed", type=int, default=0),
         option("--json", action="store_true", help="print the report as one JSON line"),

@@ -14,7 +14,7 @@ from PIL import Image
 
 from stylecloak import options
 from stylecloak.cli import main
-from stylecloak.evaluation.classifier import GramStyleClassifier, attributed_share, check_images, label_probability
+from stylecloak.evaluation.classifier import FeatureStyleClassifier, attributed_share, check_images, label_probability
 from stylecloak.evaluation.cross_validation import CVResult, cross_validate, stratified_folds
 from stylecloak.evaluation.labelled import (
     LabelledFolderError,
@@ -70,6 +70,25 @@ def extractor(vgg) -> GramFeatureExtractor:
     return GramFeatureExtractor(vgg, long_side=48, detail_side=40, views=2)
 
 
+# ------------------------------------------------------------------------------------ the second (texture) judge
+
+
+def test_the_texture_judge_ignores_colour_and_tells_textures_apart() -> None:
+    from stylecloak.evaluation.cross_validation import cross_validate
+    from stylecloak.evaluation.texture_features import TextureFeatureExtractor
+
+    extractor = TextureFeatureExtractor(long_side=48, detail_side=40, views=2)
+    images, labels = _synthetic(4, seed=3)
+    vector = extractor.features(images[0])
+    assert vector.shape == (sum(extractor.block_sizes),) and torch.isfinite(vector).all()
+    # The same luminance in other colours gives the same features: it sees no hue.
+    grey = (images[0] * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True).expand(1, 3, -1, -1)
+    assert torch.allclose(extractor.features(grey.contiguous()), vector, atol=1e-5)
+    assert extractor.training_features(images[0]).shape == (3, vector.shape[0])
+    result = cross_validate(lambda: FeatureStyleClassifier(extractor, "linear"), images, labels, 4, 0)
+    assert result.accuracy >= 0.75  # stripes against blobs, with no colour to go by
+
+
 # ------------------------------------------------------------------------------------------- the Gram classifier
 
 
@@ -77,7 +96,7 @@ def extractor(vgg) -> GramFeatureExtractor:
 def test_two_synthetic_styles_are_separated(extractor: GramFeatureExtractor, head: str) -> None:
     train_images, train_labels = _synthetic(4, seed=1)
     test_images, test_labels = _synthetic(3, seed=2)
-    classifier = GramStyleClassifier(extractor, head).fit(train_images, train_labels)
+    classifier = FeatureStyleClassifier(extractor, head).fit(train_images, train_labels)
     assert classifier.labels == ["blobs", "stripes"]
     proba = classifier.predict_proba(test_images)
     assert proba.shape == (6, 2)
@@ -96,7 +115,7 @@ def test_small_soft_copies_keep_their_style(extractor: GramFeatureExtractor) -> 
     """What a mimic produces: the same styles shrunk and blurred are still told apart."""
     train_images, train_labels = _synthetic(4, seed=1)
     test_images, test_labels = _synthetic(3, seed=3)
-    classifier = GramStyleClassifier(extractor, "centroid").fit(train_images, train_labels)
+    classifier = FeatureStyleClassifier(extractor, "centroid").fit(train_images, train_labels)
     assert classifier.predict([degrade(image, 32, 0.6) for image in test_images]) == test_labels
 
 
@@ -120,11 +139,11 @@ def test_bad_inputs_are_one_line_errors(extractor: GramFeatureExtractor) -> None
     with pytest.raises(ValueError, match="float"):
         check_images([torch.zeros(1, 3, 8, 8, dtype=torch.uint8)])
     with pytest.raises(ValueError, match="2 images but 1 labels"):
-        GramStyleClassifier(extractor).fit(images, labels[:1])
+        FeatureStyleClassifier(extractor).fit(images, labels[:1])
     with pytest.raises(ValueError, match="not trained"):
-        GramStyleClassifier(extractor).predict(images)
+        FeatureStyleClassifier(extractor).predict(images)
     with pytest.raises(ValueError, match="unknown head"):
-        GramStyleClassifier(extractor, "forest")
+        FeatureStyleClassifier(extractor, "forest")
     with pytest.raises(ValueError, match="detail_side"):
         GramFeatureExtractor(extractor.vgg, long_side=64, detail_side=96)
     with pytest.raises(ValueError, match="layers"):
@@ -203,9 +222,9 @@ def test_cross_validation_bookkeeping() -> None:
 def test_cross_validated_gram_classifier_on_synthetic_styles(extractor: GramFeatureExtractor) -> None:
     images, labels = _synthetic(5, seed=6)
     for head in ("centroid", "linear"):
-        result = cross_validate(lambda: GramStyleClassifier(extractor, head), images, labels, "loo")  # noqa: B023
+        result = cross_validate(lambda: FeatureStyleClassifier(extractor, head), images, labels, "loo")  # noqa: B023
         assert result.accuracy == 1.0, (head, result.confusion)
-    five = cross_validate(lambda: GramStyleClassifier(extractor, "linear"), images, labels, 5, seed=2)
+    five = cross_validate(lambda: FeatureStyleClassifier(extractor, "linear"), images, labels, 5, seed=2)
     assert five.accuracy == 1.0 and five.folds == 5
 
 
@@ -382,5 +401,5 @@ def test_paintings_leave_one_out_beats_chance(vgg) -> None:
         pytest.skip("shared paintings not found")
     images, labels = load_labelled_images(read_manifest(PAINTINGS), long_side=512)
     extractor = GramFeatureExtractor(vgg)  # one extractor for all folds: its cache holds the features
-    result = cross_validate(lambda: GramStyleClassifier(extractor), images, labels, "loo")
+    result = cross_validate(lambda: FeatureStyleClassifier(extractor), images, labels, "loo")
     assert result.accuracy > result.chance

@@ -133,6 +133,31 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
     json.dumps(report.to_dict())  # the report is plain data
 
 
+def test_a_second_judge_is_trained_checked_and_asked_beside_the_first(encoder) -> None:
+    clean = _images((0.8, 0.3, 0.2), 2, 0)
+    cloaked = [(image + 0.02).clamp(0, 1) for image in clean]
+    others = {"blue": _images((0.1, 0.2, 0.8), 2, 1), "green": _images((0.2, 0.7, 0.2), 2, 2)}
+    request = MimicryRequest(clean, cloaked, others, MeanColourJudge(), second_judge=MeanColourJudge())
+    request.second_judge_name = "mean-colour"
+    report = run_mimicry(request, encoder, TINY)
+    second = report.to_dict()["second_judge"]
+    assert second["name"] == "mean-colour" and second["sanity"] == 1.0
+    assert 0.0 <= second["control_artist_rate"] <= 1.0 and set(second["control_predictions"]) == {"blue", "green"}
+    for condition in report.conditions:  # the same samples, the same kind of judge: the same verdicts
+        assert condition.second_opinion["protection_success_rate"] == condition.protection_success_rate
+
+
+def test_rendition_classes_are_the_other_styles_works_in_each_target_style() -> None:
+    from stylecloak.evaluation.attack import rendition_classes
+    from stylecloak.targets import get_target
+
+    others = {"blue": _images((0.1, 0.2, 0.8), 2, 1), "green": _images((0.2, 0.7, 0.2), 1, 2)}
+    classes = rendition_classes(others, [get_target("woodcut"), get_target("mosaic")])
+    assert list(classes) == ["rendition:woodcut", "rendition:mosaic"]
+    assert all(len(images) == 3 for images in classes.values())  # every other work, and only those
+    assert all(image.shape == others["blue"][0].shape for image in classes["rendition:woodcut"])
+
+
 def test_purified_clean_art_is_the_control_of_each_purification(encoder) -> None:
     from stylecloak.evaluation.attack import attack_conditions
 

@@ -55,6 +55,11 @@ class MimicryRequest:
     # Also train on the *clean* art after each purification: the control that tells a cloak surviving the
     # purification from a purification that blurs the style by itself.
     purify_clean: bool = False
+    # Classes only the judge learns (see fit_judge_on_round_trips), e.g. rendition_classes(others, targets).
+    judge_extra_classes: Mapping[str, Sequence[torch.Tensor]] = field(default_factory=dict)
+    # A second, independent judge (e.g. texture statistics that ignore colour), trained and asked as the first.
+    second_judge: StyleClassifier | None = None
+    second_judge_name: str = ""
     # (condition, phase, done, total), e.g. ("cloaked", "training", 120, 400)
     progress: Callable[[str, str, int, int], None] | None = None
 
@@ -71,6 +76,8 @@ class ConditionResult:
     loss_last: float
     seconds: float
     samples_image: str | None = None
+    # The second judge's verdict on the same samples: {"protection_success_rate": r, "predictions": {...}}.
+    second_opinion: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +96,8 @@ class MimicryReport:
     # attributes to the artist. A protection success rate means something only where this is low.
     control_artist_rate: float | None = None
     control_predictions: dict[str, dict[str, int]] = field(default_factory=dict)  # style -> verdicts
+    # The second, independent judge: its name, sanity, control rate and control verdicts (None without one).
+    second_judge: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +110,7 @@ class MimicryReport:
             "conditions": [c.to_dict() for c in self.conditions],
             "control_artist_rate": self.control_artist_rate,
             "control_predictions": self.control_predictions,
+            "second_judge": self.second_judge,
         }
 
 
@@ -117,7 +127,7 @@ def random_crops(images: Sequence[torch.Tensor], size: int, per_image: int, seed
     return crops
 
 
-def _round_trip(encoder: LatentEncoder, images: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+def round_trip(encoder: LatentEncoder, images: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
     with torch.no_grad():
         return [encoder.decode(encoder.encode(image.to(device))).cpu() for image in images]
 
@@ -141,6 +151,19 @@ def purified(
 ) -> list[torch.Tensor]:
     with torch.no_grad():
         return [countermeasure.apply(image.to(device), encoder).cpu() for image in images]
+
+
+RENDITION_PREFIX = "rendition:"
+
+
+def rendition_classes(
+    others: Mapping[str, Sequence[torch.Tensor]], targets: Sequence[Any], seed: int = 0
+) -> dict[str, list[torch.Tensor]]:
+    """Judge classes for "a different style": every other style's works rendered in each target style
+    (``targets``: :class:`~stylecloak.targets.base.TargetStyle` objects), labelled ``rendition:NAME``. Never the
+    artist's works, so that the judge cannot learn the artist's compositions under another name."""
+    works = [image for images in others.values() for image in images]
+    return {f"{RENDITION_PREFIX}{t.name}": [t.render(image, seed=seed).clamp(0, 1) for image in works] for t in targets}
 
 
 def attack_conditions(
@@ -176,6 +199,37 @@ def check_attack_inputs(
         raise ValueError(f"{ARTIST_LABEL!r} is reserved for the artist; rename that style")
 
 
+def fit_judge_on_round_trips(
+    judge: StyleClassifier,
+    clean: Sequence[torch.Tensor],
+    others: Mapping[str, Sequence[torch.Tensor]],
+    encoder: LatentEncoder,
+    device: torch.device,
+    config: MimicConfig,
+    extra_classes: Mapping[str, Sequence[torch.Tensor]] | None = None,
+) -> float:
+    """Train ``judge`` once, on clean art as a latent model could at best reproduce it: decoder round trips of
+    random crops of the mimic's training size (images already at the mimic's size), the same number for every
+    style, so that generated images are judged in their own domain. ``extra_classes``: more labelled images the
+    judge learns but the mimic never sees (renditions of the other styles' works in the target styles, so that
+    "a different style" has a name). Returns the share of the artist's crops the judge attributes to the artist."""
+    judge_images, judge_labels = [], []
+    for label, images in [(ARTIST_LABEL, clean), *others.items(), *(extra_classes or {}).items()]:
+        crops = random_crops(images, config.crop, -(-config.judge_crops_per_style // len(images)), config.seed)
+        judge_images += round_trip(encoder, crops, device)
+        judge_labels += [label] * len(crops)
+    judge.fit(judge_images, judge_labels)
+    artist_crops = [image for image, label in zip(judge_images, judge_labels) if label == ARTIST_LABEL]
+    return sum(p == ARTIST_LABEL for p in judge.predict(artist_crops)) / len(artist_crops)
+
+
+def fit_second_judge(report: MimicryReport, request: MimicryRequest, fit: Callable[[StyleClassifier], float]) -> None:
+    """Train the request's second judge (if any) with ``fit``, as the first was, and note it in the report."""
+    if request.second_judge is not None:
+        sanity = fit(request.second_judge)
+        report.second_judge = {"name": request.second_judge_name or "second", "sanity": sanity}
+
+
 def fit_judge_on_images(
     judge: StyleClassifier, clean: Sequence[torch.Tensor], others: Mapping[str, Sequence[torch.Tensor]]
 ) -> float:
@@ -207,16 +261,11 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
         if small:
             raise ValueError(f"{len(small)} image(s) of {name!r} are smaller than the {config.crop} px training crop")
 
-    # The judge: trained once, on clean art as the model could at best reproduce it (decoder round trips of
-    # crops of the training size), so that generated images are judged in their own domain.
-    judge_images, judge_labels = [], []
-    for label, images in [(ARTIST_LABEL, clean), *other_images.items()]:
-        crops = random_crops(images, config.crop, -(-config.judge_crops_per_style // len(images)), config.seed)
-        judge_images += _round_trip(encoder, crops, device)
-        judge_labels += [label] * len(crops)
-    classifier.fit(judge_images, judge_labels)
-    artist_crops = [image for image, label in zip(judge_images, judge_labels) if label == ARTIST_LABEL]
-    sanity = sum(p == ARTIST_LABEL for p in classifier.predict(artist_crops)) / len(artist_crops)
+    extra = {
+        label: [resize_for_mimic(image, size) for image in images]
+        for label, images in request.judge_extra_classes.items()
+    }
+    sanity = fit_judge_on_round_trips(classifier, clean, other_images, encoder, device, config, extra)
 
     other_sets = [LatentSet(label, encode_images(encoder, images, device)) for label, images in other_images.items()]
     # One latent scale for every run (like a model family's fixed scaling factor): from the other styles only,
@@ -227,6 +276,12 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
     report = MimicryReport(
         len(clean), {label: len(images) for label, images in other_images.items()}, config, classifier_name, sanity
     )
+    fit_second_judge(
+        report,
+        request,
+        lambda judge: fit_judge_on_round_trips(judge, clean, other_images, encoder, device, config, extra),
+    )
+    second = request.second_judge
 
     def reporter(name: str) -> ProgressCallback | None:
         return (lambda phase, done, total: progress(name, phase, done, total)) if progress else None
@@ -254,9 +309,9 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
         mimic = train_mimic(sets, config, mean, std, device, step, start_from=base, class_weights=fine_tuning_weights)
         latents = generate_latents(mimic, ARTIST_LABEL, config.samples, device, seed=config.seed, progress=step)
         samples = decode_latents(encoder, latents)
-        report.conditions.append(judge_condition(name, samples, classifier, mimic.losses, started, out_dir))
+        report.conditions.append(judge_condition(name, samples, classifier, mimic.losses, started, out_dir, second))
         if name == "clean":
-            _control(report, mimic, [s.label for s in other_sets], encoder, classifier, device, out_dir)
+            _control(report, mimic, [s.label for s in other_sets], encoder, classifier, device, out_dir, second)
     return report
 
 
@@ -268,15 +323,31 @@ def _control(
     judge: StyleClassifier,
     device: torch.device,
     out_dir: Path | None,
+    second: StyleClassifier | None = None,
 ) -> None:
-    """Ask the judge about the clean-trained mimic's images of each other style (as many in all as the artist
-    got): how often does it say "artist" when the mimic was not asked for the artist?"""
+    """Ask the judges about the clean-trained mimic's images of each other style (as many in all as the artist
+    got): how often do they say "artist" when the mimic was not asked for the artist?"""
     per_style = max(1, -(-mimic.config.samples // len(other_labels)))
     samples = {
         label: decode_latents(encoder, generate_latents(mimic, label, per_style, device, seed=mimic.config.seed + 1))
         for label in other_labels
     }
-    record_control(report, samples, judge, out_dir)
+    record_control(report, samples, judge, out_dir, second)
+
+
+def _control_of(
+    judge: StyleClassifier, samples_by_style: Mapping[str, Sequence[torch.Tensor]]
+) -> tuple[float | None, dict[str, dict[str, int]]]:
+    wrong = total = 0
+    predictions = {}
+    for label, samples in samples_by_style.items():
+        if not samples:
+            continue
+        verdicts = judge.predict(list(samples))
+        predictions[label] = dict(sorted(Counter(verdicts).items()))
+        wrong += sum(v == ARTIST_LABEL for v in verdicts)
+        total += len(verdicts)
+    return (wrong / total if total else None), predictions
 
 
 def record_control(
@@ -284,21 +355,19 @@ def record_control(
     samples_by_style: Mapping[str, Sequence[torch.Tensor]],
     judge: StyleClassifier,
     out_dir: Path | None,
+    second: StyleClassifier | None = None,
 ) -> None:
-    """The judge's control, for any attack: its verdicts on what the clean attack made *in each other style*,
-    and the share of those it attributes to the artist (a sample grid per style). Styles with no samples are
+    """The judges' control, for any attack: their verdicts on what the clean attack made *in each other style*,
+    and the share of those each attributes to the artist (a sample grid per style). Styles with no samples are
     left out; with none at all, the report keeps no control."""
-    wrong = total = 0
-    for label, samples in samples_by_style.items():
-        if not samples:
-            continue
-        verdicts = judge.predict(list(samples))
-        report.control_predictions[label] = dict(sorted(Counter(verdicts).items()))
-        wrong += sum(v == ARTIST_LABEL for v in verdicts)
-        total += len(verdicts)
-        if out_dir:
-            save_grid(list(samples), out_dir / f"control_{label}.png")
-    report.control_artist_rate = wrong / total if total else None
+    report.control_artist_rate, report.control_predictions = _control_of(judge, samples_by_style)
+    if second is not None and report.second_judge is not None:
+        rate, predictions = _control_of(second, samples_by_style)
+        report.second_judge |= {"control_artist_rate": rate, "control_predictions": predictions}
+    if out_dir:
+        for label, samples in samples_by_style.items():
+            if samples:
+                save_grid(list(samples), out_dir / f"control_{label}.png")
 
 
 def judge_condition(
@@ -308,9 +377,18 @@ def judge_condition(
     losses: Sequence[float],
     started: float,
     out_dir: Path | None,
+    second: StyleClassifier | None = None,
 ) -> ConditionResult:
-    """What the judge says of one condition's generated ``samples``, with its training losses and a sample grid."""
+    """What the judge (and the second judge, if any) says of one condition's generated ``samples``, with its
+    training losses and a sample grid."""
     predictions = judge.predict(samples)
+    second_opinion = None
+    if second is not None:
+        verdicts = second.predict(samples)
+        second_opinion = {
+            "protection_success_rate": sum(v != ARTIST_LABEL for v in verdicts) / len(verdicts),
+            "predictions": dict(sorted(Counter(verdicts).items())),
+        }
     summary = summarize_losses(losses)
     grid = save_grid(samples, out_dir / f"samples_{name}.png") if out_dir else None
     return ConditionResult(
@@ -322,4 +400,5 @@ def judge_condition(
         loss_last=summary.get("loss_last", float("nan")),
         seconds=time.perf_counter() - started,
         samples_image=str(grid) if grid else None,
+        second_opinion=second_opinion,
     )

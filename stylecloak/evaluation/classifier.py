@@ -1,8 +1,9 @@
-"""What a style classifier is (:class:`StyleClassifier`), and the one that works offline (:class:`GramStyleClassifier`).
+"""What a style classifier is (:class:`StyleClassifier`), and the one that works offline (:class:`FeatureStyleClassifier`).
 
 The protection success rate (docs/metrics.md) asks a style classifier whether a mimic's output is in the
-artist's style; the mimicry attacks call it their judge. The embedded classifier is VGG16 Gram-matrix features
-(:mod:`.style_features`) with a small head (:mod:`.style_heads`): nearest class centroid or L2-regularised
+artist's style; the mimicry attacks call it their judge. The embedded classifier is a feature extractor, VGG16
+Gram-matrix features (:mod:`.style_features`) or colour-blind texture statistics (:mod:`.texture_features`, the
+second, independent judge), with a small head (:mod:`.style_heads`): nearest class centroid or L2-regularised
 multinomial logistic regression. A few labelled images per style are enough to train it; its accuracy is
 measured by cross-validation (:mod:`.cross_validation`).
 
@@ -17,8 +18,18 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from .style_features import GramFeatureExtractor
 from .style_heads import HEADS, FeatureHead
+
+
+class FeatureExtractor(Protocol):
+    """One vector per image, and augmented views of a training image; ``block_sizes`` splits the vector into
+    the families a head weighs equally (see :class:`~stylecloak.evaluation.style_features.GramFeatureExtractor`)."""
+
+    block_sizes: tuple[int, ...]
+
+    def features(self, image: torch.Tensor) -> torch.Tensor: ...
+
+    def training_features(self, image: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -58,10 +69,10 @@ def check_training_set(images: Sequence[torch.Tensor], labels: Sequence[str]) ->
     check_images(images)
 
 
-class GramStyleClassifier:
-    """:class:`GramFeatureExtractor` + a head: the offline :class:`StyleClassifier`."""
+class FeatureStyleClassifier:
+    """A :class:`FeatureExtractor` + a head: the offline :class:`StyleClassifier`."""
 
-    def __init__(self, extractor: GramFeatureExtractor, head: FeatureHead | str = "centroid") -> None:
+    def __init__(self, extractor: FeatureExtractor, head: FeatureHead | str = "centroid") -> None:
         if isinstance(head, str):
             if head not in HEADS:
                 raise ValueError(f"unknown head {head!r}; choose from {', '.join(HEADS)}")
@@ -69,7 +80,7 @@ class GramStyleClassifier:
         self.extractor, self.head = extractor, head
         self.labels: list[str] = []
 
-    def fit(self, images: Sequence[torch.Tensor], labels: Sequence[str]) -> GramStyleClassifier:
+    def fit(self, images: Sequence[torch.Tensor], labels: Sequence[str]) -> FeatureStyleClassifier:
         check_training_set(images, labels)
         self.labels = sorted(set(labels))
         blocks, targets = [], []

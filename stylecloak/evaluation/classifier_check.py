@@ -47,7 +47,7 @@ class ClassifierCheck:
 def check_classifier(check: ClassifierCheck) -> dict[str, Any]:
     """Cross-validate; returns the result as plain data (what ``--json`` prints). Raises ClassifierCheckError."""
     from ..models.lpips import load_vgg16_features
-    from .classifier import GramStyleClassifier
+    from .classifier import FeatureStyleClassifier
     from .cross_validation import cross_validate
     from .style_features import GramFeatureExtractor, degrade
 
@@ -86,7 +86,7 @@ def check_classifier(check: ClassifierCheck) -> dict[str, Any]:
         transform = lambda image: degrade(image, shrink, sigma)  # noqa: E731
     started = time.perf_counter()
     result = cross_validate(
-        lambda: GramStyleClassifier(extractor, check.head), images, labels, check.folds, check.seed, transform
+        lambda: FeatureStyleClassifier(extractor, check.head), images, labels, check.folds, check.seed, transform
     )
     out: dict[str, Any] = {
         "folder": str(check.folder),

@@ -158,7 +158,7 @@ def clip_descriptor(
 
 
 class CLIPFeatureExtractor:
-    """CLIP image embeddings as the features of :class:`~stylecloak.evaluation.classifier.GramStyleClassifier`'s
+    """CLIP image embeddings as the features of :class:`~stylecloak.evaluation.classifier.FeatureStyleClassifier`'s
     heads (a linear probe on CLIP: ``stylecloak mimic --judge clip:PATH``). Training adds a mirrored view."""
 
     def __init__(self, clip: CLIPZeroShotClassifier) -> None:

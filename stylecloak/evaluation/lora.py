@@ -30,6 +30,7 @@ from .attack import (
     attack_conditions,
     check_attack_inputs,
     fit_judge_on_images,
+    fit_second_judge,
     judge_condition,
 )
 from .mimic import centre_square, resize_for_mimic
@@ -164,11 +165,9 @@ def run_lora_mimicry(
     classifier_name = request.judge_name
     check_attack_inputs(clean, cloaked, others)
     size = config.resolution
-    sanity = fit_judge_on_images(
-        judge,
-        [resize_for_mimic(image, size) for image in clean],
-        {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()},
-    )
+    small_clean = [resize_for_mimic(image, size) for image in clean]
+    small_others = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
+    sanity = fit_judge_on_images(judge, small_clean, small_others)
     report = MimicryReport(
         len(clean),
         {label: len(images) for label, images in others.items()},
@@ -176,6 +175,7 @@ def run_lora_mimicry(
         classifier_name,
         sanity,
     )
+    fit_second_judge(report, request, lambda second: fit_judge_on_images(second, small_clean, small_others))
     conditions = attack_conditions(request, clean, cloaked, encoder)
     for name, images in conditions:
         started = time.perf_counter()
@@ -183,5 +183,5 @@ def run_lora_mimicry(
         step = (lambda done, total, n=name: progress(n, "LoRA", done, total)) if progress else None
         losses = train_lora(pipeline, images, config, device, step)
         samples = generate(pipeline, config, device)
-        report.conditions.append(judge_condition(name, samples, judge, losses, started, out_dir))
+        report.conditions.append(judge_condition(name, samples, judge, losses, started, out_dir, request.second_judge))
     return report

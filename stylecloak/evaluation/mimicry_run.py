@@ -50,7 +50,9 @@ class MimicryOptions:
     purify_clean: bool = False
     encoder: str = "taef2"
     device: str = "auto"
-    judge: str = "linear"  # linear | centroid | clip:PATH
+    judge: str = "linear"  # linear | centroid | texture | clip:PATH
+    second_judge: str = "texture"  # the same choices, or "none"
+    judge_renditions: bool = False  # the judges also learn the other styles rendered in every target style
     seed: int = 0
 
 
@@ -110,25 +112,30 @@ def parse_purifiers(spec: str) -> list[Countermeasure]:
 
 
 def build_judge(spec: str, device: torch.device) -> tuple[StyleClassifier, str]:
-    """``linear``/``centroid`` on VGG16 Gram features, or ``clip:PATH``: a linear probe on CLIP embeddings."""
-    from .classifier import GramStyleClassifier
+    """``linear``/``centroid`` on VGG16 Gram features, ``texture``: a linear head on colour-blind texture
+    statistics (no VGG), or ``clip:PATH``: a linear probe on CLIP embeddings."""
+    from .classifier import FeatureStyleClassifier
 
+    if spec == "texture":
+        from .texture_features import TextureFeatureExtractor
+
+        return FeatureStyleClassifier(TextureFeatureExtractor(), "linear"), "texture-linear"
     if spec.startswith("clip:"):
         from .clip import CLIPFeatureExtractor, clip_descriptor
 
         extractor = CLIPFeatureExtractor(clip_descriptor(spec[len("clip:") :], device))
-        return GramStyleClassifier(extractor, "linear"), "clip-linear"  # type: ignore[arg-type]
+        return FeatureStyleClassifier(extractor, "linear"), "clip-linear"  # type: ignore[arg-type]
     return gram_judge(spec, device)
 
 
 def gram_judge(head: str, device: torch.device) -> tuple[StyleClassifier, str]:
     """The offline judge: VGG16 Gram features (at the classifier's 128 px working size) and ``head``."""
     from ..models.lpips import load_vgg16_features
-    from .classifier import GramStyleClassifier
+    from .classifier import FeatureStyleClassifier
     from .style_features import GramFeatureExtractor
 
     extractor = GramFeatureExtractor(load_vgg16_features(device))
-    return GramStyleClassifier(extractor, head), f"gram-{head}"
+    return FeatureStyleClassifier(extractor, head), f"gram-{head}"
 
 
 def prepare_mimicry(
@@ -164,6 +171,15 @@ def prepare_mimicry(
         cloaked, _ = load_art_folder(options.cloaked, skipped=tell)
         others = load_other_styles(options.others, frozenset(artwork_key(Path(n)) for n in clean_names))
         judge, judge_name = build_judge(options.judge, device)
+        second, second_name = (
+            build_judge(options.second_judge, device) if options.second_judge != "none" else (None, "")
+        )
+        extra = {}
+        if options.judge_renditions:
+            from ..targets import available_targets
+            from .attack import rendition_classes
+
+            extra = rendition_classes(others, available_targets(), seed=options.seed)
     except MimicryUsageError:
         raise
     except (
@@ -182,7 +198,18 @@ def prepare_mimicry(
     if len(clean) != len(cloaked):
         tell(f"note: {len(clean)} clean and {len(cloaked)} cloaked images")
     request = MimicryRequest(
-        clean, cloaked, others, judge, purifiers, device, None, judge_name, options.purify_clean, progress
+        clean,
+        cloaked,
+        others,
+        judge,
+        purifiers,
+        device,
+        judge_name=judge_name,
+        purify_clean=options.purify_clean,
+        judge_extra_classes=extra,
+        second_judge=second,
+        second_judge_name=second_name,
+        progress=progress,
     )
     return PreparedMimicry(options, request, encoder, config)
 
@@ -239,8 +266,24 @@ def mimicry_summary(report: MimicryReport, result: dict[str, Any]) -> str:
             f"control: it attributes {report.control_artist_rate:.0%} of the clean mimic's images of the other "
             "styles to the artist (the lower, the more its verdicts below mean)"
         )
-    lines.append(f"{'training set':24s} {'protection success':>18s}  predictions")
+    second = report.second_judge
+    if second is not None:
+        control = second.get("control_artist_rate")
+        lines.append(
+            f"second judge {second['name']}: knows {second['sanity']:.0%} of the artist's crops"
+            + (f", control {control:.0%}" if control is not None else "")
+        )
+    lines.append(
+        f"{'training set':24s} {'protection success':>18s}"
+        + (f" {'second judge':>12s}" if second else "")
+        + "  predictions"
+    )
     for condition in report.conditions:
-        lines.append(f"{condition.condition:24s} {condition.protection_success_rate:>18.0%}  {condition.predictions}")
+        opinion = condition.second_opinion
+        lines.append(
+            f"{condition.condition:24s} {condition.protection_success_rate:>18.0%}"
+            + (f" {opinion['protection_success_rate']:>12.0%}" if opinion else "")
+            + f"  {condition.predictions}"
+        )
     lines.append(f"samples and report.json in {result['out']}/ ({result['seconds']:.0f} s)")
     return "\n".join(lines)

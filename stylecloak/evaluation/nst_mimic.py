@@ -33,6 +33,7 @@ from .attack import (
     attack_conditions,
     check_attack_inputs,
     fit_judge_on_images,
+    fit_second_judge,
     judge_condition,
     record_control,
 )
@@ -70,6 +71,7 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
         classifier_name,
         sanity,
     )
+    fit_second_judge(report, request, lambda second: fit_judge_on_images(second, clean, other_images))
 
     # Content: the other styles' works in turn, the same for every condition.
     pool = [(label, image) for label, images in other_images.items() for image in images]
@@ -101,7 +103,7 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
     for name, artist_images in conditions:
         started = time.perf_counter()
         samples = transferred(artist_images, name, contents)
-        report.conditions.append(judge_condition(name, samples, judge, [], started, out_dir))
+        report.conditions.append(judge_condition(name, samples, judge, [], started, out_dir, request.second_judge))
 
     # The control: as many transfers in all as the artist got, each other style onto the other styles' works.
     per_style = max(1, -(-config.samples // len(other_images)))
@@ -110,7 +112,7 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
         foreign = [(other, image) for other, image in pool if other != label]
         if foreign:  # with a single other style, there is no other work to paint on
             control[label] = transferred(images, f"control {label}", _contents(foreign, per_style, config.seed, size))
-    record_control(report, control, judge, out_dir)
+    record_control(report, control, judge, out_dir, request.second_judge)
     return report
 
 

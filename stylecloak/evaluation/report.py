@@ -229,15 +229,25 @@ def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:
             )
             + ").</p>"
         )
+        second = report.get("second_judge")
+        if second:
+            parts.append(
+                f"<p>Second, independent judge {html.escape(str(second.get('name')))}: attributes "
+                f"{_number(second.get('sanity'), 2)} of the artist's clean crops to the artist; control "
+                f"{_number(second.get('control_artist_rate'), 2)}.</p>"
+            )
         parts.append(
             "<table><thead><tr><th>mimic trained on</th><th>protection success rate</th>"
-            "<th>classifier's verdicts</th></tr></thead><tbody>"
+            + ("<th>second judge</th>" if second else "")
+            + "<th>classifier's verdicts</th></tr></thead><tbody>"
         )
         for condition in report["conditions"]:
+            opinion = condition.get("second_opinion") or {}
             parts.append(
                 f"<tr><td>{html.escape(str(condition.get('condition')))}</td>"
                 f"<td>{_number(condition.get('protection_success_rate'), 2)}</td>"
-                f"<td>{html.escape(json.dumps(condition.get('predictions', {})))}</td></tr>"
+                + (f"<td>{_number(opinion.get('protection_success_rate'), 2)}</td>" if second else "")
+                + f"<td>{html.escape(json.dumps(condition.get('predictions', {})))}</td></tr>"
             )
         parts.append("</tbody></table>")
         for condition in report["conditions"]:

@@ -44,6 +44,22 @@ def _content_key(image: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+def training_view(working: torch.Tensor, rng: random.Random, index: int) -> torch.Tensor:
+    """One augmented view of an image at working size. Even views: a crop of 60-90% of each side at the same
+    pixel scale (texture scale is part of style). Odd views: the whole image shrunk to 50-90% and blurred a
+    little, then back to working size (a softer, smaller rendering, as a mimic produces)."""
+    height, width = working.shape[-2:]
+    if index % 2 == 0:
+        fraction = rng.uniform(0.6, 0.9)
+        crop_h, crop_w = max(16, round(height * fraction)), max(16, round(width * fraction))
+        crop_h, crop_w = min(crop_h, height), min(crop_w, width)
+        top, left = rng.randint(0, height - crop_h), rng.randint(0, width - crop_w)
+        return working[..., top : top + crop_h, left : left + crop_w]
+    side = max(16, round(max(height, width) * rng.uniform(0.5, 0.9)))
+    soft = degrade(working, side, rng.uniform(0.0, 1.0))
+    return resize_long_side(soft, max(height, width))
+
+
 @dataclass
 class GramFeatureExtractor:
     """One feature vector per image: the signed square root of each layer's VGG16 Gram matrix (upper
@@ -115,26 +131,11 @@ class GramFeatureExtractor:
         working = self._normalise(image)
         rows = [self.features(image)]
         for index in range(self.views):
-            rows.append(self._describe(self._view(working, rng, index)))
+            rows.append(self._describe(training_view(working, rng, index)))
         stacked = torch.stack(rows)
         if self.cache:
             self._views[key] = stacked
         return stacked
-
-    def _view(self, working: torch.Tensor, rng: random.Random, index: int) -> torch.Tensor:
-        """Even views: a crop of 60-90% of each side at the same pixel scale (texture scale is part of style).
-        Odd views: the whole image shrunk to 50-90% and blurred a little, then back to working size (a
-        softer, smaller rendering, as a mimic produces)."""
-        height, width = working.shape[-2:]
-        if index % 2 == 0:
-            fraction = rng.uniform(0.6, 0.9)
-            crop_h, crop_w = max(16, round(height * fraction)), max(16, round(width * fraction))
-            crop_h, crop_w = min(crop_h, height), min(crop_w, width)
-            top, left = rng.randint(0, height - crop_h), rng.randint(0, width - crop_w)
-            return working[..., top : top + crop_h, left : left + crop_w]
-        side = max(16, round(max(height, width) * rng.uniform(0.5, 0.9)))
-        soft = degrade(working, side, rng.uniform(0.0, 1.0))
-        return resize_long_side(soft, max(height, width))
 
     def clear_cache(self) -> None:
         self._plain.clear()

@@ -1,0 +1,100 @@
+"""Other judges on the same mimic: re-judge the sample grids that a bench_mimicry.py run saved.
+
+The mimic's protection success rate is one judge's verdict. This asks others, on the very samples the mimic
+made (cut back out of WORK/mimicry/samples_*.png and control_*.png, 8-bit as saved):
+- gram:       the run's own judge (VGG16 Gram features, linear head): should reproduce the report's rates;
+- gram+rend:  the same, with classes for "a different style": the other styles' works rendered in each
+              catalogue style (never the artist's works);
+- texture:    an independent judge on luminance texture statistics (no VGG, no colour);
+- texture+rend.
+Each judge is trained as the attack trains its judge (round trips of crops at the mimic's size), checked on
+the artist's own crops (sanity) and on the clean mimic's images of the other styles (control: the share it
+calls the artist's), then asked about every condition's samples.
+
+    STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_judges.py /tmp/mimicry-default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from stylecloak.evaluation.attack import ARTIST_LABEL, fit_judge_on_round_trips, rendition_classes
+from stylecloak.evaluation.classifier import FeatureStyleClassifier
+from stylecloak.evaluation.mimic import MIMIC_PRESETS, resize_for_mimic
+from stylecloak.evaluation.mimicry_run import artwork_key, gram_judge, load_art_folder, load_other_styles
+from stylecloak.evaluation.texture_features import TextureFeatureExtractor
+from stylecloak.models.encoders import load_encoder
+from stylecloak.targets import available_targets
+
+
+def grid_tiles(path: Path, tile: int) -> list[torch.Tensor]:
+    """The samples of a saved grid (white cells past the last sample left out)."""
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
+    tiles = []
+    for top in range(0, pixels.shape[0], tile):
+        for left in range(0, pixels.shape[1], tile):
+            cell = pixels[top : top + tile, left : left + tile]
+            if cell.shape[:2] == (tile, tile) and cell.min() < 0.999:
+                tiles.append(torch.from_numpy(cell.copy()).permute(2, 0, 1)[None])
+    return tiles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("work", type=Path, help="a bench_mimicry.py work folder")
+    args = parser.parse_args()
+    device, config = torch.device("cpu"), MIMIC_PRESETS["quick"]
+    encoder = load_encoder("taef2", device)
+    report = json.loads((args.work / "mimicry" / "report.json").read_text())
+    clean, names = load_art_folder(args.work / "clean")
+    others = load_other_styles(args.work / "others", frozenset(artwork_key(Path(n)) for n in names))
+    small = lambda images: [resize_for_mimic(image, config.image_size) for image in images]  # noqa: E731
+    clean, others = small(clean), {label: small(images) for label, images in others.items()}
+    renditions = rendition_classes(others, available_targets())
+    samples = {
+        c["condition"]: grid_tiles(args.work / "mimicry" / f"samples_{c['condition']}.png", config.crop)
+        for c in report["conditions"]
+    }
+    controls = {
+        p.stem.removeprefix("control_"): grid_tiles(p, config.crop)
+        for p in sorted((args.work / "mimicry").glob("control_*.png"))
+    }
+    judges = {
+        "gram": (lambda: gram_judge("linear", device)[0], None),
+        "gram+rend": (lambda: gram_judge("linear", device)[0], renditions),
+        "texture": (lambda: FeatureStyleClassifier(TextureFeatureExtractor(), "linear"), None),  # type: ignore[arg-type]
+        "texture+rend": (lambda: FeatureStyleClassifier(TextureFeatureExtractor(), "linear"), renditions),  # type: ignore[arg-type]
+    }
+    print(
+        f"{args.work}: report's rates "
+        + ", ".join(f"{c['condition']} {c['protection_success_rate']:.2f}" for c in report["conditions"])
+    )
+    for name, (make, extra) in judges.items():
+        started = time.perf_counter()
+        judge = make()
+        sanity = fit_judge_on_round_trips(judge, clean, others, encoder, device, config, extra)
+        control = [v for tiles in controls.values() for v in judge.predict(tiles)]
+        cells = []
+        for condition, tiles in samples.items():
+            verdicts = judge.predict(tiles)
+            rate = sum(v != ARTIST_LABEL for v in verdicts) / len(verdicts)
+            renditions_share = sum(v.startswith("rendition:") for v in verdicts) / len(verdicts)
+            cells.append(f"{condition} {rate:.2f}" + (f" (renditions {renditions_share:.2f})" if extra else ""))
+        control_rate = sum(v == ARTIST_LABEL for v in control) / len(control)
+        print(
+            f"  {name:13s} sanity {sanity:.2f}  control {control_rate:.2f}  | "
+            + ", ".join(cells)
+            + f"  ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
