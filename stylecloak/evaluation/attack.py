@@ -55,6 +55,9 @@ class MimicryRequest:
     # Also train on the *clean* art after each purification: the control that tells a cloak surviving the
     # purification from a purification that blurs the style by itself.
     purify_clean: bool = False
+    # More cloaked versions of the same works, by label (e.g. other intensities): one more condition each, all
+    # against the same base model, judge and clean run, which is what a protection curve needs.
+    more_cloaked: Mapping[str, Sequence[torch.Tensor]] = field(default_factory=dict)
     # Classes only the judge learns (see fit_judge_on_round_trips), e.g. rendition_classes(others, targets).
     judge_extra_classes: Mapping[str, Sequence[torch.Tensor]] = field(default_factory=dict)
     # A second, independent judge (e.g. texture statistics that ignore colour), trained and asked as the first.
@@ -171,10 +174,13 @@ def attack_conditions(
     clean: Sequence[torch.Tensor],
     cloaked: Sequence[torch.Tensor],
     encoder: LatentEncoder | None,
+    prepare: Callable[[Sequence[torch.Tensor]], list[torch.Tensor]] = list,
 ) -> list[tuple[str, list[torch.Tensor]]]:
-    """The training sets every attack runs, by name: clean, cloaked, cloaked after each purifier and, with
+    """The training sets every attack runs, by name: clean, cloaked, each of ``request.more_cloaked`` (as
+    ``cloaked:LABEL``, after ``prepare``, the attack's own resizing), cloaked after each purifier and, with
     ``request.purify_clean``, clean after each purifier (``clean`` and ``cloaked`` as the attack prepared them)."""
     conditions: list[tuple[str, list[torch.Tensor]]] = [("clean", list(clean)), ("cloaked", list(cloaked))]
+    conditions += [(f"cloaked:{label}", prepare(images)) for label, images in request.more_cloaked.items()]
     if not request.purifiers:
         return conditions
     if encoder is None:
@@ -271,7 +277,9 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
     # One latent scale for every run (like a model family's fixed scaling factor): from the other styles only,
     # so that the artist's set, clean or cloaked, does not change it.
     mean, std = latent_stats([z for latent_set in other_sets for z in latent_set.latents])
-    conditions = attack_conditions(request, clean, cloaked, encoder)
+    conditions = attack_conditions(
+        request, clean, cloaked, encoder, lambda images: [resize_for_mimic(image, size) for image in images]
+    )
 
     report = MimicryReport(
         len(clean), {label: len(images) for label, images in other_images.items()}, config, classifier_name, sanity

@@ -99,7 +99,9 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
                 progress(name, "style transfer", number + 1, len(onto))
         return samples
 
-    conditions = attack_conditions(request, clean, cloaked, encoder)
+    conditions = attack_conditions(
+        request, clean, cloaked, encoder, lambda images: [resize_for_mimic(image, size) for image in images]
+    )
     for name, artist_images in conditions:
         started = time.perf_counter()
         samples = transferred(artist_images, name, contents)
