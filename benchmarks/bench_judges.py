@@ -11,7 +11,10 @@ Each judge is trained as the attack trains its judge (round trips of crops at th
 the artist's own crops (sanity) and on the clean mimic's images of the other styles (control: the share it
 calls the artist's), then asked about every condition's samples.
 
-    STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_judges.py /tmp/mimicry-default
+    STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_judges.py /tmp/mimicry-default /tmp/mim-ds
+
+Several work folders share each judge when they hold the same clean art and other styles (the same paintings
+at the same size: checked), so that each judge is trained once.
 """
 
 from __future__ import annotations
@@ -48,52 +51,52 @@ def grid_tiles(path: Path, tile: int) -> list[torch.Tensor]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("work", type=Path, help="a bench_mimicry.py work folder")
+    parser.add_argument("work", type=Path, nargs="+", help="bench_mimicry.py work folders")
     args = parser.parse_args()
     device, config = torch.device("cpu"), MIMIC_PRESETS["quick"]
     encoder = load_encoder("taef2", device)
-    report = json.loads((args.work / "mimicry" / "report.json").read_text())
-    clean, names = load_art_folder(args.work / "clean")
-    others = load_other_styles(args.work / "others", frozenset(artwork_key(Path(n)) for n in names))
+    first = args.work[0]
+    clean, names = load_art_folder(first / "clean")
+    others = load_other_styles(first / "others", frozenset(artwork_key(Path(n)) for n in names))
+    for work in args.work[1:]:  # one judge serves every folder only if they share the art it is trained on
+        same, _ = load_art_folder(work / "clean")
+        if len(same) != len(clean) or any(not torch.equal(a, b) for a, b in zip(same, clean)):
+            raise SystemExit(f"{work}: other clean art than {first}; run it on its own")
     small = lambda images: [resize_for_mimic(image, config.image_size) for image in images]  # noqa: E731
     clean, others = small(clean), {label: small(images) for label, images in others.items()}
     renditions = rendition_classes(others, available_targets())
-    samples = {
-        c["condition"]: grid_tiles(args.work / "mimicry" / f"samples_{c['condition']}.png", config.crop)
-        for c in report["conditions"]
-    }
-    controls = {
-        p.stem.removeprefix("control_"): grid_tiles(p, config.crop)
-        for p in sorted((args.work / "mimicry").glob("control_*.png"))
-    }
+    runs = {}
+    for work in args.work:
+        report = json.loads((work / "mimicry" / "report.json").read_text())
+        samples = {
+            c["condition"]: grid_tiles(work / "mimicry" / f"samples_{c['condition']}.png", config.crop)
+            for c in report["conditions"]
+        }
+        controls = [t for p in sorted((work / "mimicry").glob("control_*.png")) for t in grid_tiles(p, config.crop)]
+        runs[work] = (samples, controls)
+        rates = ", ".join(f"{c['condition']} {c['protection_success_rate']:.2f}" for c in report["conditions"])
+        print(f"{work}: the report's rates: {rates}", flush=True)
     judges = {
         "gram": (lambda: gram_judge("linear", device)[0], None),
         "gram+rend": (lambda: gram_judge("linear", device)[0], renditions),
         "texture": (lambda: FeatureStyleClassifier(TextureFeatureExtractor(), "linear"), None),  # type: ignore[arg-type]
         "texture+rend": (lambda: FeatureStyleClassifier(TextureFeatureExtractor(), "linear"), renditions),  # type: ignore[arg-type]
     }
-    print(
-        f"{args.work}: report's rates "
-        + ", ".join(f"{c['condition']} {c['protection_success_rate']:.2f}" for c in report["conditions"])
-    )
     for name, (make, extra) in judges.items():
         started = time.perf_counter()
         judge = make()
         sanity = fit_judge_on_round_trips(judge, clean, others, encoder, device, config, extra)
-        control = [v for tiles in controls.values() for v in judge.predict(tiles)]
-        cells = []
-        for condition, tiles in samples.items():
-            verdicts = judge.predict(tiles)
-            rate = sum(v != ARTIST_LABEL for v in verdicts) / len(verdicts)
-            renditions_share = sum(v.startswith("rendition:") for v in verdicts) / len(verdicts)
-            cells.append(f"{condition} {rate:.2f}" + (f" (renditions {renditions_share:.2f})" if extra else ""))
-        control_rate = sum(v == ARTIST_LABEL for v in control) / len(control)
-        print(
-            f"  {name:13s} sanity {sanity:.2f}  control {control_rate:.2f}  | "
-            + ", ".join(cells)
-            + f"  ({time.perf_counter() - started:.0f} s)",
-            flush=True,
-        )
+        for work, (samples, controls) in runs.items():
+            control = judge.predict(controls)
+            cells = []
+            for condition, tiles in samples.items():
+                verdicts = judge.predict(tiles)
+                rate = sum(v != ARTIST_LABEL for v in verdicts) / len(verdicts)
+                renditions_share = sum(v.startswith("rendition:") for v in verdicts) / len(verdicts)
+                cells.append(f"{condition} {rate:.2f}" + (f" (renditions {renditions_share:.2f})" if extra else ""))
+            control_rate = sum(v == ARTIST_LABEL for v in control) / len(control)
+            print(f"  {name:13s} {work.name}: sanity {sanity:.2f}, control {control_rate:.2f} | " + ", ".join(cells))
+        print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def ukiyo_e_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow  # the wiring; the choice and its pin are tested in the library (test_target_resolution.py)
 def test_cloak_auto_uses_one_target_for_the_portfolio_and_pins_it(ukiyo_e_folder, tmp_path, capsys) -> None:
     out = tmp_path / "out"
     assert main(["cloak", str(ukiyo_e_folder), "-o", str(out), "--target", "auto", "--json", "--steps", "1"]) == 0

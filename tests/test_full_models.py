@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from PIL import Image
 
 diffusers = pytest.importorskip("diffusers", reason="diffusers is not installed (the eval/full extras)")
 
+from stylecloak.cli import main  # noqa: E402
 from stylecloak.models.diffusers_encoders import DiffusersTinyEncoder, DiffusersVAEEncoder  # noqa: E402
 from stylecloak.models.encoders import load_encoder  # noqa: E402
 from stylecloak.models.ensemble import EnsembleEncoder, parse_member  # noqa: E402
@@ -131,7 +130,10 @@ def test_ensemble_weights_members_and_tiles_like_a_whole_image(model_dir: Path, 
         EnsembleEncoder([encoder], [0.0])
 
 
-def test_cloak_with_full_encoders_and_an_ensemble_from_the_command_line(model_dir: Path, tmp_path: Path) -> None:
+def test_cloak_with_full_encoders_and_an_ensemble_from_the_command_line(
+    model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     image = tmp_path / "wave.png"
     Image.fromarray((load_painting("hokusai_great_wave.png", 96) * 255).round().astype(np.uint8)).save(image)
     for spec in (
@@ -141,30 +143,9 @@ def test_cloak_with_full_encoders_and_an_ensemble_from_the_command_line(model_di
         f"taesd:{model_dir}/taesd",
         f"sd-vae:{model_dir}/sd-vae@0.5+taef2",
     ):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "stylecloak",
-                "cloak",
-                str(image),
-                "-o",
-                str(tmp_path / "out"),
-                "--encoder",
-                spec,
-                "--target",
-                "ink-hatching",
-                "--quality",
-                "fast",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
-        )
-        assert done.returncode == 0, done.stderr
-        report = json.loads(done.stdout.strip().splitlines()[-1])
+        argv = ["cloak", str(image), "-o", str(tmp_path / "out"), "--encoder", spec, "--target", "ink-hatching"]
+        assert main([*argv, "--steps", "3", "--json"]) == 0, capsys.readouterr().err
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert report["encoder"] == spec.split(":")[0] if "+" not in spec else report["encoder"] == "sd-vae+taef2"
         assert report["lpips"] <= report["budget"]
         assert report["target_progress"] > 0
@@ -172,8 +153,6 @@ def test_cloak_with_full_encoders_and_an_ensemble_from_the_command_line(model_di
 
 def test_target_choice_with_a_clip_descriptor(tiny_clip: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     """--descriptor clip:PATH: the portfolio's CLIP embeddings choose the target (here a tiny random CLIP)."""
-    from stylecloak.cli import main
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for name in ("hokusai_great_wave.png", "hokusai_poppies.png"):
         Image.fromarray((load_painting(name, 64) * 255).round().astype(np.uint8)).save(tmp_path / name)
@@ -249,42 +228,17 @@ def test_sd_img2img_target_renders_in_tiles_and_is_cached(tiny_sd: Path, tmp_pat
         SDImg2ImgTarget(target.pipeline, "  ")
 
 
-def test_cloak_toward_an_sd_target_from_the_command_line(tiny_sd: Path, tmp_path: Path) -> None:
+def test_cloak_toward_an_sd_target_from_the_command_line(tiny_sd: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     image = tmp_path / "wave.png"
     Image.fromarray((load_painting("hokusai_great_wave.png", 96) * 255).round().astype(np.uint8)).save(image)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stylecloak",
-            "cloak",
-            str(image),
-            "-o",
-            str(tmp_path / "out"),
-            "--target",
-            "sd:oil painting with thick brushstrokes",
-            "--target-model",
-            str(tiny_sd),
-            "--quality",
-            "fast",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    argv = ["cloak", str(image), "-o", str(tmp_path / "out"), "--target", "sd:oil painting with thick brushstrokes"]
+    assert main([*argv, "--target-model", str(tiny_sd), "--quality", "fast", "--json"]) == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["target"].startswith("sd:oil painting with thick brushstrokes")
     assert report["lpips"] <= report["budget"] and report["target_progress"] > 0
-    missing = subprocess.run(
-        [sys.executable, "-m", "stylecloak", "cloak", str(image), "-o", str(tmp_path / "out"), "--target", "sd:ink"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert missing.returncode == 2 and "--target-model" in missing.stderr
+    assert main(["cloak", str(image), "-o", str(tmp_path / "out"), "--target", "sd:ink"]) == 2
+    assert "--target-model" in capsys.readouterr().err
 
 
 def test_lora_mimicry_from_the_command_line(
@@ -293,8 +247,6 @@ def test_lora_mimicry_from_the_command_line(
     """A few LoRA steps on a tiny random SD pipeline, on clean and cloaked art, generating, and judging with a
     linear probe on a (tiny random) CLIP."""
     pytest.importorskip("peft", reason="peft is not installed (the full extra)")
-    from stylecloak.cli import main
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folders = {name: tmp_path / name for name in ("clean", "cloaked", "others/ukiyo-e", "others/impressionism")}
     for folder in folders.values():

@@ -12,7 +12,13 @@ from PIL import Image
 
 from stylecloak.targets import available_targets
 from stylecloak.targets.choice import PIN_FILENAME, read_pin
-from stylecloak.targets.resolve import TargetRequest, TargetResolutionError, make_descriptor, resolve_target
+from stylecloak.targets.resolve import (
+    TargetRequest,
+    TargetResolutionError,
+    choose_for_inputs,
+    make_descriptor,
+    resolve_target,
+)
 
 from .conftest import load_painting
 
@@ -58,6 +64,13 @@ def test_auto_chooses_one_target_for_the_portfolio_pins_it_and_reuses_the_pin(pr
     # Without a pin folder the choice is the same and nothing is written.
     unpinned = resolve_target(TargetRequest(), prints, CPU, vgg=vgg)
     assert unpinned.name == first.name and unpinned.pin is None
+    # What `targets choose` prints: every candidate's distance, the chosen one marked.
+    table = first.choice.table().splitlines()
+    assert len(table) == 1 + len(available_targets()) and [line for line in table if "<- chosen" in line] == [
+        next(line for line in table if line.startswith(first.name + " "))
+    ]
+    with pytest.raises(TargetResolutionError, match="no images found"):
+        choose_for_inputs([])
 
 
 def test_auto_with_nothing_readable_falls_back_and_pins_nothing(tmp_path) -> None:
