@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,9 @@ def cloak_files(request: CloakFilesRequest, events: CloakEvents | None = None) -
 
     events = events or CloakEvents()
     settings = request.settings
+    if not _needs_resolution(request.target) and request.target.target != settings.target:
+        # A catalogue name in the request is the target asked for: it wins over the settings' default.
+        settings = replace(settings, target=request.target.target)
     # 1. The inputs, and the places the run writes.
     inputs = list(expand_inputs(request.inputs))
     if not inputs:

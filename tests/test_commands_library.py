@@ -137,7 +137,8 @@ def test_a_cloak_run_goes_on_past_a_bad_file_and_reports_each(tmp_path: Path) ->
         image_done=lambda path: seen["done"].append(path.name),
         written=seen["written"].append,
     )
-    request = CloakFilesRequest([tmp_path], CloakSettings(steps=1, target="woodcut"), TargetRequest("woodcut"))
+    # The request's catalogue name is the target, whatever the settings' default says.
+    request = CloakFilesRequest([tmp_path], CloakSettings(steps=1), TargetRequest("woodcut"))
     summary = cloak_files(request, events)
     assert (summary.failures, summary.total, len(summary.reports)) == (1, 2, 1)
     assert summary.failure_line() == "1 of 2 images failed; the others were written"
@@ -145,6 +146,7 @@ def test_a_cloak_run_goes_on_past_a_bad_file_and_reports_each(tmp_path: Path) ->
     assert seen["done"] == ["broken.png", "wave.png"]  # told however each ended
     assert len(seen["errors"]) == 1 and seen["errors"][0].startswith(str(tmp_path / "broken.png"))
     assert Path(seen["written"][0].output).name == "wave.cloaked.png" and seen["notes"] == []
+    assert summary.reports[0].target == "woodcut"
 
 
 def test_evaluate_pairs_two_files_or_two_folders(tmp_path: Path) -> None:
