@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylecloak.evaluation.attack import ARTIST_LABEL, fit_judge_on_round_trips, rendition_classes
+from stylecloak.evaluation.attack import ARTIST_LABEL, fit_judge_on_round_trips, rendition_classes, samples_file_name
 from stylecloak.evaluation.classifier import FeatureStyleClassifier
 from stylecloak.evaluation.mimic import MIMIC_PRESETS, resize_for_mimic
 from stylecloak.evaluation.mimicry_run import artwork_key, gram_judge, load_art_folder, load_other_styles
@@ -69,7 +69,7 @@ def main() -> None:
     for work in args.work:
         report = json.loads((work / "mimicry" / "report.json").read_text())
         samples = {
-            c["condition"]: grid_tiles(work / "mimicry" / f"samples_{c['condition']}.png", config.crop)
+            c["condition"]: grid_tiles(work / "mimicry" / samples_file_name(c["condition"]), config.crop)
             for c in report["conditions"]
         }
         controls = [t for p in sorted((work / "mimicry").glob("control_*.png")) for t in grid_tiles(p, config.crop)]

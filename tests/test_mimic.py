@@ -147,6 +147,19 @@ def test_a_second_judge_is_trained_checked_and_asked_beside_the_first(encoder) -
         assert condition.second_opinion["protection_success_rate"] == condition.protection_success_rate
 
 
+def test_more_cloaked_sets_are_conditions_of_their_own_with_safe_file_names(encoder) -> None:
+    from stylecloak.evaluation.attack import attack_conditions, samples_file_name
+
+    clean = _images((0.8, 0.3, 0.2), 2, 0)
+    cloaked = [(image + 0.02).clamp(0, 1) for image in clean]
+    stronger = [(image + 0.05).clamp(0, 1) for image in clean]
+    request = MimicryRequest(clean, cloaked, {}, MeanColourJudge(), more_cloaked={"high": stronger})
+    names = [name for name, _ in attack_conditions(request, clean, cloaked, encoder)]
+    assert names == ["clean", "cloaked", "cloaked:high"]
+    assert samples_file_name("cloaked:high") == "samples_cloaked-high.png"
+    assert samples_file_name("cloaked+jpeg75") == "samples_cloaked+jpeg75.png"
+
+
 def test_rendition_classes_are_the_other_styles_works_in_each_target_style() -> None:
     from stylecloak.evaluation.attack import rendition_classes
     from stylecloak.targets import get_target

@@ -378,6 +378,12 @@ def record_control(
                 save_grid(list(samples), out_dir / f"control_{label}.png")
 
 
+def samples_file_name(condition: str) -> str:
+    """The sample grid's file name for a condition: ``samples_cloaked-high.png`` for ``cloaked:high`` (a colon
+    is not allowed in a Windows file name)."""
+    return f"samples_{condition.replace(':', '-')}.png"
+
+
 def judge_condition(
     name: str,
     samples: Sequence[torch.Tensor],
@@ -398,7 +404,7 @@ def judge_condition(
             "predictions": dict(sorted(Counter(verdicts).items())),
         }
     summary = summarize_losses(losses)
-    grid = save_grid(samples, out_dir / f"samples_{name}.png") if out_dir else None
+    grid = save_grid(samples, out_dir / samples_file_name(name)) if out_dir else None
     return ConditionResult(
         condition=name,
         protection_success_rate=sum(p != ARTIST_LABEL for p in predictions) / len(predictions),
