@@ -113,8 +113,6 @@ def parse_blur_sigma(text: str) -> float:
     return value
 
 
-VALUE_PARSERS = (parse_factors, parse_descriptor, parse_judge, parse_second_judge, parse_folds, parse_blur_sigma)
-
 # -- the options shared by several commands ---------------------------------------------------------------------
 
 DESCRIPTOR_HELP = (

@@ -22,6 +22,7 @@ from ..countermeasures import Countermeasure, get_countermeasure
 from ..errors import first_line
 from ..imaging import ImageInputError, image_to_tensor, list_images, load_image
 from ..models.base import LatentEncoder
+from ..options import DEFAULT_PURIFIERS
 from .attack import MimicryReport, MimicryRequest
 from .classifier import StyleClassifier
 from .labelled import LabelledFolderError, read_labelled_folder
@@ -46,7 +47,7 @@ class MimicryOptions:
     steps: int | None = None  # None: the attack's own default
     samples: int | None = None
     image_size: int | None = None
-    purify: str = "jpeg75,noise8+upscale,vae_roundtrip"  # comma-separated countermeasure names, or "none"
+    purify: str = ",".join(DEFAULT_PURIFIERS)  # comma-separated countermeasure names, or "none"
     purify_clean: bool = False
     encoder: str = "taef2"
     device: str = "auto"
