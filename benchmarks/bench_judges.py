@@ -28,7 +28,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylecloak.evaluation.attack import ARTIST_LABEL, fit_judge_on_round_trips, rendition_classes, samples_file_name
+from stylecloak.evaluation.attack import (
+    ARTIST_LABEL,
+    RENDITION_PREFIX,
+    fit_judge_on_round_trips,
+    rendition_classes,
+    samples_file_name,
+)
 from stylecloak.evaluation.classifier import FeatureStyleClassifier
 from stylecloak.evaluation.mimic import MIMIC_PRESETS, resize_for_mimic
 from stylecloak.evaluation.mimicry_run import artwork_key, gram_judge, load_art_folder, load_other_styles
@@ -92,7 +98,7 @@ def main() -> None:
             for condition, tiles in samples.items():
                 verdicts = judge.predict(tiles)
                 rate = sum(v != ARTIST_LABEL for v in verdicts) / len(verdicts)
-                renditions_share = sum(v.startswith("rendition:") for v in verdicts) / len(verdicts)
+                renditions_share = sum(v.startswith(RENDITION_PREFIX) for v in verdicts) / len(verdicts)
                 cells.append(f"{condition} {rate:.2f}" + (f" (renditions {renditions_share:.2f})" if extra else ""))
             control_rate = sum(v == ARTIST_LABEL for v in control) / len(control)
             print(f"  {name:13s} {work.name}: sanity {sanity:.2f}, control {control_rate:.2f} | " + ", ".join(cells))
