@@ -10,12 +10,16 @@ Gram judge and by the independent texture judge (with their controls). No purifi
 without countermeasures, the most favourable case for the cloak.
 
     STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_protection_curve.py --work /tmp/curve
+
+With --mimic-downscales 2,4 every level is cloaked with the expectation over the mimic's resizes as well (the
+option of the same name of `stylecloak cloak`), for the curve of that design.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import statistics
 import time
@@ -77,13 +81,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="a new folder for everything the run makes")
     parser.add_argument("--artist-style", default="ukiyo-e")
     parser.add_argument("--long-side", type=int, default=256)
+    parser.add_argument(
+        "--mimic-downscales",
+        default="",
+        help="comma-separated factors for every level's cloak, as `stylecloak cloak --mimic-downscales` (default: none)",
+    )
     args = parser.parse_args()
+    downscales = tuple(int(f) for f in args.mimic_downscales.split(",") if f.strip())
+    levels = {level: dataclasses.replace(settings, mimic_downscales=downscales) for level, settings in LEVELS.items()}
     work, device = args.work, torch.device("cpu")
     post(PAINTINGS, args.artist_style, args.long_side, work / "clean", work / "others")
     started = time.perf_counter()
     target = TargetRequest("auto")
     figures = {}
-    for level, settings in LEVELS.items():
+    for level, settings in levels.items():
         out = work / f"cloaked-{level}"
         summary = cloak_files(CloakFilesRequest([work / "clean"], settings, target, out), CloakEvents(note=print))
         if level == "low":  # the target auto chose, pinned in the first folder: the same for every level
@@ -113,7 +124,7 @@ def main() -> None:
                 others.setdefault(row["style"], []).append(
                     image_to_tensor(load_image(work / "others" / row["file"]).rgb)
                 )
-    cloaked = {level: load_art_folder(work / f"cloaked-{level}")[0] for level in LEVELS}
+    cloaked = {level: load_art_folder(work / f"cloaked-{level}")[0] for level in levels}
     encoder = load_encoder("taef2", device)
     judge, judge_name = build_judge("linear", device)
     second, second_name = build_judge("texture", device)
