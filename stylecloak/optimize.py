@@ -77,6 +77,8 @@ class OptimizerConfig:
     # Also optimise the image as a mimic sees it after shrinking it by each of these factors (e.g. (2, 4)): the
     # expected loss over the full size and these sizes. Empty: the full size alone.
     mimic_downscales: tuple[int, ...] = tuple(_DEFAULTS.mimic_downscales)
+    # Draw each step's shrink factor around each of mimic_downscales and a random crop offset (see _ShrunkView).
+    mimic_jitter: bool = _DEFAULTS.mimic_jitter
 
     @property
     def bounds(self) -> VisibilityBounds:
@@ -100,6 +102,7 @@ class OptimizerConfig:
             jnd_strength=settings.jnd_strength,
             max_change=settings.max_change,
             mimic_downscales=tuple(settings.mimic_downscales),
+            mimic_jitter=settings.mimic_jitter,
         )
 
 
@@ -216,39 +219,82 @@ class _Visibility:
         )
 
 
-def _shrink(image: torch.Tensor, factor: int) -> torch.Tensor:
+def _shrink(image: torch.Tensor, factor: float) -> torch.Tensor:
     """Shrink by ``factor`` as training pipelines do (antialiased bicubic); differentiable."""
     height, width = image.shape[-2:]
     size = (max(8, round(height / factor)), max(8, round(width / factor)))
     return torch.nn.functional.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False)
 
 
+@dataclass(frozen=True)
+class _Resize:
+    """One way a mimic may take the image: cut ``offset`` px off the top and left, then shrink by ``factor``."""
+
+    factor: float
+    offset: tuple[int, int] = (0, 0)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        top, left = self.offset
+        return _shrink(image[..., top:, left:], self.factor)
+
+
 class _ShrunkView:
-    """The latent loss of the image shrunk by ``factor``: where a mimic that trains at a smaller size looks."""
+    """The latent loss of the image as a mimic that trains at a smaller size takes it.
+
+    Fixed (``jitter`` None): shrunk by exactly ``factor``, aligned with the encoder's grid. With ``jitter`` (a
+    seeded generator), each step draws the factor log-uniformly within a factor of sqrt(2) around ``factor`` and
+    cuts a random offset of up to one latent cell of the shrunk image: a real pipeline shrinks by whatever takes
+    the posted size to its training size and crops anywhere, and a cloak optimised for one exact, aligned resize
+    keeps about half its effect at the others (docs/protection.md)."""
 
     def __init__(
-        self, encoder: LatentEncoder, original: torch.Tensor, target: torch.Tensor, factor: int, tile_size: int
+        self,
+        encoder: LatentEncoder,
+        original: torch.Tensor,
+        target: torch.Tensor,
+        factor: int,
+        tile_size: int,
+        jitter: torch.Generator | None = None,
     ) -> None:
-        self.factor = factor
-        small = _shrink(original, factor)
-        self.tiled = TiledEncoder(encoder, small.shape[-2], small.shape[-1], tile_size)
-        self.target_latents = self.tiled.encode(_shrink(target, factor))
-        self.start_sq = float((self.tiled.encode(small) - self.target_latents).pow(2).sum())
+        self.encoder, self.original, self.target = encoder, original, target
+        self.factor, self.tile_size, self.jitter = factor, tile_size, jitter
+        self._fixed = self._prepare(_Resize(float(factor)))
+        self._now = self._fixed
+
+    def _prepare(self, resize: _Resize) -> tuple[_Resize, TiledEncoder, torch.Tensor, float]:
+        small = resize(self.original)
+        tiled = TiledEncoder(self.encoder, small.shape[-2], small.shape[-1], self.tile_size)
+        target_latents = tiled.encode(resize(self.target))
+        start_sq = float((tiled.encode(small) - target_latents).pow(2).sum())
+        return resize, tiled, target_latents, start_sq
+
+    def draw(self) -> None:
+        """The resize of the next step: a new random one with jitter, else the fixed one."""
+        if self.jitter is None:
+            return
+        u = float(torch.rand((), generator=self.jitter)) - 0.5
+        factor = self.factor * 2.0**u
+        cell = max(1, round(self.encoder.downscale * factor))  # one latent cell of the shrunk image, in full px
+        top, left = (int(v) for v in torch.randint(0, cell, (2,), generator=self.jitter))
+        self._now = self._prepare(_Resize(factor, (top, left)))
 
     def backward(self, image: torch.Tensor, weight: float) -> float:
         """Back-propagate ``weight`` times the normalised latent distance into ``image``; returns the progress."""
-        small = _shrink(image, self.factor)
+        resize, tiled, target_latents, start_sq = self._now
+        if start_sq <= 0:
+            return 0.0
+        small = resize(image)
         leaf = small.detach().requires_grad_(True)  # the tiled encoder walks its tiles from a leaf
-        distance = float(
-            self.tiled.backward(leaf, lambda z: weight * (z - self.target_latents).pow(2).sum() / self.start_sq)
-        )
+        distance = float(tiled.backward(leaf, lambda z: weight * (z - target_latents).pow(2).sum() / start_sq))
         assert leaf.grad is not None
         small.backward(leaf.grad)
         return 1.0 - (max(0.0, distance / weight)) ** 0.5
 
     def progress(self, image: torch.Tensor) -> float:
-        distance_sq = float((self.tiled.encode(_shrink(image, self.factor)) - self.target_latents).pow(2).sum())
-        return 1.0 - (distance_sq / self.start_sq) ** 0.5 if self.start_sq > 0 else 0.0
+        """The progress at the fixed resize (a stable figure for the last, measuring pass)."""
+        resize, tiled, target_latents, start_sq = self._fixed
+        distance_sq = float((tiled.encode(resize(image)) - target_latents).pow(2).sum())
+        return 1.0 - (distance_sq / start_sq) ** 0.5 if start_sq > 0 else 0.0
 
 
 def optimize_cloak(
@@ -278,7 +324,10 @@ def optimize_cloak(
     working_budget = config.budget * config.budget_margin
     encoder_precision = autocast_context(config.precision, original.device)
     # Expectation over the mimic's resizes: each size weighs the same, and progress is their mean.
-    views = [_ShrunkView(encoder, original, target, f, config.tile_size) for f in config.mimic_downscales if f > 1]
+    views = [
+        _ShrunkView(encoder, original, target, f, config.tile_size, _jitter_generator(config, i))
+        for i, f in enumerate(f for f in config.mimic_downscales if f > 1)
+    ]
     share = 1.0 / (1 + len(views))
 
     def latent_loss(latents: torch.Tensor) -> torch.Tensor:
@@ -300,6 +349,8 @@ def optimize_cloak(
         # The 8-bit image is a leaf: gradients w.r.t. it pass straight through the rounding to delta.
         image = quantize_8bit(original + delta.detach()).requires_grad_(training)
         if training:
+            for view in views:
+                view.draw()
             with encoder_precision:
                 distance_sq = float(tiled.backward(image, latent_loss)) * start_distance_sq / (share if views else 1.0)
                 view_progress = [view.backward(image, share) for view in views]
@@ -348,6 +399,13 @@ def optimize_cloak(
         scale=enforced.scale,
         limited_by=enforced.limited_by,
     )
+
+
+def _jitter_generator(config: OptimizerConfig, index: int) -> torch.Generator | None:
+    """A seeded generator of view ``index``'s random resizes, or None for fixed ones."""
+    if not config.mimic_jitter:
+        return None
+    return torch.Generator(device="cpu").manual_seed(config.seed * 1_000 + index + 1)
 
 
 def _clamp_to_box(original: torch.Tensor, delta: torch.Tensor, box: torch.Tensor) -> torch.Tensor:

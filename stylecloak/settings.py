@@ -125,6 +125,9 @@ class CloakSettings:
     # (expectation over those resizes; e.g. (2, 4)). Empty: the full size alone, the default until the mimicry
     # measurements say which trade is right (see docs/protection.md).
     mimic_downscales: tuple[int, ...] = ()
+    # With mimic_downscales: draw each step's factor around each one (within sqrt(2)) and a random crop offset
+    # off the encoder's grid, instead of optimising for the exact, aligned factors only.
+    mimic_jitter: bool = False
     intensity: str | None = "medium"
     quality: str | None = "default"
 

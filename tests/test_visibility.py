@@ -198,3 +198,28 @@ def test_optimising_where_the_mimic_looks_moves_the_shrunk_image_further(encoder
     assert shrunk.visibility is not None and shrunk.visibility.violations(OptimizerConfig().bounds) == []
     at_half = [progress_by_scale(encoder, original, o.cloaked, target, factors=(2,))["2x"] for o in (plain, shrunk)]
     assert at_half[1] > at_half[0] + 0.05
+
+
+def test_jittered_mimic_resizes_stay_near_their_factor_off_the_grid_and_repeat_with_the_seed(encoder) -> None:
+    from stylecloak.optimize import _ShrunkView
+
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
+    target = get_target("ink-hatching").render(original, seed=0)
+
+    def draws(seed: int) -> list[tuple[float, tuple[int, int]]]:
+        view = _ShrunkView(encoder, original, target, 2, 512, torch.Generator().manual_seed(seed))
+        seen = []
+        for _ in range(12):
+            view.draw()
+            seen.append((view._now[0].factor, view._now[0].offset))
+        return seen
+
+    seen = draws(0)
+    assert all(2 / 2**0.5 <= factor <= 2 * 2**0.5 for factor, _ in seen)
+    cell = encoder.downscale * 2 * 2**0.5  # one latent cell of the shrunk image at the largest factor, in full px
+    assert all(0 <= top < cell and 0 <= left < cell for _, (top, left) in seen)
+    assert len({factor for factor, _ in seen}) == 12 and len({offset for _, offset in seen}) > 6
+    assert draws(0) == seen and draws(1) != seen
+    fixed = _ShrunkView(encoder, original, target, 2, 512)
+    fixed.draw()  # without jitter the resize never changes
+    assert fixed._now[0].factor == 2.0 and fixed._now[0].offset == (0, 0)
