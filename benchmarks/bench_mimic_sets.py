@@ -1,0 +1,83 @@
+"""One quick-mimic run over several cloaked versions of the same works: which design does the mimic notice?
+
+Every set trains its own fine-tuned mimic from the same base model, against the same clean run and the same two
+judges (the Gram judge and the independent texture judge, each with its sanity check and control), so that cloak
+designs can be ranked by one measurement instead of runs whose clean baselines differ. No purifications.
+
+    STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_mimic_sets.py --work /tmp/sets \\
+        --clean /tmp/curve/clean --others /tmp/curve/others \\
+        default-medium=/tmp/curve/cloaked-medium eot-medium=/tmp/curve-ds/cloaked-medium
+
+The clean and other-style folders are those a bench_protection_curve.py run posts (``WORK/clean``,
+``WORK/others`` with its manifest.csv); each cloaked folder holds the clean works' cloaks (same file names, with
+``.cloaked``), as `stylecloak cloak` writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from stylecloak.evaluation.attack import MimicryRequest, run_mimicry
+from stylecloak.evaluation.mimic import MIMIC_PRESETS
+from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder, load_other_styles
+from stylecloak.models.encoders import load_encoder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help="a new folder for the mimic's report and samples")
+    parser.add_argument("--clean", type=Path, required=True, help="the artist's clean works")
+    parser.add_argument("--others", type=Path, required=True, help="other styles (manifest.csv with a style column)")
+    parser.add_argument("sets", nargs="+", help="LABEL=FOLDER of cloaked works, the first one is 'cloaked'")
+    args = parser.parse_args()
+    started, device = time.perf_counter(), torch.device("cpu")
+    clean, names = load_art_folder(args.clean)
+    sets: dict[str, list[torch.Tensor]] = {}
+    for item in args.sets:
+        label, _, folder = item.partition("=")
+        images, cloaked_names = load_art_folder(Path(folder))
+        if [artwork_key(Path(n)) for n in cloaked_names] != [artwork_key(Path(n)) for n in names]:
+            raise SystemExit(f"{folder}: not the cloaks of exactly the works in {args.clean}")
+        sets[label] = images
+    others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
+    encoder = load_encoder("taef2", device)
+    judge, judge_name = build_judge("linear", device)
+    second, second_name = build_judge("texture", device)
+    first = next(iter(sets))
+    request = MimicryRequest(
+        clean,
+        sets[first],
+        others,
+        judge,
+        device=device,
+        out_dir=args.work,
+        judge_name=judge_name,
+        more_cloaked={label: images for label, images in sets.items() if label != first},
+        second_judge=second,
+        second_judge_name=second_name,
+    )
+    report = run_mimicry(request, encoder, MIMIC_PRESETS["quick"])
+    result = report.to_dict() | {"sets": dict(item.partition("=")[::2] for item in args.sets)}
+    (args.work / "report.json").write_text(json.dumps(result, indent=2))
+    assert report.second_judge is not None
+    print(f"judge {judge_name}: sanity {report.classifier_sanity:.2f}, control {report.control_artist_rate:.2f}")
+    print(
+        f"judge {second_name}: sanity {report.second_judge['sanity']:.2f}, "
+        f"control {report.second_judge['control_artist_rate']:.2f}"
+    )
+    print("| training set | PSR gram | PSR texture | gram verdicts |")
+    print("|---|---|---|---|")
+    for condition in report.conditions:
+        label = first if condition.condition == "cloaked" else condition.condition.removeprefix("cloaked:")
+        second_rate = condition.second_opinion["protection_success_rate"] if condition.second_opinion else float("nan")
+        print(f"| {label} | {condition.protection_success_rate:.2f} | {second_rate:.2f} | {condition.predictions} |")
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
