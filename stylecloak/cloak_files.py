@@ -81,6 +81,9 @@ def settings_for_options(options: Mapping[str, Any]) -> CloakSettings:
     overrides |= {name: options[name] for name in ("steps", "budget") if options.get(name) is not None}
     if options.get("mimic_downscales"):
         overrides["mimic_downscales"] = options["mimic_downscales"]
+        overrides["mimic_jitter"] = bool(options.get("mimic_jitter"))
+    elif options.get("mimic_jitter"):
+        raise ValueError("--mimic-jitter needs --mimic-downscales (the factors to draw around)")
     return CloakSettings.from_presets(options["intensity"], options["quality"], **overrides)
 
 

@@ -198,6 +198,13 @@ CLOAK_OPTIONS = (
         "and the full-size one less (see docs/protection.md)",
     ),
     option(
+        "--mimic-jitter",
+        action="store_true",
+        help="experimental, with --mimic-downscales: draw each step's factor around each one and a random "
+        "crop offset, for mimics that shrink by other factors or crop anywhere (flatter: less at the "
+        "exact factors, more between them; see docs/protection.md)",
+    ),
+    option(
         "--precision",
         default=_CLOAK.precision,
         choices=["auto", "bf16", "fp32"],

@@ -57,6 +57,10 @@ def test_options_become_settings_and_a_target_request() -> None:
         (2, 4),
     )
     assert settings.budget == CloakSettings.from_presets("high").budget
+    assert settings.mimic_jitter is False
+    assert settings_for_options(_cloak_args("--mimic-downscales", "2", "--mimic-jitter")).mimic_jitter is True
+    with pytest.raises(ValueError, match="needs --mimic-downscales"):
+        settings_for_options(_cloak_args("--mimic-jitter"))
     # auto and sd: prompts are resolved per run: they never become the settings' catalogue target
     assert settings_for_options(_cloak_args("--target", "sd:a red barn")).target == CloakSettings().target
     request = TargetRequest.from_options(_cloak_args("--target-images", "refs", "--descriptor", "latent"))
