@@ -17,7 +17,6 @@ the ukiyo-e prints), rendered as `stylecloak cloak` renders it (seed 0).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import time
@@ -29,8 +28,8 @@ from bench_protection_curve import PAINTINGS, post
 from stylecloak.evaluation.attack import MimicryRequest, run_mimicry
 from stylecloak.evaluation.evaluate import progress_by_scale
 from stylecloak.evaluation.mimic import MIMIC_PRESETS
-from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder
-from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, quantize_rgb, save_image, tensor_to_image
+from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder, load_other_styles
+from stylecloak.imaging import quantize_8bit, quantize_rgb, save_image, tensor_to_image
 from stylecloak.metrics import lpips_distance
 from stylecloak.models.encoders import load_encoder
 from stylecloak.models.lpips import load_lpips
@@ -72,14 +71,7 @@ def main() -> None:
         }
         print(label, json.dumps(figures[label]), flush=True)
         sets[label] = images
-    keys = frozenset(artwork_key(Path(n)) for n in names)
-    others: dict[str, list[torch.Tensor]] = {}
-    with (work / "others" / "manifest.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            if artwork_key(Path(row["file"])) not in keys:
-                others.setdefault(row["style"], []).append(
-                    image_to_tensor(load_image(work / "others" / row["file"]).rgb)
-                )
+    others = load_other_styles(work / "others", frozenset(artwork_key(Path(n)) for n in names))
     judge, judge_name = build_judge("linear", device)
     second, second_name = build_judge("texture", device)
     first_label = next(iter(sets))

@@ -31,9 +31,8 @@ from PIL import Image
 from stylecloak.cloak_files import CloakEvents, CloakFilesRequest, cloak_files
 from stylecloak.evaluation.attack import MimicryRequest, run_mimicry
 from stylecloak.evaluation.mimic import MIMIC_PRESETS
-from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder
+from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder, load_other_styles
 from stylecloak.evaluation.pairs import evaluate_plan, load_evaluation_models, plan_pairs
-from stylecloak.imaging import image_to_tensor, load_image
 from stylecloak.models.encoders import load_encoder
 from stylecloak.settings import CloakSettings
 from stylecloak.targets.resolve import TargetRequest
@@ -116,14 +115,7 @@ def main() -> None:
         }
         print(level, json.dumps(figures[level]), f"({time.perf_counter() - started:.0f} s)", flush=True)
     clean, names = load_art_folder(work / "clean")
-    keys = frozenset(artwork_key(Path(n)) for n in names)
-    others: dict[str, list[torch.Tensor]] = {}
-    with (work / "others" / "manifest.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            if artwork_key(Path(row["file"])) not in keys:
-                others.setdefault(row["style"], []).append(
-                    image_to_tensor(load_image(work / "others" / row["file"]).rgb)
-                )
+    others = load_other_styles(work / "others", frozenset(artwork_key(Path(n)) for n in names))
     cloaked = {level: load_art_folder(work / f"cloaked-{level}")[0] for level in levels}
     encoder = load_encoder("taef2", device)
     judge, judge_name = build_judge("linear", device)
