@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 
 import torch
+from bench_mimic_sets import mimic_over_sets
 from bench_protection_curve import PAINTINGS, post
 
-from stylecloak.evaluation.attack import MimicryRequest, run_mimicry
 from stylecloak.evaluation.evaluate import progress_by_scale
-from stylecloak.evaluation.mimic import MIMIC_PRESETS
-from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder, load_other_styles
+from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder, load_other_styles
 from stylecloak.imaging import quantize_8bit, quantize_rgb, save_image, tensor_to_image
 from stylecloak.metrics import lpips_distance
 from stylecloak.models.encoders import load_encoder
@@ -72,28 +71,14 @@ def main() -> None:
         print(label, json.dumps(figures[label]), flush=True)
         sets[label] = images
     others = load_other_styles(work / "others", frozenset(artwork_key(Path(n)) for n in names))
-    judge, judge_name = build_judge("linear", device)
-    second, second_name = build_judge("texture", device)
     first_label = next(iter(sets))
-    request = MimicryRequest(
-        clean,
-        sets[first_label],
-        others,
-        judge,
-        device=device,
-        out_dir=work / "mimicry",
-        judge_name=judge_name,
-        more_cloaked={label: images for label, images in sets.items() if label != first_label},
-        second_judge=second,
-        second_judge_name=second_name,
-    )
-    report = run_mimicry(request, encoder, MIMIC_PRESETS["quick"])
+    report = mimic_over_sets(clean, sets, others, encoder, work / "mimicry")
     result = report.to_dict() | {"sets": figures, "seconds": time.perf_counter() - started}
     (work / "mimicry" / "report.json").write_text(json.dumps(result, indent=2))
     assert report.second_judge is not None
-    print(f"judge {judge_name}: sanity {report.classifier_sanity:.2f}, control {report.control_artist_rate:.2f}")
+    print(f"judge {report.classifier}: sanity {report.classifier_sanity:.2f}, control {report.control_artist_rate:.2f}")
     print(
-        f"judge {second_name}: sanity {report.second_judge['sanity']:.2f}, "
+        f"judge {report.second_judge['name']}: sanity {report.second_judge['sanity']:.2f}, "
         f"control {report.second_judge['control_artist_rate']:.2f}"
     )
     rates = {c.condition: c for c in report.conditions}

@@ -22,10 +22,38 @@ from pathlib import Path
 
 import torch
 
-from stylecloak.evaluation.attack import MimicryRequest, run_mimicry
+from stylecloak.evaluation.attack import MimicryReport, MimicryRequest, run_mimicry
 from stylecloak.evaluation.mimic import MIMIC_PRESETS
 from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder, load_other_styles
-from stylecloak.models.encoders import load_encoder
+from stylecloak.models.encoders import LatentEncoder, load_encoder
+
+
+def mimic_over_sets(
+    clean: list[torch.Tensor],
+    sets: dict[str, list[torch.Tensor]],
+    others: dict[str, list[torch.Tensor]],
+    encoder: LatentEncoder,
+    out_dir: Path,
+) -> MimicryReport:
+    """One quick-mimic run: the first set is the condition "cloaked", each other one "cloaked:LABEL", all from
+    the same base model and clean run, judged by the Gram judge and the texture judge."""
+    device = torch.device("cpu")
+    judge, judge_name = build_judge("linear", device)
+    second, second_name = build_judge("texture", device)
+    first = next(iter(sets))
+    request = MimicryRequest(
+        clean,
+        sets[first],
+        others,
+        judge,
+        device=device,
+        out_dir=out_dir,
+        judge_name=judge_name,
+        more_cloaked={label: images for label, images in sets.items() if label != first},
+        second_judge=second,
+        second_judge_name=second_name,
+    )
+    return run_mimicry(request, encoder, MIMIC_PRESETS["quick"])
 
 
 def main() -> None:
@@ -46,28 +74,14 @@ def main() -> None:
         sets[label] = images
     others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
     encoder = load_encoder("taef2", device)
-    judge, judge_name = build_judge("linear", device)
-    second, second_name = build_judge("texture", device)
     first = next(iter(sets))
-    request = MimicryRequest(
-        clean,
-        sets[first],
-        others,
-        judge,
-        device=device,
-        out_dir=args.work,
-        judge_name=judge_name,
-        more_cloaked={label: images for label, images in sets.items() if label != first},
-        second_judge=second,
-        second_judge_name=second_name,
-    )
-    report = run_mimicry(request, encoder, MIMIC_PRESETS["quick"])
+    report = mimic_over_sets(clean, sets, others, encoder, args.work)
     result = report.to_dict() | {"sets": dict(item.partition("=")[::2] for item in args.sets)}
     (args.work / "report.json").write_text(json.dumps(result, indent=2))
     assert report.second_judge is not None
-    print(f"judge {judge_name}: sanity {report.classifier_sanity:.2f}, control {report.control_artist_rate:.2f}")
+    print(f"judge {report.classifier}: sanity {report.classifier_sanity:.2f}, control {report.control_artist_rate:.2f}")
     print(
-        f"judge {second_name}: sanity {report.second_judge['sanity']:.2f}, "
+        f"judge {report.second_judge['name']}: sanity {report.second_judge['sanity']:.2f}, "
         f"control {report.second_judge['control_artist_rate']:.2f}"
     )
     print("| training set | PSR gram | PSR texture | gram verdicts |")
