@@ -58,6 +58,11 @@ def grid_tiles(path: Path, tile: int) -> list[torch.Tensor]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work", type=Path, nargs="+", help="bench_mimicry.py work folders")
+    parser.add_argument(
+        "--judges",
+        default="gram,gram+rend,texture,texture+rend",
+        help="which judges to train and ask, comma-separated (default: all four)",
+    )
     args = parser.parse_args()
     device, config = torch.device("cpu"), MIMIC_PRESETS["quick"]
     encoder = load_encoder("taef2", device)
@@ -88,7 +93,11 @@ def main() -> None:
         "texture": (lambda: FeatureStyleClassifier(TextureFeatureExtractor(), "linear"), None),  # type: ignore[arg-type]
         "texture+rend": (lambda: FeatureStyleClassifier(TextureFeatureExtractor(), "linear"), renditions),  # type: ignore[arg-type]
     }
-    for name, (make, extra) in judges.items():
+    wanted = [name.strip() for name in args.judges.split(",") if name.strip()]
+    if unknown := [name for name in wanted if name not in judges]:
+        raise SystemExit(f"unknown judge(s) {', '.join(unknown)}; choose from {', '.join(judges)}")
+    for name in wanted:
+        make, extra = judges[name]
         started = time.perf_counter()
         judge = make()
         sanity = fit_judge_on_round_trips(judge, clean, others, encoder, device, config, extra)

@@ -26,6 +26,7 @@ import torch
 from bench_mimic_sets import mimic_over_sets
 from bench_protection_curve import PAINTINGS, post
 
+from stylecloak.evaluation.attack import rendition_classes
 from stylecloak.evaluation.evaluate import progress_by_scale
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder, load_other_styles
 from stylecloak.imaging import quantize_8bit, quantize_rgb, save_image, tensor_to_image
@@ -33,10 +34,10 @@ from stylecloak.metrics import lpips_distance
 from stylecloak.models.encoders import load_encoder
 from stylecloak.models.lpips import load_lpips
 from stylecloak.models.weights import user_cache_dir
-from stylecloak.targets import get_target
+from stylecloak.targets import available_targets, get_target
 from stylecloak.targets.cache import render_cached
 
-BLENDS = (1.0, 0.5, 0.25)  # the share of the rendition in each pixel
+BLENDS = "1,0.5,0.25"  # the share of the rendition in each pixel, one training set each
 
 
 def main() -> None:
@@ -45,7 +46,18 @@ def main() -> None:
     parser.add_argument("--artist-style", default="ukiyo-e")
     parser.add_argument("--long-side", type=int, default=256)
     parser.add_argument("--target", default="ink-hatching")
+    parser.add_argument(
+        "--blends", default=BLENDS, help=f"the rendition's share in each pixel, one set each (default {BLENDS})"
+    )
+    parser.add_argument(
+        "--judge-renditions",
+        action="store_true",
+        help="both judges also learn the other styles' works rendered in every catalogue style",
+    )
     args = parser.parse_args()
+    shares = [float(share) for share in args.blends.split(",")]
+    if not shares or any(not 0 < share <= 1 for share in shares):
+        raise SystemExit(f"--blends: shares in (0, 1], got {args.blends!r}")
     work, device = args.work, torch.device("cpu")
     started = time.perf_counter()
     post(PAINTINGS, args.artist_style, args.long_side, work / "clean", work / "others")
@@ -56,7 +68,7 @@ def main() -> None:
     lpips = load_lpips("alex", device)
     sets: dict[str, list[torch.Tensor]] = {}
     figures = {}
-    for share in BLENDS:
+    for share in shares:
         label = f"blend{round(share * 100)}"
         images = [quantize_8bit((1 - share) * x + share * t) for x, t in zip(clean, renditions)]
         (work / label).mkdir()
@@ -72,8 +84,13 @@ def main() -> None:
         sets[label] = images
     others = load_other_styles(work / "others", frozenset(artwork_key(Path(n)) for n in names))
     first_label = next(iter(sets))
-    report = mimic_over_sets(clean, sets, others, encoder, work / "mimicry")
-    result = report.to_dict() | {"sets": figures, "seconds": time.perf_counter() - started}
+    extra = rendition_classes(others, available_targets()) if args.judge_renditions else None
+    report = mimic_over_sets(clean, sets, others, encoder, work / "mimicry", extra)
+    result = report.to_dict() | {
+        "sets": figures,
+        "judge_renditions": args.judge_renditions,
+        "seconds": time.perf_counter() - started,
+    }
     (work / "mimicry" / "report.json").write_text(json.dumps(result, indent=2))
     assert report.second_judge is not None
     print(f"judge {report.classifier}: sanity {report.classifier_sanity:.2f}, control {report.control_artist_rate:.2f}")

@@ -8,6 +8,9 @@ designs can be ranked by one measurement instead of runs whose clean baselines d
         --clean /tmp/curve/clean --others /tmp/curve/others \\
         default-medium=/tmp/curve/cloaked-medium eot-medium=/tmp/curve-ds/cloaked-medium
 
+With --judge-renditions both judges also learn renditions of the other styles in the catalogue's styles (the
+judge that can say "a different style"). WORK gets the layout of a bench_mimicry.py work folder (clean/ and
+others/ linked, mimicry/ with the report and sample grids), so benchmarks/bench_judges.py can re-judge it.
 The clean and other-style folders are those a bench_protection_curve.py run posts (``WORK/clean``,
 ``WORK/others`` with its manifest.csv); each cloaked folder holds the clean works' cloaks (same file names, with
 ``.cloaked``), as `stylecloak cloak` writes them.
@@ -22,10 +25,11 @@ from pathlib import Path
 
 import torch
 
-from stylecloak.evaluation.attack import MimicryReport, MimicryRequest, run_mimicry
+from stylecloak.evaluation.attack import MimicryReport, MimicryRequest, rendition_classes, run_mimicry
 from stylecloak.evaluation.mimic import MIMIC_PRESETS
 from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder, load_other_styles
 from stylecloak.models.encoders import LatentEncoder, load_encoder
+from stylecloak.targets import available_targets
 
 
 def mimic_over_sets(
@@ -34,9 +38,11 @@ def mimic_over_sets(
     others: dict[str, list[torch.Tensor]],
     encoder: LatentEncoder,
     out_dir: Path,
+    judge_extra_classes: dict[str, list[torch.Tensor]] | None = None,
 ) -> MimicryReport:
     """One quick-mimic run: the first set is the condition "cloaked", each other one "cloaked:LABEL", all from
-    the same base model and clean run, judged by the Gram judge and the texture judge."""
+    the same base model and clean run, judged by the Gram judge and the texture judge (both also learning
+    `judge_extra_classes` when given, e.g. rendition_classes(others, targets))."""
     device = torch.device("cpu")
     judge, judge_name = build_judge("linear", device)
     second, second_name = build_judge("texture", device)
@@ -52,6 +58,7 @@ def mimic_over_sets(
         more_cloaked={label: images for label, images in sets.items() if label != first},
         second_judge=second,
         second_judge_name=second_name,
+        judge_extra_classes=judge_extra_classes or {},
     )
     return run_mimicry(request, encoder, MIMIC_PRESETS["quick"])
 
@@ -61,6 +68,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="a new folder for the mimic's report and samples")
     parser.add_argument("--clean", type=Path, required=True, help="the artist's clean works")
     parser.add_argument("--others", type=Path, required=True, help="other styles (manifest.csv with a style column)")
+    parser.add_argument(
+        "--judge-renditions",
+        action="store_true",
+        help="both judges also learn the other styles' works rendered in every catalogue style (never the "
+        "artist's), so that a mimic that learned another style can be called 'not the artist'",
+    )
     parser.add_argument("sets", nargs="+", help="LABEL=FOLDER of cloaked works, the first one is 'cloaked'")
     args = parser.parse_args()
     started, device = time.perf_counter(), torch.device("cpu")
@@ -75,9 +88,19 @@ def main() -> None:
     others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
     encoder = load_encoder("taef2", device)
     first = next(iter(sets))
-    report = mimic_over_sets(clean, sets, others, encoder, args.work)
-    result = report.to_dict() | {"sets": dict(item.partition("=")[::2] for item in args.sets)}
-    (args.work / "report.json").write_text(json.dumps(result, indent=2))
+    extra = rendition_classes(others, available_targets()) if args.judge_renditions else None
+    # The layout of a bench_mimicry.py work folder (clean/, others/, mimicry/), so that bench_judges.py can
+    # re-judge the samples with other judges.
+    args.work.mkdir(parents=True, exist_ok=True)
+    for name, source in (("clean", args.clean), ("others", args.others)):
+        if not (args.work / name).exists():
+            (args.work / name).symlink_to(source.resolve(), target_is_directory=True)
+    report = mimic_over_sets(clean, sets, others, encoder, args.work / "mimicry", extra)
+    result = report.to_dict() | {
+        "sets": dict(item.partition("=")[::2] for item in args.sets),
+        "judge_renditions": args.judge_renditions,
+    }
+    (args.work / "mimicry" / "report.json").write_text(json.dumps(result, indent=2))
     assert report.second_judge is not None
     print(f"judge {report.classifier}: sanity {report.classifier_sanity:.2f}, control {report.control_artist_rate:.2f}")
     print(
