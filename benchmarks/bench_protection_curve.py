@@ -85,9 +85,18 @@ def main() -> None:
         default="",
         help="comma-separated factors for every level's cloak, as `stylecloak cloak --mimic-downscales` (default: none)",
     )
+    parser.add_argument(
+        "--levels", default=",".join(LEVELS), help=f"comma-separated levels to cloak (default: {','.join(LEVELS)})"
+    )
+    parser.add_argument("--cloak-only", action="store_true", help="cloak and measure each level, without the mimic run")
     args = parser.parse_args()
     downscales = tuple(int(f) for f in args.mimic_downscales.split(",") if f.strip())
-    levels = {level: dataclasses.replace(settings, mimic_downscales=downscales) for level, settings in LEVELS.items()}
+    chosen = [level.strip() for level in args.levels.split(",") if level.strip()]
+    if not chosen or any(level not in LEVELS for level in chosen):
+        raise SystemExit(f"--levels: choose from {', '.join(LEVELS)}, got {args.levels!r}")
+    if not args.cloak_only and "medium" not in chosen:
+        raise SystemExit("--levels: the mimic run needs medium (its 'cloaked' condition); or add --cloak-only")
+    levels = {level: dataclasses.replace(LEVELS[level], mimic_downscales=downscales) for level in chosen}
     work, device = args.work, torch.device("cpu")
     post(PAINTINGS, args.artist_style, args.long_side, work / "clean", work / "others")
     started = time.perf_counter()
@@ -96,7 +105,7 @@ def main() -> None:
     for level, settings in levels.items():
         out = work / f"cloaked-{level}"
         summary = cloak_files(CloakFilesRequest([work / "clean"], settings, target, out), CloakEvents(note=print))
-        if level == "low":  # the target auto chose, pinned in the first folder: the same for every level
+        if level == chosen[0]:  # the target auto chose, pinned in the first folder: the same for every level
             target = TargetRequest(json.loads((out / ".stylecloak.json").read_text())["target"])
         models = load_evaluation_models("cpu", None, None, None)
         results = [r for _, r in evaluate_plan(plan_pairs(work / "clean", out), models, work / f"eval-{level}")]
@@ -114,6 +123,8 @@ def main() -> None:
             ),
         }
         print(level, json.dumps(figures[level]), f"({time.perf_counter() - started:.0f} s)", flush=True)
+    if args.cloak_only:
+        return
     clean, names = load_art_folder(work / "clean")
     others = load_other_styles(work / "others", frozenset(artwork_key(Path(n)) for n in names))
     cloaked = {level: load_art_folder(work / f"cloaked-{level}")[0] for level in levels}
