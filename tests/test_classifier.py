@@ -24,6 +24,7 @@ from stylecloak.evaluation.labelled import (
     read_manifest,
 )
 from stylecloak.evaluation.style_features import GramFeatureExtractor, degrade
+from stylecloak.evaluation.style_heads import LinearHead
 
 from .conftest import PAINTINGS
 
@@ -148,6 +149,26 @@ def test_bad_inputs_are_one_line_errors(extractor: GramFeatureExtractor) -> None
         GramFeatureExtractor(extractor.vgg, long_side=64, detail_side=96)
     with pytest.raises(ValueError, match="layers"):
         GramFeatureExtractor(extractor.vgg, layers=("relu5_3",))
+
+
+def test_linear_head_keeps_weights_not_the_training_matrix() -> None:
+    # Wider than one feature slice, so the kernel and the weights are summed over slices: the same logits as the
+    # dual form computed in one piece, and the head does not keep the N x D training matrix.
+    generator = torch.Generator().manual_seed(0)
+    samples = torch.randn(30, 40_000, generator=generator)
+    samples[15:, :500] += 1.5  # class 1 differs in the first block
+    targets = torch.tensor([0] * 15 + [1] * 15)
+    head = LinearHead()
+    head.fit(samples, targets, 2, (20_000, 20_000))
+    train = head.standardise(samples).double()
+    queries = torch.randn(5, 40_000, generator=generator)
+    reference = torch.softmax(head.standardise(queries).double() @ train.T @ head.coef + head.bias, dim=1)
+    assert torch.allclose(head.predict_proba(queries).double(), reference, atol=1e-5)
+    assert (head.predict_proba(samples).argmax(dim=1) == targets).all()
+    assert not any(
+        isinstance(v, torch.Tensor) and v.shape[0] == 30 and v.dim() == 2 and v.shape[1] == 40_000
+        for v in vars(head).values()
+    )
 
 
 # ---------------------------------------------------------------------------------------------- cross-validation
