@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .countermeasures import downscale
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
 from .tiling import plan_tiles
@@ -65,6 +66,33 @@ def target_progress(
 ) -> float:
     """``1 - ||E(cloaked) - E(t)|| / ||E(x) - E(t)||``: 0 is no effect, 1 means the encoder sees the target."""
     return TargetProgress(encoder, original, target, tile_size)(cloaked)
+
+
+# Where a mimic looks: it shrinks scraped art to its training size, typically 2-4x smaller than what is posted.
+MIMIC_DOWNSCALES = (1, 2, 4)
+# Below this many pixels on a side the encoder has too little to see (TAEF2 works on 8 px cells).
+MIN_SCALED_SIDE = 32
+
+
+def progress_by_scale(
+    encoder: LatentEncoder,
+    original: torch.Tensor,
+    cloaked: torch.Tensor,
+    target: torch.Tensor,
+    factors: Sequence[int] = MIMIC_DOWNSCALES,
+    tile_size: int = 512,
+) -> dict[str, float | None]:
+    """``target_progress`` where the mimic looks: original, cloak and target each shrunk by every factor (as a
+    training pipeline resizes scraped art), then measured as usual. A cloak that only works at the posted size
+    shows it here."""
+    table: dict[str, float | None] = {}
+    for factor in factors:
+        small = [downscale(image, factor) for image in (original, cloaked, target)]
+        if min(small[0].shape[-2:]) < MIN_SCALED_SIDE:
+            table[f"{factor}x"] = None
+            continue
+        table[f"{factor}x"] = TargetProgress(encoder, small[0], small[2], tile_size)(small[1])
+    return table
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

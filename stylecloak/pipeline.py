@@ -16,7 +16,7 @@ import torch
 from ._version import __version__
 from .devices import resolve_device
 from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, quantize_8bit, quantize_rgb, save_image
-from .metrics import target_progress
+from .metrics import progress_by_scale, target_progress
 from .models.encoders import LatentEncoder, load_encoder
 from .models.lpips import load_lpips
 from .models.weights import user_cache_dir
@@ -52,15 +52,20 @@ class CloakReport:
     seed: int
     intensity: str | None
     quality: str | None
+    # ``target_progress`` with the original, the cloak and the target all shrunk to half size, as a mimic that
+    # trains at half the posted size sees them (docs/protection.md: the mimic's response follows this figure,
+    # not the full-size one); None when half size is too small for the encoder.
+    target_progress_half: float | None = None
     version: str = __version__
 
     def summary(self) -> str:
         """One line for people: where the output is, its visibility figures, its effect and its seconds."""
         psnr = "identical" if self.psnr is None else f"{self.psnr:.1f} dB"
+        half = "" if self.target_progress_half is None else f" (at half size {self.target_progress_half:.2f})"
         return (
             f"{self.output}  lpips {self.lpips:.3f} (budget {self.budget})  ssim {self.ssim:.3f}  "
             f"worst window {self.ssim_window_min:.3f}  psnr {psnr}  target progress "
-            f"{self.target_progress:.2f}  {self.seconds:.0f} s"
+            f"{self.target_progress:.2f}{half}  {self.seconds:.0f} s"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,7 +121,9 @@ class Cloaker:
         cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
         # The optimiser measured its 8-bit result on the whole image: those are the saved file's figures.
         assert outcome.visibility is not None
-        return cloaked_uint8, self._report(original, outcome, outcome.visibility, outcome.target_progress, started)
+        return cloaked_uint8, self._report(
+            original, outcome.cloaked, outcome, outcome.visibility, outcome.target_progress, started
+        )
 
     def _optimize(self, original: torch.Tensor, progress: ProgressCallback | None) -> CloakOutcome:
         target = self.render_target(original)
@@ -125,9 +132,18 @@ class Cloaker:
             return optimize_cloak(original, target, self.encoder, self.perceptual, self.optimizer_config(), progress)
 
     def _report(
-        self, original: torch.Tensor, outcome: CloakOutcome, figures: VisibilityFigures, progress: float, started: float
+        self,
+        original: torch.Tensor,
+        cloaked: torch.Tensor,
+        outcome: CloakOutcome,
+        figures: VisibilityFigures,
+        progress: float,
+        started: float,
     ) -> CloakReport:
+        """The report of ``cloaked`` (the image as saved), with the figures already measured on it."""
         s = self.settings
+        # Where a mimic looks: one more encode of each image at a quarter of the pixels.
+        half = progress_by_scale(self.encoder, original, cloaked, self.render_target(original), (2,), s.tile_size)["2x"]
         return CloakReport(
             input=None,
             output=None,
@@ -148,6 +164,7 @@ class Cloaker:
             seed=s.seed,
             intensity=s.intensity,
             quality=s.quality,
+            target_progress_half=half,
         )
 
     def cloak_file(
@@ -206,7 +223,7 @@ class Cloaker:
             progress_value = target_progress(
                 self.encoder, original, saved, self.render_target(original), self.settings.tile_size
             )
-        report = self._report(original, outcome, figures, progress_value, started)
+        report = self._report(original, saved, outcome, figures, progress_value, started)
         return replace(report, output=str(destination))
 
 

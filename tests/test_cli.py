@@ -216,10 +216,12 @@ def test_console_script_runs_without_network(small_painting_file, tmp_path) -> N
 
 def test_evaluate_reports_metrics(small_painting_file, tmp_path, capsys) -> None:
     assert main(["cloak", str(small_painting_file), "-o", str(tmp_path), "--json", *FAST]) == 0
-    cloaked = json.loads(capsys.readouterr().out)["output"]
-    assert main(["evaluate", str(small_painting_file), cloaked, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(small_painting_file), report["output"], "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["lpips"] <= 0.05 and result["target_progress"] > 0 and result["max_change"] >= 1
+    # The cloak's own report says where a mimic looks, as evaluate measures it on the saved file.
+    assert report["target_progress_half"] == pytest.approx(result["progress_by_scale"]["2x"], abs=1e-4)
 
 
 def test_python_api(capsys) -> None:

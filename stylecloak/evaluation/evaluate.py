@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..countermeasures import COUNTERMEASURES, Countermeasure, decode_latents, downscale
+from ..countermeasures import COUNTERMEASURES, Countermeasure, decode_latents
 from ..imaging import OUTPUT_MARK, list_images, quantize_8bit, quantize_rgb, tensor_to_image
-from ..metrics import TargetProgress, lpips_distance
+from ..metrics import TargetProgress, lpips_distance, progress_by_scale
 from ..models.encoders import LatentEncoder
 from ..models.tiled import TiledEncoder
 from ..visibility import change_heatmap, measure_visibility
@@ -30,10 +30,6 @@ MODEL_VIEW_LABEL_HEIGHT = 14
 MODEL_VIEW_SUFFIX = ".model-view"
 HEATMAP_SUFFIX = ".visibility"
 RESULT_SUFFIX = ".evaluation.json"
-# Where a mimic looks: it shrinks scraped art to its training size, typically 2-4x smaller than what is posted.
-MIMIC_DOWNSCALES = (1, 2, 4)
-# Below this many pixels on a side the encoder has too little to see (TAEF2 works on 8 px cells).
-MIN_SCALED_SIDE = 32
 CLOAKED_MARK = OUTPUT_MARK + "."  # the naming rule is imaging.output_path_for's
 
 
@@ -140,27 +136,6 @@ def evaluate_pair(
         else {},
         seconds=time.perf_counter() - started,
     )
-
-
-def progress_by_scale(
-    encoder: LatentEncoder,
-    original: torch.Tensor,
-    cloaked: torch.Tensor,
-    target: torch.Tensor,
-    factors: Sequence[int] = MIMIC_DOWNSCALES,
-    tile_size: int = 512,
-) -> dict[str, float | None]:
-    """``target_progress`` where the mimic looks: original, cloak and target each shrunk by every factor (as a
-    training pipeline resizes scraped art), then measured as usual. A cloak that only works at the posted size
-    shows it here."""
-    table: dict[str, float | None] = {}
-    for factor in factors:
-        small = [downscale(image, factor) for image in (original, cloaked, target)]
-        if min(small[0].shape[-2:]) < MIN_SCALED_SIDE:
-            table[f"{factor}x"] = None
-            continue
-        table[f"{factor}x"] = TargetProgress(encoder, small[0], small[2], tile_size)(small[1])
-    return table
 
 
 def visibility_map(original: torch.Tensor, cloaked: torch.Tensor) -> np.ndarray:
