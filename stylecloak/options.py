@@ -195,7 +195,8 @@ CLOAK_OPTIONS = (
         metavar="F[,F...]",
         help="experimental: also optimise for the image shrunk by these factors (e.g. 2,4), as a "
         "mimic that trains at a smaller size sees it; it moves the shrunk image much further "
-        "and the full-size one less (see docs/protection.md)",
+        "and the full-size one less, and it is the design our test mimic noticed most (still far "
+        "from stopping it; about 30%% slower; see docs/protection.md)",
     ),
     option(
         "--mimic-jitter",

@@ -122,8 +122,9 @@ class CloakSettings:
     # The encoder's arithmetic in the optimisation steps: auto (bf16 where the hardware has it natively), bf16, fp32.
     precision: str = "auto"
     # Optimise also for the image shrunk by these factors, as a mimic that trains at a smaller size sees it
-    # (expectation over those resizes; e.g. (2, 4)). Empty: the full size alone, the default until the mimicry
-    # measurements say which trade is right (see docs/protection.md).
+    # (expectation over those resizes; e.g. (2, 4)). Empty: the full size alone. (2, 4) is what our mimic noticed
+    # most (docs/protection.md); it is not the default yet because the default's visibility and speed figures
+    # in README were measured without it and have not been measured again with it.
     mimic_downscales: tuple[int, ...] = ()
     # With mimic_downscales: draw each step's factor around each one (within sqrt(2)) and a random crop offset
     # off the encoder's grid, instead of optimising for the exact, aligned factors only.
