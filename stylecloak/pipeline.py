@@ -117,24 +117,27 @@ class Cloaker:
         """Cloak float RGB (HxWx3 in [0, 1]); returns the 8-bit cloaked RGB and its report."""
         started = time.perf_counter()
         original = quantize_8bit(image_to_tensor(rgb).to(self.device))
-        outcome = self._optimize(original, progress)
+        outcome, target = self._optimize(original, progress)
         cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
         # The optimiser measured its 8-bit result on the whole image: those are the saved file's figures.
         assert outcome.visibility is not None
         return cloaked_uint8, self._report(
-            original, outcome.cloaked, outcome, outcome.visibility, outcome.target_progress, started
+            original, outcome.cloaked, target, outcome, outcome.visibility, outcome.target_progress, started
         )
 
-    def _optimize(self, original: torch.Tensor, progress: ProgressCallback | None) -> CloakOutcome:
+    def _optimize(self, original: torch.Tensor, progress: ProgressCallback | None) -> tuple[CloakOutcome, torch.Tensor]:
+        """The optimiser's outcome, and the target it aimed at (rendered once: the report measures against it)."""
         target = self.render_target(original)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.settings.seed)
-            return optimize_cloak(original, target, self.encoder, self.perceptual, self.optimizer_config(), progress)
+            config = self.optimizer_config()
+            return optimize_cloak(original, target, self.encoder, self.perceptual, config, progress), target
 
     def _report(
         self,
         original: torch.Tensor,
         cloaked: torch.Tensor,
+        target: torch.Tensor,
         outcome: CloakOutcome,
         figures: VisibilityFigures,
         progress: float,
@@ -143,7 +146,7 @@ class Cloaker:
         """The report of ``cloaked`` (the image as saved), with the figures already measured on it."""
         s = self.settings
         # Where a mimic looks: one more encode of each image at a quarter of the pixels.
-        half = progress_by_scale(self.encoder, original, cloaked, self.render_target(original), (2,), s.tile_size)["2x"]
+        half = progress_by_scale(self.encoder, original, cloaked, target, (2,), s.tile_size)["2x"]
         return CloakReport(
             input=None,
             output=None,
@@ -194,7 +197,7 @@ class Cloaker:
         the settings and the destination's format, not on its name or folder."""
         started = time.perf_counter()
         original = quantize_8bit(image_to_tensor(source.rgb).to(self.device))
-        outcome = self._optimize(original, progress)
+        outcome, target = self._optimize(original, progress)
         assert outcome.visibility is not None
         cloaked_uint8 = quantize_rgb(outcome.cloaked[0].permute(1, 2, 0).cpu().numpy())
         metadata = {
@@ -220,10 +223,8 @@ class Cloaker:
         figures, progress_value = outcome.visibility, outcome.target_progress
         if not torch.equal(saved, outcome.cloaked):
             figures = measure_visibility(self.perceptual, original, saved)
-            progress_value = target_progress(
-                self.encoder, original, saved, self.render_target(original), self.settings.tile_size
-            )
-        report = self._report(original, saved, outcome, figures, progress_value, started)
+            progress_value = target_progress(self.encoder, original, saved, target, self.settings.tile_size)
+        report = self._report(original, saved, target, outcome, figures, progress_value, started)
         return replace(report, output=str(destination))
 
 
