@@ -92,8 +92,8 @@ class LinearHead:
     ) -> None:
         self.standardise = _Standardiser(samples, block_sizes)
         # Standardised and taken to double a slice of features at a time: a standardised double copy of the
-        # whole N x D matrix was the largest thing in memory (over 20 GB for a judge with rendition classes,
-        # ~5000 x 306k), and the dual problem needs only the N x N kernel.
+        # whole N x D matrix was the largest thing in memory (about 12 GB for a judge with rendition classes,
+        # some 5000 views x 306k Gram features), and the dual problem needs only the N x N kernel.
         kernel = torch.zeros(len(samples), len(samples), dtype=torch.float64)
         for block in self.standardise.slices(samples):
             kernel += block @ block.T
