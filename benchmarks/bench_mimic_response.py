@@ -26,15 +26,13 @@ import torch
 from bench_mimic_sets import mimic_over_sets
 from bench_protection_curve import PAINTINGS, post
 
-from stylecloak.evaluation.attack import rendition_classes
-from stylecloak.evaluation.evaluate import progress_by_scale
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder, load_other_styles
 from stylecloak.imaging import quantize_8bit, quantize_rgb, save_image, tensor_to_image
-from stylecloak.metrics import lpips_distance
+from stylecloak.metrics import lpips_distance, progress_by_scale
 from stylecloak.models.encoders import load_encoder
 from stylecloak.models.lpips import load_lpips
 from stylecloak.models.weights import user_cache_dir
-from stylecloak.targets import available_targets, get_target
+from stylecloak.targets import get_target
 from stylecloak.targets.cache import render_cached
 
 BLENDS = "1,0.5,0.25"  # the share of the rendition in each pixel, one training set each
@@ -84,8 +82,7 @@ def main() -> None:
         sets[label] = images
     others = load_other_styles(work / "others", frozenset(artwork_key(Path(n)) for n in names))
     first_label = next(iter(sets))
-    extra = rendition_classes(others, available_targets()) if args.judge_renditions else None
-    report = mimic_over_sets(clean, sets, others, encoder, work / "mimicry", extra)
+    report = mimic_over_sets(clean, sets, others, encoder, work / "mimicry", args.judge_renditions)
     result = report.to_dict() | {
         "sets": figures,
         "judge_renditions": args.judge_renditions,

@@ -11,6 +11,7 @@ designs can be ranked by one measurement instead of runs whose clean baselines d
 With --judge-renditions both judges also learn renditions of the other styles in the catalogue's styles (the
 judge that can say "a different style"). WORK gets the layout of a bench_mimicry.py work folder (clean/ and
 others/ linked, mimicry/ with the report and sample grids), so benchmarks/bench_judges.py can re-judge it.
+
 The clean and other-style folders are those a bench_protection_curve.py run posts (``WORK/clean``,
 ``WORK/others`` with its manifest.csv); each cloaked folder holds the clean works' cloaks (same file names, with
 ``.cloaked``), as `stylecloak cloak` writes them.
@@ -38,11 +39,11 @@ def mimic_over_sets(
     others: dict[str, list[torch.Tensor]],
     encoder: LatentEncoder,
     out_dir: Path,
-    judge_extra_classes: dict[str, list[torch.Tensor]] | None = None,
+    judge_renditions: bool = False,
 ) -> MimicryReport:
     """One quick-mimic run: the first set is the condition "cloaked", each other one "cloaked:LABEL", all from
-    the same base model and clean run, judged by the Gram judge and the texture judge (both also learning
-    `judge_extra_classes` when given, e.g. rendition_classes(others, targets))."""
+    the same base model and clean run, judged by the Gram judge and the texture judge (both also learning the
+    other styles rendered in every catalogue style with ``judge_renditions``)."""
     device = torch.device("cpu")
     judge, judge_name = build_judge("linear", device)
     second, second_name = build_judge("texture", device)
@@ -58,7 +59,7 @@ def mimic_over_sets(
         more_cloaked={label: images for label, images in sets.items() if label != first},
         second_judge=second,
         second_judge_name=second_name,
-        judge_extra_classes=judge_extra_classes or {},
+        judge_extra_classes=rendition_classes(others, available_targets()) if judge_renditions else {},
     )
     return run_mimicry(request, encoder, MIMIC_PRESETS["quick"])
 
@@ -88,14 +89,13 @@ def main() -> None:
     others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
     encoder = load_encoder("taef2", device)
     first = next(iter(sets))
-    extra = rendition_classes(others, available_targets()) if args.judge_renditions else None
     # The layout of a bench_mimicry.py work folder (clean/, others/, mimicry/), so that bench_judges.py can
     # re-judge the samples with other judges.
     args.work.mkdir(parents=True, exist_ok=True)
     for name, source in (("clean", args.clean), ("others", args.others)):
         if not (args.work / name).exists():
             (args.work / name).symlink_to(source.resolve(), target_is_directory=True)
-    report = mimic_over_sets(clean, sets, others, encoder, args.work / "mimicry", extra)
+    report = mimic_over_sets(clean, sets, others, encoder, args.work / "mimicry", args.judge_renditions)
     result = report.to_dict() | {
         "sets": dict(item.partition("=")[::2] for item in args.sets),
         "judge_renditions": args.judge_renditions,

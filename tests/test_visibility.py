@@ -187,7 +187,7 @@ def test_heatmap_is_an_image_of_the_same_size_and_brightest_where_the_change_is(
 
 
 def test_optimising_where_the_mimic_looks_moves_the_shrunk_image_further(encoder, lpips_alex) -> None:
-    from stylecloak.evaluation.evaluate import progress_by_scale
+    from stylecloak.metrics import progress_by_scale
 
     original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 256)))
     target = get_target("ink-hatching").render(original, seed=0)
