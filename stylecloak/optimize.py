@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from .imaging import quantize_8bit
-from .metrics import WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, ssim_map, window_means
+from .metrics import MIN_SCALED_SIDE, WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, ssim_map, window_means
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
 from .settings import CloakSettings
@@ -79,6 +79,10 @@ class OptimizerConfig:
     mimic_downscales: tuple[int, ...] = tuple(_DEFAULTS.mimic_downscales)
     # Draw each step's shrink factor around each of mimic_downscales and a random crop offset (see _ShrunkView).
     mimic_jitter: bool = _DEFAULTS.mimic_jitter
+    # The full size's weight in the expected loss and in the choice of the kept step, relative to each shrunk
+    # view's 1 (0: the shrunk views alone). An experiment's knob (benchmarks/bench_designs.py): 0 buys about
+    # 0.04 more progress at 1/2 and 1/4 and leaves almost none at full size (docs/protection.md).
+    full_size_weight: float = 1.0
 
     @property
     def bounds(self) -> VisibilityBounds:
@@ -310,6 +314,8 @@ def optimize_cloak(
     Raises :class:`stylecloak.visibility.VisibilityBoundError` when no cloak worth writing meets the bounds."""
     if original.shape != target.shape:
         raise ValueError(f"target shape {tuple(target.shape)} differs from image shape {tuple(original.shape)}")
+    if config.full_size_weight < 0:
+        raise ValueError(f"full_size_weight must be >= 0, got {config.full_size_weight}")
     original = quantize_8bit(original)  # a saved file holds 8-bit values; start from exactly those
     bounds = config.bounds
     tiled = TiledEncoder(encoder, original.shape[-2], original.shape[-1], config.tile_size)
@@ -326,13 +332,14 @@ def optimize_cloak(
     # Expectation over the mimic's resizes: each size weighs the same, and progress is their mean.
     views = [
         _ShrunkView(encoder, original, target, f, config.tile_size, _jitter_generator(config, i))
-        for i, f in enumerate(f for f in config.mimic_downscales if f > 1)
+        for i, f in enumerate(mimic_view_factors(config.mimic_downscales, original.shape[-2:]))
     ]
-    share = 1.0 / (1 + len(views))
+    full_weight = config.full_size_weight if views else 1.0
+    total_weight = full_weight + len(views)
+    share, full_share = 1.0 / total_weight, full_weight / total_weight
 
     def latent_loss(latents: torch.Tensor) -> torch.Tensor:
-        loss = (latents - target_latents).pow(2).sum() / start_distance_sq
-        return loss * share if views else loss
+        return (latents - target_latents).pow(2).sum() / start_distance_sq * full_share
 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     # A tiny seeded start (below one 8-bit level) breaks the symmetry of delta = 0, where LPIPS has no gradient.
@@ -352,7 +359,10 @@ def optimize_cloak(
             for view in views:
                 view.draw()
             with encoder_precision:
-                distance_sq = float(tiled.backward(image, latent_loss)) * start_distance_sq / (share if views else 1.0)
+                if full_share > 0:
+                    distance_sq = float(tiled.backward(image, latent_loss)) * start_distance_sq / full_share
+                else:  # the full size is only measured
+                    distance_sq = float((tiled.encode(image.detach()) - target_latents).pow(2).sum())
                 view_progress = [view.backward(image, share) for view in views]
             lpips_value = lpips.penalise(image, working_budget, config.penalty_weight)
         else:
@@ -362,7 +372,7 @@ def optimize_cloak(
         figures = visibility.figures(image.detach(), lpips_value)
         progress_now = 1.0 - (distance_sq / start_distance_sq) ** 0.5
         if views:  # the step kept is the best on average over the sizes a mimic may train at
-            progress_now = (progress_now + sum(view_progress)) / (1 + len(views))
+            progress_now = (full_weight * progress_now + sum(view_progress)) / total_weight
         if visibility.within(figures) and progress_now > best_progress:
             if progress_now > best_progress + config.min_improvement:
                 best_step = step
@@ -399,6 +409,13 @@ def optimize_cloak(
         scale=enforced.scale,
         limited_by=enforced.limited_by,
     )
+
+
+def mimic_view_factors(factors: tuple[int, ...], size: tuple[int, ...]) -> list[int]:
+    """The shrink factors the optimiser also works at for an image of ``size`` (height, width): those above 1
+    that leave both sides at least MIN_SCALED_SIDE px. Smaller than that, the encoder sees a few latent cells
+    and reports leave the figure out (``progress_by_scale``), so it would cost steps and measure nothing."""
+    return [f for f in factors if f > 1 and min(round(side / f) for side in size) >= MIN_SCALED_SIDE]
 
 
 def _jitter_generator(config: OptimizerConfig, index: int) -> torch.Generator | None:

@@ -122,10 +122,11 @@ class CloakSettings:
     # The encoder's arithmetic in the optimisation steps: auto (bf16 where the hardware has it natively), bf16, fp32.
     precision: str = "auto"
     # Optimise also for the image shrunk by these factors, as a mimic that trains at a smaller size sees it
-    # (expectation over those resizes; e.g. (2, 4)). Empty: the full size alone. (2, 4) is what our mimic noticed
-    # most (docs/protection.md); it is not the default yet because the default's visibility and speed figures
-    # in README were measured without it and have not been measured again with it.
-    mimic_downscales: tuple[int, ...] = ()
+    # (expectation over those resizes). Empty or (1,): the full size alone. The default (2, 4) because a mimic
+    # shrinks what it scrapes 2-4x before it learns from it, and a cloak optimised at full size alone keeps about
+    # a sixth of its effect at half size; with (2, 4) our test mimic drew the target's strokes twice as often as
+    # from clean art, where the full-size-only cloak made no difference (docs/protection.md).
+    mimic_downscales: tuple[int, ...] = (2, 4)
     # With mimic_downscales: draw each step's factor around each one (within sqrt(2)) and a random crop offset
     # off the encoder's grid, instead of optimising for the exact, aligned factors only.
     mimic_jitter: bool = False

@@ -59,8 +59,12 @@ def test_options_become_settings_and_a_target_request() -> None:
     assert settings.budget == CloakSettings.from_presets("high").budget
     assert settings.mimic_jitter is False
     assert settings_for_options(_cloak_args("--mimic-downscales", "2", "--mimic-jitter")).mimic_jitter is True
-    with pytest.raises(ValueError, match="needs --mimic-downscales"):
-        settings_for_options(_cloak_args("--mimic-jitter"))
+    # the default factors (2, 4) are there to draw around; 1 (the full size alone) is not
+    assert settings_for_options(_cloak_args("--mimic-jitter")).mimic_jitter is True
+    assert settings_for_options(_cloak_args()).mimic_downscales == (2, 4)
+    assert settings_for_options(_cloak_args("--mimic-downscales", "1")).mimic_downscales == (1,)
+    with pytest.raises(ValueError, match="needs a --mimic-downscales factor above 1"):
+        settings_for_options(_cloak_args("--mimic-downscales", "1", "--mimic-jitter"))
     # auto and sd: prompts are resolved per run: they never become the settings' catalogue target
     assert settings_for_options(_cloak_args("--target", "sd:a red barn")).target == CloakSettings().target
     request = TargetRequest.from_options(_cloak_args("--target-images", "refs", "--descriptor", "latent"))

@@ -124,7 +124,9 @@ def test_every_preset_defines_every_bound_and_settings_carry_them() -> None:
 def flat_busy_outcome(encoder, lpips_alex):
     original = flat_beside_busy()
     target = get_target("ink-hatching").render(original, seed=0)
-    config = OptimizerConfig(steps=6, learning_rate=0.02, seed=1, budget_margin=0.9)
+    # At full size alone, so that the full-size progress shows the cloak did move (the box is the same with the
+    # default's shrunk views, which have their own test below).
+    config = OptimizerConfig(steps=6, learning_rate=0.02, seed=1, budget_margin=0.9, mimic_downscales=())
     return original, config, optimize_cloak(original, target, encoder, lpips_alex, config)
 
 
@@ -191,13 +193,24 @@ def test_optimising_where_the_mimic_looks_moves_the_shrunk_image_further(encoder
 
     original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 256)))
     target = get_target("ink-hatching").render(original, seed=0)
-    plain = optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=6, learning_rate=0.02))
+    plain = optimize_cloak(
+        original, target, encoder, lpips_alex, OptimizerConfig(steps=6, learning_rate=0.02, mimic_downscales=())
+    )
     shrunk = optimize_cloak(
         original, target, encoder, lpips_alex, OptimizerConfig(steps=6, learning_rate=0.02, mimic_downscales=(2,))
     )
     assert shrunk.visibility is not None and shrunk.visibility.violations(OptimizerConfig().bounds) == []
     at_half = [progress_by_scale(encoder, original, o.cloaked, target, factors=(2,))["2x"] for o in (plain, shrunk)]
     assert at_half[1] > at_half[0] + 0.05
+
+
+def test_the_optimiser_works_only_at_shrunk_sizes_that_reports_measure() -> None:
+    from stylecloak.optimize import mimic_view_factors
+
+    assert mimic_view_factors((2, 4), (512, 384)) == [2, 4]
+    assert mimic_view_factors((2, 4), (100, 300)) == [2]  # 25 px at 1/4: too small to say anything
+    assert mimic_view_factors((1, 2, 4), (48, 48)) == []  # a thumbnail: the full size alone
+    assert mimic_view_factors((), (512, 512)) == []
 
 
 def test_jittered_mimic_resizes_stay_near_their_factor_off_the_grid_and_repeat_with_the_seed(encoder) -> None:

@@ -1,0 +1,78 @@
+"""Screen a cloak design in minutes by the fast proxy, before any mimic run: cloak a few images with the library
+(target and intensity fixed, any optimiser field overridden) and print, per image and as medians, the target
+progress at full size and where a mimic looks (the measures of ``bench_resize_robustness.py``: 1/1.5 to 1/4,
+1/2 off the encoder's grid, JPEG q75 then 1/2), with the visibility figures and the seconds per image.
+
+The progress at 1/2 is the figure the mimic's rate followed (docs/protection.md); this does not run a mimic.
+Results are appended as JSON lines to --log.
+
+    STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_designs.py --name views-only \\
+        --set mimic_downscales=2,4 --set full_size_weight=0 /tmp/curve/clean/hokusai_great_wave.png ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+
+from bench_resize_robustness import measure
+
+from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit
+from stylecloak.optimize import OptimizerConfig
+from stylecloak.pipeline import Cloaker
+from stylecloak.settings import INTENSITY_PRESETS, CloakSettings
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``steps=60`` -> ("steps", 60); ``mimic_downscales=2,4`` -> (..., (2, 4)); an empty tuple as ``name=``."""
+    name, _, value = text.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(OptimizerConfig)}
+    if name not in fields:
+        raise SystemExit(f"unknown optimiser field {name!r}; one of: {', '.join(fields)}")
+    default = getattr(OptimizerConfig(), name)
+    if isinstance(default, tuple):
+        return name, tuple(int(v) for v in value.split(",") if v)
+    if isinstance(default, bool):
+        return name, value.lower() in ("1", "true", "yes")
+    return name, type(default)(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="+", type=Path)
+    parser.add_argument("--name", required=True, help="the design's name in the output")
+    parser.add_argument("--intensity", default="medium", choices=list(INTENSITY_PRESETS))
+    parser.add_argument("--target", default="ink-hatching")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="an optimiser field")
+    parser.add_argument("--log", type=Path, default=Path("benchmarks/results/designs.jsonl"))
+    args = parser.parse_args()
+    overrides = dict(parse_override(text) for text in args.set)
+    cloaker = Cloaker(CloakSettings.from_presets(args.intensity, target=args.target))
+    config = dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings), **overrides)
+    cloaker.optimizer_config = lambda: config  # type: ignore[method-assign]  # the design under test
+    rows = []
+    for path in args.images:
+        rgb = load_image(path).rgb
+        started = time.perf_counter()
+        cloaked_rgb, report = cloaker.cloak_rgb(rgb)
+        seconds = time.perf_counter() - started
+        original = quantize_8bit(image_to_tensor(rgb))
+        cloaked = image_to_tensor(cloaked_rgb.astype("float32") / 255)
+        row = measure(cloaker.encoder, original, cloaked, cloaker.render_target(original))
+        row |= {"lpips": report.lpips, "ssim": report.ssim, "window": report.ssim_window_min, "seconds": seconds}
+        rows.append(row)
+        print(path.stem, " ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+    medians = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+    print(f"median of {len(rows)}, {args.name}:", " ".join(f"{k} {v:.3f}" for k, v in medians.items()))
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    with args.log.open("a") as handle:
+        record = {"name": args.name, "intensity": args.intensity, "target": args.target, "set": args.set}
+        handle.write(json.dumps(record | {"medians": medians, "rows": rows}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
