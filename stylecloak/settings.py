@@ -78,13 +78,13 @@ QUALITY_PRESETS: dict[str, QualityPreset] = {
     "fast": QualityPreset(
         steps=8,
         learning_rate=0.03,
-        description="8 steps: under half the time of default, for previews; moves the encoder less far",
+        description="8 steps: about half the time of default, for previews; moves the encoder less far",
     ),
     "default": QualityPreset(
         steps=20,
         learning_rate=0.02,
-        description="20 steps, stopping early when no longer improving: about half a minute to "
-        "a minute for a 512 px image on a 2-core CPU",
+        description="20 steps, stopping early when no longer improving: about a minute for a 512 px "
+        "image on a 2-core CPU",
     ),
     "max": QualityPreset(
         steps=60,
