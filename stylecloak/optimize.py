@@ -329,7 +329,8 @@ def optimize_cloak(
         raise ValueError("the target's latents equal the image's: pick another target style")
     working_budget = config.budget * config.budget_margin
     encoder_precision = autocast_context(config.precision, original.device)
-    # Expectation over the mimic's resizes: each size weighs the same, and progress is their mean.
+    # Expectation over the mimic's resizes: each size weighs the same (the full size full_size_weight), and the
+    # kept step's progress is their weighted mean.
     views = [
         _ShrunkView(encoder, original, target, f, config.tile_size, _jitter_generator(config, i))
         for i, f in enumerate(mimic_view_factors(config.mimic_downscales, original.shape[-2:]))
