@@ -82,8 +82,6 @@ def settings_for_options(options: Mapping[str, Any]) -> CloakSettings:
     if options.get("mimic_downscales"):
         overrides["mimic_downscales"] = tuple(options["mimic_downscales"])
     if options.get("mimic_jitter"):
-        if not any(f > 1 for f in overrides.get("mimic_downscales", CloakSettings().mimic_downscales)):
-            raise ValueError("--mimic-jitter needs a --mimic-downscales factor above 1 (the factors to draw around)")
         overrides["mimic_jitter"] = True
     return CloakSettings.from_presets(options["intensity"], options["quality"], **overrides)
 

@@ -167,6 +167,12 @@ class CloakSettings:
         _ = self.bounds  # building the bounds checks each one
         if any(not isinstance(f, int) or f < 1 for f in self.mimic_downscales):
             raise ValueError(f"mimic_downscales must be whole factors >= 1, got {self.mimic_downscales}")
+        if self.mimic_jitter and not any(f > 1 for f in self.mimic_downscales):
+            # Jitter draws factors around the shrunk ones; with none it would silently optimise the full size alone.
+            raise ValueError(
+                f"mimic_jitter (--mimic-jitter) needs a mimic_downscales (--mimic-downscales) factor above 1, "
+                f"the factors to draw around; got {self.mimic_downscales}"
+            )
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")
 

@@ -63,7 +63,7 @@ def test_options_become_settings_and_a_target_request() -> None:
     assert settings_for_options(_cloak_args("--mimic-jitter")).mimic_jitter is True
     assert settings_for_options(_cloak_args()).mimic_downscales == (2, 4)
     assert settings_for_options(_cloak_args("--mimic-downscales", "1")).mimic_downscales == (1,)
-    with pytest.raises(ValueError, match="needs a --mimic-downscales factor above 1"):
+    with pytest.raises(ValueError, match=r"needs a mimic_downscales \(--mimic-downscales\) factor above 1"):
         settings_for_options(_cloak_args("--mimic-downscales", "1", "--mimic-jitter"))
     # auto and sd: prompts are resolved per run: they never become the settings' catalogue target
     assert settings_for_options(_cloak_args("--target", "sd:a red barn")).target == CloakSettings().target
@@ -71,6 +71,15 @@ def test_options_become_settings_and_a_target_request() -> None:
     assert (request.target, request.reference_images, request.descriptor) == ("auto", "refs", "latent")
     with pytest.raises(ValueError):
         settings_for_options(_cloak_args("--budget", "-1"))
+
+
+def test_settings_refuse_jitter_without_a_shrunk_factor_for_every_caller() -> None:
+    # The API and the web app build CloakSettings directly: the check lives there, not in the command line.
+    with pytest.raises(ValueError, match="mimic_jitter"):
+        CloakSettings(mimic_downscales=(1,), mimic_jitter=True)
+    with pytest.raises(ValueError, match="mimic_jitter"):
+        CloakSettings(mimic_downscales=(), mimic_jitter=True)
+    assert CloakSettings(mimic_downscales=(1, 4), mimic_jitter=True).mimic_jitter is True
 
 
 def test_value_parsers_say_what_is_wrong() -> None:
