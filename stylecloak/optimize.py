@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from .imaging import quantize_8bit
-from .metrics import MIN_SCALED_SIDE, WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, ssim_map, window_means
+from .metrics import WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, mimic_view_factors, ssim_map, window_means
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
 from .settings import CloakSettings
@@ -410,13 +410,6 @@ def optimize_cloak(
         scale=enforced.scale,
         limited_by=enforced.limited_by,
     )
-
-
-def mimic_view_factors(factors: tuple[int, ...], size: tuple[int, ...]) -> list[int]:
-    """The shrink factors the optimiser also works at for an image of ``size`` (height, width): those above 1
-    that leave both sides at least MIN_SCALED_SIDE px. Smaller than that, the encoder sees a few latent cells
-    and reports leave the figure out (``progress_by_scale``), so it would cost steps and measure nothing."""
-    return [f for f in factors if f > 1 and min(round(side / f) for side in size) >= MIN_SCALED_SIDE]
 
 
 def _jitter_generator(config: OptimizerConfig, index: int) -> torch.Generator | None:

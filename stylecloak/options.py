@@ -8,6 +8,7 @@ a default or a help text is changed here and nowhere else. The cloak's defaults 
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,6 +205,14 @@ CLOAK_OPTIONS = (
         help="experimental, with --mimic-downscales: draw each step's factor around each one and a random "
         "crop offset, for mimics that shrink by other factors or crop anywhere (flatter: less at the "
         "exact factors, more between them; see docs/protection.md)",
+    ),
+    option(
+        "--target-at-mimic-size",
+        action=argparse.BooleanOptionalAction,
+        default=_CLOAK.target_at_mimic_size,
+        help="experimental: draw the target style on the image shrunk by the largest --mimic-downscales "
+        "factor and enlarge it, so that its strokes are still strokes where the mimic looks instead of "
+        "averaging away into a tone (see docs/protection.md)",
     ),
     option(
         "--precision",

@@ -23,6 +23,7 @@ from .models.weights import user_cache_dir
 from .optimize import CloakOutcome, OptimizerConfig, ProgressCallback, optimize_cloak
 from .settings import CloakSettings
 from .targets import TargetStyle, get_target
+from .targets.at_mimic_size import target_at_mimic_size
 from .targets.cache import render_cached
 from .visibility import VisibilityFigures, measure_visibility
 
@@ -110,8 +111,15 @@ class Cloaker:
         return OptimizerConfig.from_settings(self.settings)
 
     def render_target(self, image: torch.Tensor) -> torch.Tensor:
-        """The target for ``image`` (8-bit values), rendered at the image's own resolution, cached by content."""
-        return render_cached(self.target, image, self.settings.seed, self.target_cache_dir).to(self.device)
+        """The target for ``image`` (8-bit values) at the image's size, cached by content: rendered at that size,
+        or with ``target_at_mimic_size`` at the smallest size the cloak is optimised for, then enlarged."""
+        s = self.settings
+        style = (
+            target_at_mimic_size(self.target, s.mimic_downscales, image.shape[-2:])
+            if s.target_at_mimic_size
+            else self.target
+        )
+        return render_cached(style, image, s.seed, self.target_cache_dir).to(self.device)
 
     def cloak_rgb(self, rgb: np.ndarray, progress: ProgressCallback | None = None) -> tuple[np.ndarray, CloakReport]:
         """Cloak float RGB (HxWx3 in [0, 1]); returns the 8-bit cloaked RGB and its report."""

@@ -130,6 +130,10 @@ class CloakSettings:
     # With mimic_downscales: draw each step's factor around each one (within sqrt(2)) and a random crop offset
     # off the encoder's grid, instead of optimising for the exact, aligned factors only.
     mimic_jitter: bool = False
+    # Render the target on the image shrunk by the largest of mimic_downscales, then enlarge it: the renditions
+    # draw strokes at a fraction of the long side, and shrunk 4x those strokes fall under a pixel, so the target
+    # the mimic sees would be a tone, not a style (stylecloak.targets.at_mimic_size; docs/protection.md).
+    target_at_mimic_size: bool = False
     intensity: str | None = "medium"
     quality: str | None = "default"
 

@@ -97,6 +97,21 @@ def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_
     assert (original.read_bytes(), cloaked.read_bytes()) == before
 
 
+def test_evaluate_measures_against_the_target_the_cloak_aimed_at(tmp_path, capsys) -> None:
+    # A cloak toward the target drawn at the mimic's size: evaluate must rebuild that target from the file's
+    # recorded settings, or its progress would be measured against another image than the cloak's own report.
+    original = tmp_path / "wave.png"
+    Image.fromarray((load_painting("hokusai_great_wave.png", 160) * 255).round().astype(np.uint8)).save(original)
+    args = ["cloak", str(original), "--steps", "3", "--target", "mosaic", "--target-at-mimic-size", "--json"]
+    assert main(args) == 0
+    made = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert main(["evaluate", str(original), str(tmp_path / "wave.cloaked.png"), "--json", "--no-robustness"]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    # 160x108 px: shrunk 4x its short side would fall under 32 px, so 1/2 is the smallest view the cloak works at
+    assert result["target"] == "mosaic@1/2"
+    assert result["target_progress"] == pytest.approx(made["target_progress"], abs=1e-4)
+
+
 def test_evaluate_text_report_and_no_robustness(cloaked_pair, capsys) -> None:
     original, cloaked = cloaked_pair
     assert main(["evaluate", str(original), str(cloaked), "--no-robustness"]) == 0

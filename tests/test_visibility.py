@@ -205,7 +205,7 @@ def test_optimising_where_the_mimic_looks_moves_the_shrunk_image_further(encoder
 
 
 def test_the_optimiser_works_only_at_shrunk_sizes_that_reports_measure() -> None:
-    from stylecloak.optimize import mimic_view_factors
+    from stylecloak.metrics import mimic_view_factors
 
     assert mimic_view_factors((2, 4), (512, 384)) == [2, 4]
     assert mimic_view_factors((2, 4), (100, 300)) == [2]  # 25 px at 1/4: too small to say anything

@@ -129,6 +129,7 @@ def evaluate_files(
     from ..models.encoders import DEFAULT_ENCODER
     from ..models.weights import user_cache_dir
     from ..targets import get_target
+    from ..targets.at_mimic_size import target_at_mimic_size
     from ..targets.cache import render_cached
 
     started = time.perf_counter()
@@ -158,6 +159,11 @@ def evaluate_files(
         )
     original = quantize_8bit(image_to_tensor(original_image.rgb).to(models.device))
     cloaked = quantize_8bit(image_to_tensor(cloaked_image.rgb).to(models.device))
+    if recorded.get("target_at_mimic_size") is True:  # the cloak aimed at the target drawn at the mimic's size
+        factors = recorded.get("mimic_downscales") or []
+        if not isinstance(factors, list) or not all(isinstance(f, int) and f >= 1 for f in factors):
+            raise ValueError(f"records mimic_downscales that are not whole factors ({factors!r})")
+        target_style = target_at_mimic_size(target_style, tuple(factors), original.shape[-2:])
     rendered = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
     result = evaluate_pair(
         original,
