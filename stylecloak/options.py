@@ -212,7 +212,7 @@ CLOAK_OPTIONS = (
         default=_CLOAK.target_at_mimic_size,
         help="experimental: draw the target style on the image shrunk by the largest --mimic-downscales "
         "factor and enlarge it, so that its strokes are still strokes where the mimic looks instead of "
-        "averaging away into a tone (see docs/protection.md)",
+        "averaging away into a tone; it did not help our test mimic (see docs/protection.md)",
     ),
     option(
         "--precision",
