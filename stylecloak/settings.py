@@ -132,7 +132,8 @@ class CloakSettings:
     mimic_jitter: bool = False
     # Render the target on the image shrunk by the largest of mimic_downscales, then enlarge it: the renditions
     # draw strokes at a fraction of the long side, and shrunk 4x those strokes fall under a pixel, so the target
-    # the mimic sees would be a tone, not a style (stylecloak.targets.at_mimic_size; docs/protection.md).
+    # the mimic sees would be a tone, not a style (stylecloak.targets.at_mimic_size). Off: with the prints posted
+    # at 512 px it did not help our test mimic (docs/protection.md, "The target at the mimic's size").
     target_at_mimic_size: bool = False
     intensity: str | None = "medium"
     quality: str | None = "default"
