@@ -68,6 +68,21 @@ def target_progress(
     return TargetProgress(encoder, original, target, tile_size)(cloaked)
 
 
+def decoded_target_progress(
+    encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor
+) -> float:
+    """``target_progress`` of what the decoder makes of the latents: ``1 - ||D(E(cloaked)) - D(E(t))|| /
+    ||D(E(x)) - D(E(t))||`` in pixels. A latent mimic can at best reproduce the decoder's image of what it
+    learned, and a cloak can move the latents in directions the decoder ignores, which the latent figure counts
+    and this one does not. Whole images (meant for a mimic's small size); needs an encoder with a decoder."""
+    if not encoder.can_decode:
+        raise ValueError(f"encoder {encoder.name!r} has no decoder")
+    with torch.no_grad():
+        seen = [encoder.decode(encoder.encode(image)) for image in (original, cloaked, target)]
+    start = float((seen[0] - seen[2]).norm())
+    return 1.0 - float((seen[1] - seen[2]).norm()) / start if start > 0 else 0.0
+
+
 # Where a mimic looks: it shrinks scraped art to its training size, typically 2-4x smaller than what is posted.
 MIMIC_DOWNSCALES = (1, 2, 4)
 # Below this many pixels on a side the encoder has too little to see (TAEF2 works on 8 px cells).

@@ -37,7 +37,7 @@ from .imaging import quantize_8bit
 from .metrics import WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, mimic_view_factors, ssim_map, window_means
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
-from .settings import CloakSettings
+from .settings import VIEW_OBJECTIVES, CloakSettings
 from .visibility import VisibilityBounds, VisibilityFigures, allowed_change, enforce_bounds
 
 _DEFAULTS = CloakSettings()
@@ -83,6 +83,13 @@ class OptimizerConfig:
     # view's 1 (0: the shrunk views alone). An experiment's knob (benchmarks/bench_designs.py): 0 buys about
     # 0.04 more progress at 1/2 and 1/4 and leaves almost none at full size (docs/protection.md).
     full_size_weight: float = 1.0
+    # What each shrunk view's loss measures: "latent", the distance of its latents to the target's (the
+    # original method's objective), or "decoded", the distance of the decoder's image of those latents to the
+    # decoder's image of the target's: what a latent mimic can reproduce. A latent move can hide in directions
+    # the decoder ignores; on the prints at 512 px the "latent" cloak moved the latents at 1/4 by 0.25 toward
+    # the target but the decoder's image by 0.03 (docs/protection.md, "What the decoder renders"). Needs an
+    # encoder with a decoder.
+    view_objective: str = _DEFAULTS.view_objective
 
     @property
     def bounds(self) -> VisibilityBounds:
@@ -107,6 +114,7 @@ class OptimizerConfig:
             max_change=settings.max_change,
             mimic_downscales=tuple(settings.mimic_downscales),
             mimic_jitter=settings.mimic_jitter,
+            view_objective=settings.view_objective,
         )
 
 
@@ -243,13 +251,16 @@ class _Resize:
 
 
 class _ShrunkView:
-    """The latent loss of the image as a mimic that trains at a smaller size takes it.
+    """The loss of the image as a mimic that trains at a smaller size takes it.
 
     Fixed (``jitter`` None): shrunk by exactly ``factor``, aligned with the encoder's grid. With ``jitter`` (a
     seeded generator), each step draws the factor log-uniformly within a factor of sqrt(2) around ``factor`` and
     cuts a random offset of up to one latent cell of the shrunk image: a real pipeline shrinks by whatever takes
     the posted size to its training size and crops anywhere, and a cloak optimised for one exact, aligned resize
-    keeps about half its effect at the others (docs/protection.md)."""
+    keeps about half its effect at the others (docs/protection.md).
+
+    ``objective`` (see ``OptimizerConfig.view_objective``) says what is compared with the target: the latents,
+    or the decoder's image of them."""
 
     def __init__(
         self,
@@ -259,18 +270,24 @@ class _ShrunkView:
         factor: int,
         tile_size: int,
         jitter: torch.Generator | None = None,
+        objective: str = "latent",
     ) -> None:
         self.encoder, self.original, self.target = encoder, original, target
-        self.factor, self.tile_size, self.jitter = factor, tile_size, jitter
+        self.factor, self.tile_size, self.jitter, self.objective = factor, tile_size, jitter, objective
         self._fixed = self._prepare(_Resize(float(factor)))
         self._now = self._fixed
+
+    def _seen(self, latents: torch.Tensor) -> torch.Tensor:
+        """What the loss compares: the latents themselves, or the decoder's image of them."""
+        return self.encoder.decode(latents) if self.objective == "decoded" else latents
 
     def _prepare(self, resize: _Resize) -> tuple[_Resize, TiledEncoder, torch.Tensor, float]:
         small = resize(self.original)
         tiled = TiledEncoder(self.encoder, small.shape[-2], small.shape[-1], self.tile_size)
-        target_latents = tiled.encode(resize(self.target))
-        start_sq = float((tiled.encode(small) - target_latents).pow(2).sum())
-        return resize, tiled, target_latents, start_sq
+        with torch.no_grad():
+            target_seen = self._seen(tiled.encode(resize(self.target)))
+            start_sq = float((self._seen(tiled.encode(small)) - target_seen).pow(2).sum())
+        return resize, tiled, target_seen, start_sq
 
     def draw(self) -> None:
         """The resize of the next step: a new random one with jitter, else the fixed one."""
@@ -283,21 +300,22 @@ class _ShrunkView:
         self._now = self._prepare(_Resize(factor, (top, left)))
 
     def backward(self, image: torch.Tensor, weight: float) -> float:
-        """Back-propagate ``weight`` times the normalised latent distance into ``image``; returns the progress."""
-        resize, tiled, target_latents, start_sq = self._now
+        """Back-propagate ``weight`` times the normalised distance into ``image``; returns the progress."""
+        resize, tiled, target_seen, start_sq = self._now
         if start_sq <= 0:
             return 0.0
         small = resize(image)
         leaf = small.detach().requires_grad_(True)  # the tiled encoder walks its tiles from a leaf
-        distance = float(tiled.backward(leaf, lambda z: weight * (z - target_latents).pow(2).sum() / start_sq))
+        distance = float(tiled.backward(leaf, lambda z: weight * (self._seen(z) - target_seen).pow(2).sum() / start_sq))
         assert leaf.grad is not None
         small.backward(leaf.grad)
         return 1.0 - (max(0.0, distance / weight)) ** 0.5
 
     def progress(self, image: torch.Tensor) -> float:
         """The progress at the fixed resize (a stable figure for the last, measuring pass)."""
-        resize, tiled, target_latents, start_sq = self._fixed
-        distance_sq = float((tiled.encode(resize(image)) - target_latents).pow(2).sum())
+        resize, tiled, target_seen, start_sq = self._fixed
+        with torch.no_grad():
+            distance_sq = float((self._seen(tiled.encode(resize(image))) - target_seen).pow(2).sum())
         return 1.0 - (distance_sq / start_sq) ** 0.5 if start_sq > 0 else 0.0
 
 
@@ -316,6 +334,10 @@ def optimize_cloak(
         raise ValueError(f"target shape {tuple(target.shape)} differs from image shape {tuple(original.shape)}")
     if config.full_size_weight < 0:
         raise ValueError(f"full_size_weight must be >= 0, got {config.full_size_weight}")
+    if config.view_objective not in VIEW_OBJECTIVES:
+        raise ValueError(f"view_objective must be one of {', '.join(VIEW_OBJECTIVES)}, got {config.view_objective!r}")
+    if config.view_objective == "decoded" and not encoder.can_decode:
+        raise ValueError(f"view_objective 'decoded' needs an encoder with a decoder; {encoder.name!r} has none")
     original = quantize_8bit(original)  # a saved file holds 8-bit values; start from exactly those
     bounds = config.bounds
     tiled = TiledEncoder(encoder, original.shape[-2], original.shape[-1], config.tile_size)
@@ -332,7 +354,7 @@ def optimize_cloak(
     # Expectation over the mimic's resizes: each size weighs the same (the full size full_size_weight), and the
     # kept step's progress is their weighted mean.
     views = [
-        _ShrunkView(encoder, original, target, f, config.tile_size, _jitter_generator(config, i))
+        _ShrunkView(encoder, original, target, f, config.tile_size, _jitter_generator(config, i), config.view_objective)
         for i, f in enumerate(mimic_view_factors(config.mimic_downscales, original.shape[-2:]))
     ]
     full_weight = config.full_size_weight if views else 1.0

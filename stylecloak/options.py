@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .settings import INTENSITY_PRESETS, QUALITY_PRESETS, CloakSettings
+from .settings import INTENSITY_PRESETS, QUALITY_PRESETS, VIEW_OBJECTIVES, CloakSettings
 
 _CLOAK = CloakSettings()  # the library's defaults, which the command line shows and uses
 DEFAULT_PURIFIERS = ("jpeg75", "noise8+upscale", "vae_roundtrip")
@@ -213,6 +213,14 @@ CLOAK_OPTIONS = (
         help="experimental: draw the target style on the image shrunk by the largest --mimic-downscales "
         "factor and enlarge it, so that its strokes are still strokes where the mimic looks instead of "
         "averaging away into a tone; it did not help our test mimic (see docs/protection.md)",
+    ),
+    option(
+        "--view-objective",
+        default=_CLOAK.view_objective,
+        choices=list(VIEW_OBJECTIVES),
+        help="experimental: what the cloak moves toward the target at the shrunk sizes (default: latent, the "
+        "encoder's latents; decoded: the decoder's image of them, which is what a latent mimic can reproduce; "
+        "see docs/protection.md)",
     ),
     option(
         "--precision",

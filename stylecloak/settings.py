@@ -74,6 +74,9 @@ class QualityPreset:
     description: str
 
 
+# What the optimiser's loss at each shrunk size may compare with the target (CloakSettings.view_objective).
+VIEW_OBJECTIVES = ("latent", "decoded")
+
 QUALITY_PRESETS: dict[str, QualityPreset] = {
     "fast": QualityPreset(
         steps=8,
@@ -135,6 +138,11 @@ class CloakSettings:
     # the mimic sees would be a tone, not a style (stylecloak.targets.at_mimic_size). Off: with the prints posted
     # at 512 px it did not help our test mimic (docs/protection.md, "The target at the mimic's size").
     target_at_mimic_size: bool = False
+    # What the loss at each shrunk size compares with the target (VIEW_OBJECTIVES): "latent", the encoder's
+    # latents, as the original method does; or "decoded", the decoder's image of those latents, which is what a
+    # latent mimic can reproduce: a latent move can hide in directions the decoder ignores (docs/protection.md,
+    # "What the decoder renders"). Needs an encoder with a decoder and a mimic_downscales factor above 1.
+    view_objective: str = "latent"
     intensity: str | None = "medium"
     quality: str | None = "default"
 
@@ -177,6 +185,13 @@ class CloakSettings:
             raise ValueError(
                 f"mimic_jitter (--mimic-jitter) needs a mimic_downscales (--mimic-downscales) factor above 1, "
                 f"the factors to draw around; got {self.mimic_downscales}"
+            )
+        if self.view_objective not in VIEW_OBJECTIVES:
+            raise ValueError(f"view_objective must be one of {', '.join(VIEW_OBJECTIVES)}, got {self.view_objective!r}")
+        if self.view_objective != "latent" and not any(f > 1 for f in self.mimic_downscales):
+            raise ValueError(
+                f"view_objective {self.view_objective!r} (--view-objective) works on the shrunk sizes: it needs a "
+                f"mimic_downscales (--mimic-downscales) factor above 1; got {self.mimic_downscales}"
             )
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")

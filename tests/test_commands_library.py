@@ -82,6 +82,19 @@ def test_settings_refuse_jitter_without_a_shrunk_factor_for_every_caller() -> No
     assert CloakSettings(mimic_downscales=(1, 4), mimic_jitter=True).mimic_jitter is True
 
 
+def test_the_view_objective_reaches_the_optimiser_and_needs_a_shrunk_size() -> None:
+    from stylecloak.optimize import OptimizerConfig
+
+    settings = settings_for_options(_cloak_args("--view-objective", "decoded"))
+    assert settings.view_objective == "decoded"
+    assert OptimizerConfig.from_settings(settings).view_objective == "decoded"
+    assert settings_for_options(_cloak_args()).view_objective == "latent" == OptimizerConfig().view_objective
+    with pytest.raises(ValueError, match=r"needs a mimic_downscales \(--mimic-downscales\) factor above 1"):
+        settings_for_options(_cloak_args("--mimic-downscales", "1", "--view-objective", "decoded"))
+    with pytest.raises(ValueError, match="view_objective must be one of latent, decoded"):
+        CloakSettings(view_objective="pixels")
+
+
 def test_value_parsers_say_what_is_wrong() -> None:
     assert options.parse_factors("2, 4") == (2, 4)
     for bad, words in [("0", ">= 1"), ("x", "whole factors"), ("", ">= 1")]:

@@ -236,3 +236,43 @@ def test_jittered_mimic_resizes_stay_near_their_factor_off_the_grid_and_repeat_w
     fixed = _ShrunkView(encoder, original, target, 2, 512)
     fixed.draw()  # without jitter the resize never changes
     assert fixed._now[0].factor == 2.0 and fixed._now[0].offset == (0, 0)
+
+
+def test_the_decoded_view_objective_moves_what_the_decoder_renders_at_the_mimic_size(encoder, lpips_alex) -> None:
+    # The latent objective can move the latents in directions the decoder ignores; a latent mimic reproduces
+    # only what the decoder renders, which the "decoded" objective optimises (docs/protection.md).
+    from stylecloak.countermeasures import downscale
+    from stylecloak.metrics import decoded_target_progress
+
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 256)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    outcomes = [
+        optimize_cloak(
+            original,
+            target,
+            encoder,
+            lpips_alex,
+            OptimizerConfig(steps=6, learning_rate=0.02, mimic_downscales=(2,), view_objective=objective),
+        )
+        for objective in ("latent", "decoded")
+    ]
+    for outcome in outcomes:
+        assert outcome.visibility is not None and outcome.visibility.violations(OptimizerConfig().bounds) == []
+    small_original, small_target = downscale(original, 2), downscale(target, 2)
+    decoded = [
+        decoded_target_progress(encoder, small_original, downscale(o.cloaked, 2), small_target) for o in outcomes
+    ]
+    assert decoded[1] > decoded[0] + 0.05
+    assert decoded_target_progress(encoder, small_original, small_original, small_target) == 0.0
+    assert decoded_target_progress(encoder, small_original, small_target, small_target) == pytest.approx(1.0)
+
+
+def test_the_decoded_view_objective_needs_a_decoder_and_a_known_name(lpips_alex) -> None:
+    from .test_large_images import SmallLocalEncoder  # random weights, and no decoder
+
+    original = quantize_8bit(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    encoder_only = SmallLocalEncoder()
+    with pytest.raises(ValueError, match="needs an encoder with a decoder"):
+        optimize_cloak(original, 1 - original, encoder_only, lpips_alex, OptimizerConfig(view_objective="decoded"))
+    with pytest.raises(ValueError, match="view_objective must be one of latent, decoded"):
+        optimize_cloak(original, 1 - original, encoder_only, lpips_alex, OptimizerConfig(view_objective="pixels"))
