@@ -278,7 +278,9 @@ class _ShrunkView:
         self._now = self._fixed
 
     def _seen(self, latents: torch.Tensor) -> torch.Tensor:
-        """What the loss compares: the latents themselves, or the decoder's image of them."""
+        """What the loss compares: the latents themselves, or the decoder's image of them. The decoder runs on
+        the whole shrunk view, not tile by tile: memory grows with the image (a reason the objective is still
+        an experiment; the latent path is tiled)."""
         return self.encoder.decode(latents) if self.objective == "decoded" else latents
 
     def _prepare(self, resize: _Resize) -> tuple[_Resize, TiledEncoder, torch.Tensor, float]:
