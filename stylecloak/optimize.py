@@ -37,7 +37,7 @@ from .imaging import quantize_8bit
 from .metrics import WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, mimic_view_factors, ssim_map, window_means
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
-from .settings import VIEW_OBJECTIVES, CloakSettings
+from .settings import CloakSettings, check_view_objective
 from .visibility import VisibilityBounds, VisibilityFigures, allowed_change, enforce_bounds
 
 _DEFAULTS = CloakSettings()
@@ -336,8 +336,7 @@ def optimize_cloak(
         raise ValueError(f"target shape {tuple(target.shape)} differs from image shape {tuple(original.shape)}")
     if config.full_size_weight < 0:
         raise ValueError(f"full_size_weight must be >= 0, got {config.full_size_weight}")
-    if config.view_objective not in VIEW_OBJECTIVES:
-        raise ValueError(f"view_objective must be one of {', '.join(VIEW_OBJECTIVES)}, got {config.view_objective!r}")
+    check_view_objective(config.view_objective)
     if config.view_objective == "decoded" and not encoder.can_decode:
         raise ValueError(f"view_objective 'decoded' needs an encoder with a decoder; {encoder.name!r} has none")
     original = quantize_8bit(original)  # a saved file holds 8-bit values; start from exactly those

@@ -77,6 +77,13 @@ class QualityPreset:
 # What the optimiser's loss at each shrunk size may compare with the target (CloakSettings.view_objective).
 VIEW_OBJECTIVES = ("latent", "decoded")
 
+
+def check_view_objective(objective: str) -> None:
+    """Raise ValueError unless ``objective`` is one of VIEW_OBJECTIVES (settings and optimiser configs alike)."""
+    if objective not in VIEW_OBJECTIVES:
+        raise ValueError(f"view_objective must be one of {', '.join(VIEW_OBJECTIVES)}, got {objective!r}")
+
+
 QUALITY_PRESETS: dict[str, QualityPreset] = {
     "fast": QualityPreset(
         steps=8,
@@ -186,8 +193,7 @@ class CloakSettings:
                 f"mimic_jitter (--mimic-jitter) needs a mimic_downscales (--mimic-downscales) factor above 1, "
                 f"the factors to draw around; got {self.mimic_downscales}"
             )
-        if self.view_objective not in VIEW_OBJECTIVES:
-            raise ValueError(f"view_objective must be one of {', '.join(VIEW_OBJECTIVES)}, got {self.view_objective!r}")
+        check_view_objective(self.view_objective)
         if self.view_objective != "latent" and not any(f > 1 for f in self.mimic_downscales):
             raise ValueError(
                 f"view_objective {self.view_objective!r} (--view-objective) works on the shrunk sizes: it needs a "
