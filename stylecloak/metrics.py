@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from .countermeasures import downscale
+from .countermeasures import decode_latents, downscale
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
 from .tiling import plan_tiles
@@ -69,16 +69,19 @@ def target_progress(
 
 
 def decoded_target_progress(
-    encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor
+    encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor, tile_size: int = 512
 ) -> float:
     """``target_progress`` of what the decoder makes of the latents: ``1 - ||D(E(cloaked)) - D(E(t))|| /
-    ||D(E(x)) - D(E(t))||`` in pixels. A latent mimic can at best reproduce the decoder's image of what it
-    learned, and a cloak can move the latents in directions the decoder ignores, which the latent figure counts
-    and this one does not. Whole images (meant for a mimic's small size); needs an encoder with a decoder."""
+    ||D(E(x)) - D(E(t))||`` in pixels, each decoded image clamped to [0, 1] as a picture holds it. A latent mimic
+    can at best reproduce the decoder's image of what it learned, and a cloak can move the latents in
+    directions the decoder ignores, which the latent figure counts and this one does not. Encoding and
+    decoding both run in tiles (``countermeasures.decode_latents``), so memory stays bounded on large images.
+    Needs an encoder with a decoder."""
     if not encoder.can_decode:
         raise ValueError(f"encoder {encoder.name!r} has no decoder")
-    with torch.no_grad():
-        seen = [encoder.decode(encoder.encode(image)) for image in (original, cloaked, target)]
+    height, width = original.shape[-2:]
+    tiled = TiledEncoder(encoder, height, width, tile_size)
+    seen = [decode_latents(encoder, tiled.encode(image), height, width) for image in (original, cloaked, target)]
     start = float((seen[0] - seen[2]).norm())
     return 1.0 - float((seen[1] - seen[2]).norm()) / start if start > 0 else 0.0
 
@@ -103,17 +106,23 @@ def progress_by_scale(
     target: torch.Tensor,
     factors: Sequence[int] = MIMIC_DOWNSCALES,
     tile_size: int = 512,
+    view: str = "latent",
 ) -> dict[str, float | None]:
     """``target_progress`` where the mimic looks: original, cloak and target each shrunk by every factor (as a
     training pipeline resizes scraped art), then measured as usual. A cloak that only works at the posted size
-    shows it here."""
+    shows it here. ``view``: "latent" measures the latents, "decoded" the decoder's image of them
+    (:func:`decoded_target_progress`; needs a decoder), which is what a latent mimic can give back."""
+    if view not in ("latent", "decoded"):
+        raise ValueError(f"unknown view {view!r}; use 'latent' or 'decoded'")
     table: dict[str, float | None] = {}
     for factor in factors:
         small = [downscale(image, factor) for image in (original, cloaked, target)]
         if min(small[0].shape[-2:]) < MIN_SCALED_SIDE:
             table[f"{factor}x"] = None
-            continue
-        table[f"{factor}x"] = TargetProgress(encoder, small[0], small[2], tile_size)(small[1])
+        elif view == "decoded":
+            table[f"{factor}x"] = decoded_target_progress(encoder, small[0], small[1], small[2], tile_size)
+        else:
+            table[f"{factor}x"] = TargetProgress(encoder, small[0], small[2], tile_size)(small[1])
     return table
 
 

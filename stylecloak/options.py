@@ -483,6 +483,9 @@ what the numbers mean (all measured on the images as saved, 8-bit):
                    0 no effect, 1 the encoder sees the target style instead of yours.
   progress_by_scale  target_progress after shrinking the original, the cloak and the target alike by 1x, 2x
                    and 4x, as a mimic does when it trains at a smaller size than the posted art.
+  decoded_progress_by_scale  the same for the picture the model's decoder draws of the latents: what a
+                   latent mimic can give back at best. The encoder can move in ways the decoder ignores;
+                   with art posted at 512 px our test mimic followed this figure, not progress_by_scale.
   robustness       target_progress left after what a mimic may do to scraped art first: JPEG at quality
                    95/85/75, Gaussian noise of 2/4/8 levels, downscale to 50% and back, a 1 px blur, noise
                    then upscaling, and a round trip through the model's own autoencoder. High values mean the

@@ -57,12 +57,21 @@ class CloakReport:
     # trains at half the posted size sees them (docs/protection.md: the mimic's response follows this figure,
     # not the full-size one); None when half size is too small for the encoder.
     target_progress_half: float | None = None
+    # The same at half size for the decoder's image of the latents (metrics.decoded_target_progress): what a
+    # latent mimic can give back. At 512 px the mimic's response followed this figure where the latent one
+    # did not (docs/protection.md, "What the decoder renders"). None without a decoder or at too small a size.
+    decoded_progress_half: float | None = None
     version: str = __version__
 
     def summary(self) -> str:
         """One line for people: where the output is, its visibility figures, its effect and its seconds."""
         psnr = "identical" if self.psnr is None else f"{self.psnr:.1f} dB"
-        half = "" if self.target_progress_half is None else f" (at half size {self.target_progress_half:.2f})"
+        at_half = []
+        if self.target_progress_half is not None:
+            at_half.append(f"at half size {self.target_progress_half:.2f}")
+        if self.decoded_progress_half is not None:
+            at_half.append(f"decoder's image at half size {self.decoded_progress_half:.2f}")
+        half = f" ({', '.join(at_half)})" if at_half else ""
         return (
             f"{self.output}  lpips {self.lpips:.3f} (budget {self.budget})  ssim {self.ssim:.3f}  "
             f"worst window {self.ssim_window_min:.3f}  psnr {psnr}  target progress "
@@ -155,6 +164,12 @@ class Cloaker:
         s = self.settings
         # Where a mimic looks: one more encode of each image at a quarter of the pixels.
         half = progress_by_scale(self.encoder, original, cloaked, target, (2,), s.tile_size)["2x"]
+        # And what the decoder renders of it there (two decodes more, tiled: bounded memory on large images).
+        decoded_half = (
+            progress_by_scale(self.encoder, original, cloaked, target, (2,), s.tile_size, view="decoded")["2x"]
+            if self.encoder.can_decode
+            else None
+        )
         return CloakReport(
             input=None,
             output=None,
@@ -176,6 +191,7 @@ class Cloaker:
             intensity=s.intensity,
             quality=s.quality,
             target_progress_half=half,
+            decoded_progress_half=decoded_half,
         )
 
     def cloak_file(

@@ -222,6 +222,7 @@ def test_evaluate_reports_metrics(small_painting_file, tmp_path, capsys) -> None
     assert result["lpips"] <= 0.05 and result["target_progress"] > 0 and result["max_change"] >= 1
     # The cloak's own report says where a mimic looks, as evaluate measures it on the saved file.
     assert report["target_progress_half"] == pytest.approx(result["progress_by_scale"]["2x"], abs=1e-4)
+    assert report["decoded_progress_half"] == pytest.approx(result["decoded_progress_by_scale"]["2x"], abs=1e-4)
 
 
 def test_python_api(capsys) -> None:

@@ -34,6 +34,7 @@ FIELDS = (
     "target_progress",
     "robustness",
     "progress_by_scale",
+    "decoded_progress_by_scale",
     "model_view",
     "visibility_map",
     "seconds",
@@ -82,6 +83,9 @@ def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_
     assert scales["1x"] == pytest.approx(result["target_progress"], abs=1e-6)
     assert isinstance(scales["2x"], float) and scales["4x"] is None  # 96 px shrunk 4x is too small to measure
     assert all(isinstance(v, float) and v < result["target_progress"] + 0.05 for v in result["robustness"].values())
+    decoded = result["decoded_progress_by_scale"]  # what the decoder draws, at the same sizes
+    assert list(decoded) == ["1x", "2x", "4x"] and decoded["4x"] is None
+    assert all(isinstance(decoded[k], float) and -1 < decoded[k] < 1 for k in ("1x", "2x"))
 
     view = Path(result["model_view"])
     assert view == tmp_path / "views" / "wave.model-view.png"

@@ -53,6 +53,9 @@ class EvaluationResult:
     # target_progress measured after shrinking original, cloak and target alike by 1x, 2x and 4x, as a mimic
     # does before training ("2x": half the size); None where the image would be too small.
     progress_by_scale: dict[str, float | None] = field(default_factory=dict)
+    # The same for the decoder's image of the latents (metrics.decoded_target_progress): what a latent mimic can
+    # give back; empty without a decoder.
+    decoded_progress_by_scale: dict[str, float | None] = field(default_factory=dict)
     original: str | None = None
     cloaked: str | None = None
     model_view: str | None = None
@@ -73,12 +76,13 @@ class EvaluationResult:
             cells = [f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in self.robustness.items()]
             lines.append("  after countermeasures: " + ", ".join(cells))
         if self.progress_by_scale:
-            names = {"1x": "full size", "2x": "1/2 size", "4x": "1/4 size"}
-            cells = [
-                f"{names.get(k, k)} {'(too small)' if v is None else f'{v:.3f}'}"
-                for k, v in self.progress_by_scale.items()
-            ]
-            lines.append("  target progress where a mimic looks (shrunk as for training): " + ", ".join(cells))
+            lines.append(
+                "  target progress where a mimic looks (shrunk as for training): " + _by_scale(self.progress_by_scale)
+            )
+        if self.decoded_progress_by_scale:
+            lines.append(
+                "  the same for what the decoder draws of the latents: " + _by_scale(self.decoded_progress_by_scale)
+            )
         if self.visibility_map:
             lines.append(f"  where the change is most visible: {self.visibility_map}")
         if self.model_view:
@@ -87,6 +91,11 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _by_scale(table: dict[str, float | None]) -> str:
+    names = {"1x": "full size", "2x": "1/2 size", "4x": "1/4 size"}
+    return ", ".join(f"{names.get(k, k)} {'(too small)' if v is None else f'{v:.3f}'}" for k, v in table.items())
 
 
 def evaluate_pair(
@@ -133,6 +142,11 @@ def evaluate_pair(
         robustness=table,
         progress_by_scale=progress_by_scale(encoder, original, cloaked, target, tile_size=tile_size)
         if robustness
+        else {},
+        decoded_progress_by_scale=progress_by_scale(
+            encoder, original, cloaked, target, tile_size=tile_size, view="decoded"
+        )
+        if robustness and encoder.can_decode
         else {},
         seconds=time.perf_counter() - started,
     )

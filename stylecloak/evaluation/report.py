@@ -154,6 +154,8 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         "target progress",
         "progress 2x smaller",
         "progress 4x smaller",
+        "decoder's image 2x smaller",
+        "decoder's image 4x smaller",
         *countermeasures,
     ]
     lines = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
@@ -170,6 +172,8 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
             e.get("target_progress"),
             e.get("progress_by_scale", {}).get("2x"),
             e.get("progress_by_scale", {}).get("4x"),
+            e.get("decoded_progress_by_scale", {}).get("2x"),
+            e.get("decoded_progress_by_scale", {}).get("4x"),
             *(e.get("robustness", {}).get(c) for c in countermeasures),
         ]
         lines.append(
