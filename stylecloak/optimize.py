@@ -80,9 +80,9 @@ class OptimizerConfig:
     # Draw each step's shrink factor around each of mimic_downscales and a random crop offset (see _ShrunkView).
     mimic_jitter: bool = _DEFAULTS.mimic_jitter
     # The full size's weight in the expected loss and in the choice of the kept step, relative to each shrunk
-    # view's 1 (0: the shrunk views alone). An experiment's knob (benchmarks/bench_designs.py): 0 buys about
-    # 0.04 more progress at 1/2 and 1/4 and leaves almost none at full size (docs/protection.md).
-    full_size_weight: float = 1.0
+    # view's 1 (0: the shrunk views alone; CloakSettings.full_size_weight). With the latent objective 0 bought
+    # about 0.04 more progress at 1/2 and 1/4 and left almost none at full size (docs/protection.md).
+    full_size_weight: float = _DEFAULTS.full_size_weight
     # What each shrunk view's loss measures: "latent", the distance of its latents to the target's (the
     # original method's objective), or "decoded", the distance of the decoder's image of those latents to the
     # decoder's image of the target's: what a latent mimic can reproduce. A latent move can hide in directions
@@ -115,6 +115,7 @@ class OptimizerConfig:
             mimic_downscales=tuple(settings.mimic_downscales),
             mimic_jitter=settings.mimic_jitter,
             view_objective=settings.view_objective,
+            full_size_weight=settings.full_size_weight,
         )
 
 

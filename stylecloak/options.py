@@ -223,6 +223,15 @@ CLOAK_OPTIONS = (
         "see docs/protection.md)",
     ),
     option(
+        "--full-size-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="experimental, 0 to 1: how much the posted size counts against each --mimic-downscales size "
+        "(default: 1, as much; 0: the shrunk sizes alone, which moves them further within the same bounds "
+        "and leaves almost nothing for a mimic that trains at the posted size; see docs/protection.md)",
+    ),
+    option(
         "--precision",
         default=_CLOAK.precision,
         choices=["auto", "bf16", "fp32"],

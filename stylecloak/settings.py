@@ -150,6 +150,10 @@ class CloakSettings:
     # latent mimic can reproduce: a latent move can hide in directions the decoder ignores (docs/protection.md,
     # "What the decoder renders"). Needs an encoder with a decoder and a mimic_downscales factor above 1.
     view_objective: str = "latent"
+    # The full size's weight in the optimiser's expected loss, against each shrunk size's 1 (0: the shrunk sizes
+    # alone). Below 1 the cloak spends more of its visibility budget where a mimic that shrinks the art looks
+    # and less where one that trains at the posted size looks (docs/protection.md).
+    full_size_weight: float = 1.0
     intensity: str | None = "medium"
     quality: str | None = "default"
 
@@ -198,6 +202,15 @@ class CloakSettings:
             raise ValueError(
                 f"view_objective {self.view_objective!r} (--view-objective) works on the shrunk sizes: it needs a "
                 f"mimic_downscales (--mimic-downscales) factor above 1; got {self.mimic_downscales}"
+            )
+        if not 0 <= self.full_size_weight <= 1:
+            raise ValueError(
+                f"full_size_weight (--full-size-weight) must be within [0, 1], got {self.full_size_weight}"
+            )
+        if self.full_size_weight < 1 and not any(f > 1 for f in self.mimic_downscales):
+            raise ValueError(
+                f"full_size_weight (--full-size-weight) below 1 weighs the full size against the shrunk sizes: it "
+                f"needs a mimic_downscales (--mimic-downscales) factor above 1; got {self.mimic_downscales}"
             )
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")

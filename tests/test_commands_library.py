@@ -95,6 +95,19 @@ def test_the_view_objective_reaches_the_optimiser_and_needs_a_shrunk_size() -> N
         CloakSettings(view_objective="pixels")
 
 
+def test_the_full_size_weight_reaches_the_optimiser_within_its_range() -> None:
+    from stylecloak.optimize import OptimizerConfig
+
+    settings = settings_for_options(_cloak_args("--full-size-weight", "0", "--view-objective", "decoded"))
+    assert settings.full_size_weight == 0.0 == OptimizerConfig.from_settings(settings).full_size_weight
+    assert settings_for_options(_cloak_args()).full_size_weight == 1.0 == OptimizerConfig().full_size_weight
+    for bad in ("-0.5", "2"):
+        with pytest.raises(ValueError, match=r"must be within \[0, 1\]"):
+            settings_for_options(_cloak_args("--full-size-weight", bad))
+    with pytest.raises(ValueError, match=r"needs a mimic_downscales \(--mimic-downscales\) factor above 1"):
+        settings_for_options(_cloak_args("--mimic-downscales", "1", "--full-size-weight", "0.5"))
+
+
 def test_value_parsers_say_what_is_wrong() -> None:
     assert options.parse_factors("2, 4") == (2, 4)
     for bad, words in [("0", ">= 1"), ("x", "whole factors"), ("", ">= 1")]:

@@ -252,9 +252,11 @@ def test_the_decoded_view_objective_moves_what_the_decoder_renders_at_the_mimic_
             target,
             encoder,
             lpips_alex,
-            OptimizerConfig(steps=6, learning_rate=0.02, mimic_downscales=(2,), view_objective=objective),
+            OptimizerConfig(
+                steps=6, learning_rate=0.02, mimic_downscales=(2,), view_objective=objective, full_size_weight=weight
+            ),
         )
-        for objective in ("latent", "decoded")
+        for objective, weight in (("latent", 1.0), ("decoded", 1.0), ("decoded", 0.0))
     ]
     for outcome in outcomes:
         assert outcome.visibility is not None and outcome.visibility.violations(OptimizerConfig().bounds) == []
@@ -263,6 +265,8 @@ def test_the_decoded_view_objective_moves_what_the_decoder_renders_at_the_mimic_
         decoded_target_progress(encoder, small_original, downscale(o.cloaked, 2), small_target) for o in outcomes
     ]
     assert decoded[1] > decoded[0] + 0.05
+    # Without the full size in the loss, the same bounds buy more where the mimic looks, and less at full size.
+    assert decoded[2] > decoded[1] + 0.02 and outcomes[2].target_progress < outcomes[1].target_progress
     assert decoded_target_progress(encoder, small_original, small_original, small_target) == 0.0
     assert decoded_target_progress(encoder, small_original, small_target, small_target) == pytest.approx(1.0)
 
