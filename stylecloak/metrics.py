@@ -68,6 +68,30 @@ def target_progress(
     return TargetProgress(encoder, original, target, tile_size)(cloaked)
 
 
+def _progress(seen: Sequence[torch.Tensor]) -> float:
+    """``1 - ||cloaked - target|| / ||original - target||`` of (original, cloaked, target) as seen."""
+    start = float((seen[0] - seen[2]).norm())
+    return 1.0 - float((seen[1] - seen[2]).norm()) / start if start > 0 else 0.0
+
+
+def latent_and_decoded_progress(
+    encoder: LatentEncoder,
+    original: torch.Tensor,
+    cloaked: torch.Tensor,
+    target: torch.Tensor,
+    tile_size: int = 512,
+    decoded: bool = True,
+) -> tuple[float, float | None]:
+    """``target_progress`` and :func:`decoded_target_progress` from one encode of each image (the decoder's
+    figure None unless ``decoded`` and the encoder can decode)."""
+    height, width = original.shape[-2:]
+    tiled = TiledEncoder(encoder, height, width, tile_size)
+    latents = [tiled.encode(image) for image in (original, cloaked, target)]
+    if not (decoded and encoder.can_decode):
+        return _progress(latents), None
+    return _progress(latents), _progress([decode_latents(encoder, z, height, width) for z in latents])
+
+
 def decoded_target_progress(
     encoder: LatentEncoder, original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor, tile_size: int = 512
 ) -> float:
@@ -79,11 +103,9 @@ def decoded_target_progress(
     Needs an encoder with a decoder."""
     if not encoder.can_decode:
         raise ValueError(f"encoder {encoder.name!r} has no decoder")
-    height, width = original.shape[-2:]
-    tiled = TiledEncoder(encoder, height, width, tile_size)
-    seen = [decode_latents(encoder, tiled.encode(image), height, width) for image in (original, cloaked, target)]
-    start = float((seen[0] - seen[2]).norm())
-    return 1.0 - float((seen[1] - seen[2]).norm()) / start if start > 0 else 0.0
+    decoded = latent_and_decoded_progress(encoder, original, cloaked, target, tile_size)[1]
+    assert decoded is not None
+    return decoded
 
 
 # Where a mimic looks: it shrinks scraped art to its training size, typically 2-4x smaller than what is posted.
@@ -99,6 +121,37 @@ def mimic_view_factors(factors: tuple[int, ...], size: tuple[int, ...]) -> list[
     return [f for f in factors if f > 1 and min(round(side / f) for side in size) >= MIN_SCALED_SIDE]
 
 
+def progress_tables(
+    encoder: LatentEncoder,
+    original: torch.Tensor,
+    cloaked: torch.Tensor,
+    target: torch.Tensor,
+    factors: Sequence[int] = MIMIC_DOWNSCALES,
+    tile_size: int = 512,
+    decoded: bool = True,
+) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """``target_progress`` where the mimic looks: original, cloak and target each shrunk by every factor (as a
+    training pipeline resizes scraped art), then measured as usual; and the same for the decoder's image of the
+    latents (:func:`decoded_target_progress`, what a latent mimic can give back), from the same encodes. A
+    cloak that only works at the posted size shows it here. Keys "1x", "2x", ...; None where the shrunk image
+    is too small for the encoder. The second table is empty unless ``decoded`` and the encoder can decode."""
+    with_decoder = decoded and encoder.can_decode
+    latent: dict[str, float | None] = {}
+    seen_decoded: dict[str, float | None] = {}
+    for factor in factors:
+        key = f"{factor}x"
+        small = [downscale(image, factor) for image in (original, cloaked, target)]
+        if min(small[0].shape[-2:]) < MIN_SCALED_SIDE:
+            latent[key] = None
+            if with_decoder:
+                seen_decoded[key] = None
+            continue
+        latent[key], decoded_value = latent_and_decoded_progress(encoder, *small, tile_size, with_decoder)
+        if with_decoder:
+            seen_decoded[key] = decoded_value
+    return latent, seen_decoded
+
+
 def progress_by_scale(
     encoder: LatentEncoder,
     original: torch.Tensor,
@@ -106,24 +159,9 @@ def progress_by_scale(
     target: torch.Tensor,
     factors: Sequence[int] = MIMIC_DOWNSCALES,
     tile_size: int = 512,
-    view: str = "latent",
 ) -> dict[str, float | None]:
-    """``target_progress`` where the mimic looks: original, cloak and target each shrunk by every factor (as a
-    training pipeline resizes scraped art), then measured as usual. A cloak that only works at the posted size
-    shows it here. ``view``: "latent" measures the latents, "decoded" the decoder's image of them
-    (:func:`decoded_target_progress`; needs a decoder), which is what a latent mimic can give back."""
-    if view not in ("latent", "decoded"):
-        raise ValueError(f"unknown view {view!r}; use 'latent' or 'decoded'")
-    table: dict[str, float | None] = {}
-    for factor in factors:
-        small = [downscale(image, factor) for image in (original, cloaked, target)]
-        if min(small[0].shape[-2:]) < MIN_SCALED_SIDE:
-            table[f"{factor}x"] = None
-        elif view == "decoded":
-            table[f"{factor}x"] = decoded_target_progress(encoder, small[0], small[1], small[2], tile_size)
-        else:
-            table[f"{factor}x"] = TargetProgress(encoder, small[0], small[2], tile_size)(small[1])
-    return table
+    """The latent table of :func:`progress_tables` alone."""
+    return progress_tables(encoder, original, cloaked, target, factors, tile_size, decoded=False)[0]
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

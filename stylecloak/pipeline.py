@@ -16,7 +16,7 @@ import torch
 from ._version import __version__
 from .devices import resolve_device
 from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, quantize_8bit, quantize_rgb, save_image
-from .metrics import progress_by_scale, target_progress
+from .metrics import progress_tables, target_progress
 from .models.encoders import LatentEncoder, load_encoder
 from .models.lpips import load_lpips
 from .models.weights import user_cache_dir
@@ -162,14 +162,10 @@ class Cloaker:
     ) -> CloakReport:
         """The report of ``cloaked`` (the image as saved), with the figures already measured on it."""
         s = self.settings
-        # Where a mimic looks: one more encode of each image at a quarter of the pixels.
-        half = progress_by_scale(self.encoder, original, cloaked, target, (2,), s.tile_size)["2x"]
-        # And what the decoder renders of it there (two decodes more, tiled: bounded memory on large images).
-        decoded_half = (
-            progress_by_scale(self.encoder, original, cloaked, target, (2,), s.tile_size, view="decoded")["2x"]
-            if self.encoder.can_decode
-            else None
-        )
+        # Where a mimic looks: one more encode of each image at a quarter of the pixels, and the decoder's image
+        # of those latents (tiled: bounded memory on large images).
+        latent, decoded = progress_tables(self.encoder, original, cloaked, target, (2,), s.tile_size)
+        half, decoded_half = latent["2x"], decoded.get("2x")
         return CloakReport(
             input=None,
             output=None,

@@ -18,7 +18,7 @@ import torch
 
 from ..countermeasures import COUNTERMEASURES, Countermeasure, decode_latents
 from ..imaging import OUTPUT_MARK, list_images, quantize_8bit, quantize_rgb, tensor_to_image
-from ..metrics import TargetProgress, lpips_distance, progress_by_scale
+from ..metrics import TargetProgress, lpips_distance, progress_tables
 from ..models.encoders import LatentEncoder
 from ..models.tiled import TiledEncoder
 from ..visibility import change_heatmap, measure_visibility
@@ -127,6 +127,9 @@ def evaluate_pair(
             available = countermeasure.available(encoder)
             table[countermeasure.name] = progress(countermeasure.apply(cloaked, encoder)) if available else None
     figures = measure_visibility(lpips_alex, original, cloaked)
+    by_scale, decoded_by_scale = (
+        progress_tables(encoder, original, cloaked, target, tile_size=tile_size) if robustness else ({}, {})
+    )
     return EvaluationResult(
         target=target_name,
         encoder=encoder.name,
@@ -140,14 +143,8 @@ def evaluate_pair(
         max_change=figures.max_change,
         target_progress=progress(cloaked),
         robustness=table,
-        progress_by_scale=progress_by_scale(encoder, original, cloaked, target, tile_size=tile_size)
-        if robustness
-        else {},
-        decoded_progress_by_scale=progress_by_scale(
-            encoder, original, cloaked, target, tile_size=tile_size, view="decoded"
-        )
-        if robustness and encoder.can_decode
-        else {},
+        progress_by_scale=by_scale,
+        decoded_progress_by_scale=decoded_by_scale,
         seconds=time.perf_counter() - started,
     )
 
