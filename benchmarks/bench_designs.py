@@ -3,8 +3,10 @@
 progress at full size and where a mimic looks (the measures of ``bench_resize_robustness.py``: 1/1.5 to 1/4,
 1/2 off the encoder's grid, JPEG q75 then 1/2), with the visibility figures and the seconds per image.
 
-The progress at 1/2 is the figure the mimic's rate followed (docs/protection.md); this does not run a mimic.
-Results are appended as JSON lines to --log.
+The progress at 1/2 is the figure the latent cloaks' mimic rate followed; ``dec128`` is the target progress of
+the decoder's image at the mimic's 128 px (``bench_decoded_view.py``'s figure), the one the 512 px mimic
+followed (docs/protection.md). This does not run a mimic; --out keeps the cloaks for one. Results are
+appended as JSON lines to --log.
 
     STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_designs.py --name views-only \\
         --set mimic_downscales=2,4 --set full_size_weight=0 /tmp/curve/clean/hokusai_great_wave.png ...
@@ -21,7 +23,9 @@ from pathlib import Path
 
 from bench_resize_robustness import measure
 
-from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit
+from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
+from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_image
+from stylecloak.metrics import decoded_target_progress
 from stylecloak.optimize import OptimizerConfig
 from stylecloak.pipeline import Cloaker
 from stylecloak.settings import INTENSITY_PRESETS, CloakSettings
@@ -49,6 +53,7 @@ def main() -> None:
     parser.add_argument("--target", default="ink-hatching")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="an optimiser field")
     parser.add_argument("--log", type=Path, default=Path("benchmarks/results/designs.jsonl"))
+    parser.add_argument("--out", type=Path, help="a folder to write the cloaks to (NAME.cloaked.png)")
     args = parser.parse_args()
     overrides = dict(parse_override(text) for text in args.set)
     cloaker = Cloaker(CloakSettings.from_presets(args.intensity, target=args.target))
@@ -62,8 +67,20 @@ def main() -> None:
         seconds = time.perf_counter() - started
         original = quantize_8bit(image_to_tensor(rgb))
         cloaked = image_to_tensor(cloaked_rgb.astype("float32") / 255)
-        row = measure(cloaker.encoder, original, cloaked, cloaker.render_target(original))
-        row |= {"lpips": report.lpips, "ssim": report.ssim, "window": report.ssim_window_min, "seconds": seconds}
+        target = cloaker.render_target(original)
+        row = measure(cloaker.encoder, original, cloaked, target)
+        small = [resize_for_mimic(x, MimicConfig().image_size) for x in (original, cloaked, target)]
+        row["dec128"] = decoded_target_progress(cloaker.encoder, *small)
+        row |= {
+            "lpips": report.lpips,
+            "ssim": report.ssim,
+            "window": report.ssim_window_min,
+            "psnr": report.psnr if report.psnr is not None else 99.0,
+        }
+        row["seconds"] = seconds
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            save_image(args.out / f"{path.stem}.cloaked.png", cloaked_rgb)
         rows.append(row)
         print(path.stem, " ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
     medians = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
