@@ -16,18 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
 from .imaging import image_to_tensor, quantize_8bit, quantize_rgb, tensor_to_image
 from .models.encoders import LatentEncoder
-from .models.tiled import TiledEncoder
-from .tiling import plan_tiles
-
-# Decoding in tiles of this many latent cells a side (512 px for an /8 encoder), each with this many cells of
-# context on every side. TAEF2's local decoder layers reach 9 latent cells (measured: with 9 or more cells of
-# context a tiled decode equals a whole one, with 8 it is off by 1e-4), so 16 leaves a margin.
-DECODE_TILE_LATENT = 64
-DECODE_CONTEXT_LATENT = 16
+from .models.tiled import DECODE_CONTEXT_LATENT, DECODE_TILE_LATENT, TiledDecoder, TiledEncoder
 
 
 def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
@@ -113,18 +105,6 @@ def noise_then_upscale(image: torch.Tensor, sigma_255: float = 8.0, factor: floa
     return downscale_upscale(gaussian_noise(image, sigma_255, seed), factor)
 
 
-def _split_decoder(encoder: LatentEncoder) -> tuple[nn.Module, nn.Module] | None:
-    """``(head, tail)`` of a TAESD-family decoder: the latent-resolution layers (TAEF2's GroupNorm there is
-    global, so they run on the whole map) and the local upsampling layers (safe to run tile by tile)."""
-    decoder = getattr(encoder, "decoder", None)
-    if not isinstance(decoder, nn.Sequential):
-        return None
-    for index, layer in enumerate(decoder):
-        if isinstance(layer, nn.Upsample):
-            return decoder[:index], decoder[index:]
-    return None
-
-
 def decode_latents(
     encoder: LatentEncoder,
     latents: torch.Tensor,
@@ -140,33 +120,8 @@ def decode_latents(
     upsampling layers are tiled, which matches a whole-image decode. Other decoders are decoded tile by tile
     with context as they are, which is exact for fully convolutional decoders and close otherwise.
     """
-    if not encoder.can_decode:
-        raise NotImplementedError(f"encoder {encoder.name!r} has no decoder")
-    lat_h, lat_w = latents.shape[-2:]
-    with torch.no_grad():
-        if lat_h <= tile_latent and lat_w <= tile_latent:
-            return encoder.decode(latents)[..., :height, :width].clamp(0, 1)
-        split = _split_decoder(encoder)
-        if split is not None:
-            head, tail = split
-            features = head(latents)
-        else:
-            features, tail = latents, encoder.decode
-        output: torch.Tensor | None = None
-        for tile in plan_tiles(lat_h, lat_w, tile_latent, context_latent, grid=1):
-            rows, cols = tile.crop
-            decoded = tail(features[..., rows, cols])
-            scale = decoded.shape[-1] // (tile.crop_right - tile.crop_left)
-            if output is None:
-                output = decoded.new_empty((decoded.shape[0], decoded.shape[1], lat_h * scale, lat_w * scale))
-            core_rows, core_cols = tile.core_in_crop
-            output[
-                ..., tile.core_top * scale : tile.core_bottom * scale, tile.core_left * scale : tile.core_right * scale
-            ] = decoded[
-                ..., core_rows.start * scale : core_rows.stop * scale, core_cols.start * scale : core_cols.stop * scale
-            ]
-        assert output is not None
-        return output[..., :height, :width].clamp(0, 1)
+    decoder = TiledDecoder(encoder, tile_latent, context_latent)
+    return decoder.decode(latents)[..., :height, :width].clamp(0, 1)
 
 
 def encoder_decoder_round_trip(image: torch.Tensor, encoder: LatentEncoder, tile_size: int = 512) -> torch.Tensor:

@@ -36,7 +36,7 @@ import torch
 from .imaging import quantize_8bit
 from .metrics import WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, mimic_view_factors, ssim_map, window_means
 from .models.encoders import LatentEncoder
-from .models.tiled import TiledEncoder
+from .models.tiled import TiledDecoder, TiledEncoder
 from .settings import CloakSettings, check_view_objective
 from .visibility import VisibilityBounds, VisibilityFigures, allowed_change, enforce_bounds
 
@@ -275,21 +275,27 @@ class _ShrunkView:
     ) -> None:
         self.encoder, self.original, self.target = encoder, original, target
         self.factor, self.tile_size, self.jitter, self.objective = factor, tile_size, jitter, objective
+        self.decoder = TiledDecoder(encoder) if objective == "decoded" else None
         self._fixed = self._prepare(_Resize(float(factor)))
         self._now = self._fixed
 
     def _seen(self, latents: torch.Tensor) -> torch.Tensor:
-        """What the loss compares: the latents themselves, or the decoder's image of them. The decoder runs on
-        the whole shrunk view, not tile by tile: memory grows with the image (a reason the objective is still
-        an experiment; the latent path is tiled)."""
-        return self.encoder.decode(latents) if self.objective == "decoded" else latents
+        """What the loss compares: the latents themselves, or the decoder's image of them (in tiles: memory
+        stays bounded on large images)."""
+        return self.decoder.decode(latents) if self.decoder is not None else latents
+
+    def _distance_sq(self, latents: torch.Tensor, target_seen: torch.Tensor) -> torch.Tensor:
+        """``||seen(latents) - target_seen||^2``, differentiable; the decoder's tiles back-propagate one by one."""
+        if self.decoder is not None:
+            return self.decoder.squared_distance(latents, target_seen)
+        return (latents - target_seen).pow(2).sum()
 
     def _prepare(self, resize: _Resize) -> tuple[_Resize, TiledEncoder, torch.Tensor, float]:
         small = resize(self.original)
         tiled = TiledEncoder(self.encoder, small.shape[-2], small.shape[-1], self.tile_size)
         with torch.no_grad():
             target_seen = self._seen(tiled.encode(resize(self.target)))
-            start_sq = float((self._seen(tiled.encode(small)) - target_seen).pow(2).sum())
+            start_sq = float(self._distance_sq(tiled.encode(small), target_seen))
         return resize, tiled, target_seen, start_sq
 
     def draw(self) -> None:
@@ -309,7 +315,7 @@ class _ShrunkView:
             return 0.0
         small = resize(image)
         leaf = small.detach().requires_grad_(True)  # the tiled encoder walks its tiles from a leaf
-        distance = float(tiled.backward(leaf, lambda z: weight * (self._seen(z) - target_seen).pow(2).sum() / start_sq))
+        distance = float(tiled.backward(leaf, lambda z: weight * self._distance_sq(z, target_seen) / start_sq))
         assert leaf.grad is not None
         small.backward(leaf.grad)
         return 1.0 - (max(0.0, distance / weight)) ** 0.5
@@ -318,7 +324,7 @@ class _ShrunkView:
         """The progress at the fixed resize (a stable figure for the last, measuring pass)."""
         resize, tiled, target_seen, start_sq = self._fixed
         with torch.no_grad():
-            distance_sq = float((self._seen(tiled.encode(resize(image))) - target_seen).pow(2).sum())
+            distance_sq = float(self._distance_sq(tiled.encode(resize(image)), target_seen))
         return 1.0 - (distance_sq / start_sq) ** 0.5 if start_sq > 0 else 0.0
 
 

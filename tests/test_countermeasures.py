@@ -120,6 +120,29 @@ def test_tiled_decode_matches_a_whole_decode(encoder) -> None:
     assert float((whole - too_little).abs().max()) > 1e-2
 
 
+def test_tiled_decoded_distance_has_the_whole_decodes_value_and_gradient(encoder) -> None:
+    """The cloak's decoded objective back-propagates through the decoder one tile at a time (bounded memory on
+    large images); its value and gradient must be those of a whole decode, or the optimiser would aim elsewhere."""
+    from stylecloak.models.tiled import TiledDecoder
+
+    image = image_to_tensor(load_painting("hokusai_great_wave.png", 128))
+    reference = TiledDecoder(encoder).decode(encoder.encode(image.flip(-1)))  # another picture's decoded image
+    figures = []
+    for tiles in (TiledDecoder(encoder), TiledDecoder(encoder, tile_latent=6, context_latent=10)):
+        latents = encoder.encode(image).requires_grad_(True)
+        distance = tiles.squared_distance(latents, reference)
+        distance.backward()
+        figures.append((float(distance), latents.grad))
+    (whole, whole_grad), (tiled, tiled_grad) = figures
+    assert whole > 0 and abs(tiled - whole) < 1e-4 * whole
+    assert float((tiled_grad - whole_grad).norm()) < 1e-4 * float(whole_grad.norm())
+    with torch.no_grad():  # measuring only: the value, no graph
+        assert (
+            abs(float(TiledDecoder(encoder, 6, 10).squared_distance(encoder.encode(image), reference)) - whole)
+            < 1e-4 * whole
+        )
+
+
 def test_round_trip_needs_a_decoder(painting) -> None:
     class NoDecoder:
         can_decode = False
