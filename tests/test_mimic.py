@@ -326,3 +326,25 @@ def test_style_transfer_attack_uses_what_the_encoder_sees(encoder, tmp_path) -> 
         "green": 2,
     }
     assert (tmp_path / "control_blue.png").is_file() and (tmp_path / "control_green.png").is_file()
+
+
+def test_style_transfer_attack_judge_learns_the_rendition_classes(encoder, tmp_path) -> None:
+    """--judge-renditions with --attack nst: the judge learns the extra classes too (it once ignored them, so
+    that "a different style" had no name in that attack's verdicts)."""
+    from stylecloak.evaluation.nst_mimic import NSTMimicConfig, run_nst_mimicry
+
+    clean = _images((0.8, 0.3, 0.2), 2, 0)
+    others = {"blue": _images((0.1, 0.2, 0.8), 2, 1), "green": _images((0.2, 0.7, 0.2), 2, 2)}
+    judge, second = MeanColourJudge(), MeanColourJudge()
+    request = MimicryRequest(
+        clean,
+        clean,
+        others,
+        judge,
+        purifiers=[],
+        out_dir=tmp_path,
+        second_judge=second,
+        judge_extra_classes={"grey renditions": _images((0.5, 0.5, 0.5), 2, 3)},
+    )
+    run_nst_mimicry(request, encoder, NSTMimicConfig(samples=1, steps=2, image_size=32))
+    assert judge.labels == second.labels == ["artist", "blue", "green", "grey renditions"]

@@ -237,12 +237,16 @@ def fit_second_judge(report: MimicryReport, request: MimicryRequest, fit: Callab
 
 
 def fit_judge_on_images(
-    judge: StyleClassifier, clean: Sequence[torch.Tensor], others: Mapping[str, Sequence[torch.Tensor]]
+    judge: StyleClassifier,
+    clean: Sequence[torch.Tensor],
+    others: Mapping[str, Sequence[torch.Tensor]],
+    extra_classes: Mapping[str, Sequence[torch.Tensor]] | None = None,
 ) -> float:
     """Train ``judge`` on the artist's clean images against the others (whole images, for attacks whose samples
-    are images); returns the share of the artist's own images it attributes to the artist."""
+    are images) and ``extra_classes`` (as in :func:`fit_judge_on_round_trips`); returns the share of the
+    artist's own images it attributes to the artist."""
     images, labels = list(clean), [ARTIST_LABEL] * len(clean)
-    for label, style_images in others.items():
+    for label, style_images in [*others.items(), *(extra_classes or {}).items()]:
         images += style_images
         labels += [label] * len(style_images)
     judge.fit(images, labels)

@@ -167,7 +167,12 @@ def run_lora_mimicry(
     size = config.resolution
     small_clean = [resize_for_mimic(image, size) for image in clean]
     small_others = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
-    sanity = fit_judge_on_images(judge, small_clean, small_others)
+    # The judge's extra classes (--judge-renditions) at the training size; the LoRA never sees them.
+    extra = {
+        label: [resize_for_mimic(image, size) for image in images]
+        for label, images in request.judge_extra_classes.items()
+    }
+    sanity = fit_judge_on_images(judge, small_clean, small_others, extra)
     report = MimicryReport(
         len(clean),
         {label: len(images) for label, images in others.items()},
@@ -175,7 +180,7 @@ def run_lora_mimicry(
         classifier_name,
         sanity,
     )
-    fit_second_judge(report, request, lambda second: fit_judge_on_images(second, small_clean, small_others))
+    fit_second_judge(report, request, lambda second: fit_judge_on_images(second, small_clean, small_others, extra))
     conditions = attack_conditions(request, clean, cloaked, encoder)
     for name, images in conditions:
         started = time.perf_counter()

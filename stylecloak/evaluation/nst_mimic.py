@@ -63,7 +63,12 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
     cloaked = [resize_for_mimic(image, size) for image in cloaked]
     other_images = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
 
-    sanity = fit_judge_on_images(judge, clean, other_images)
+    # The judge's extra classes (--judge-renditions) at the transfers' size; the transfer never sees them.
+    extra = {
+        label: [resize_for_mimic(image, size) for image in images]
+        for label, images in request.judge_extra_classes.items()
+    }
+    sanity = fit_judge_on_images(judge, clean, other_images, extra)
     report = MimicryReport(
         len(clean),
         {label: len(images) for label, images in other_images.items()},
@@ -71,7 +76,7 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
         classifier_name,
         sanity,
     )
-    fit_second_judge(report, request, lambda second: fit_judge_on_images(second, clean, other_images))
+    fit_second_judge(report, request, lambda second: fit_judge_on_images(second, clean, other_images, extra))
 
     # Content: the other styles' works in turn, the same for every condition.
     pool = [(label, image) for label, images in other_images.items() for image in images]
