@@ -30,6 +30,7 @@ from .mimic import (
     encode_images,
     generate_latents,
     latent_stats,
+    resize_classes,
     resize_for_mimic,
     summarize_losses,
     train_mimic,
@@ -265,16 +266,13 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
     size = config.image_size
     clean = [resize_for_mimic(image, size) for image in clean]
     cloaked = [resize_for_mimic(image, size) for image in cloaked]
-    other_images = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
+    other_images = resize_classes(others, size)
     for name, images in [(ARTIST_LABEL, clean), (f"{ARTIST_LABEL} (cloaked)", cloaked), *other_images.items()]:
         small = [tuple(image.shape[-2:]) for image in images if min(image.shape[-2:]) < config.crop]
         if small:
             raise ValueError(f"{len(small)} image(s) of {name!r} are smaller than the {config.crop} px training crop")
 
-    extra = {
-        label: [resize_for_mimic(image, size) for image in images]
-        for label, images in request.judge_extra_classes.items()
-    }
+    extra = resize_classes(request.judge_extra_classes, size)
     sanity = fit_judge_on_round_trips(classifier, clean, other_images, encoder, device, config, extra)
 
     other_sets = [LatentSet(label, encode_images(encoder, images, device)) for label, images in other_images.items()]

@@ -33,7 +33,7 @@ from .attack import (
     fit_second_judge,
     judge_condition,
 )
-from .mimic import centre_square, resize_for_mimic
+from .mimic import centre_square, resize_classes, resize_for_mimic
 
 
 @dataclass(frozen=True)
@@ -166,12 +166,9 @@ def run_lora_mimicry(
     check_attack_inputs(clean, cloaked, others)
     size = config.resolution
     small_clean = [resize_for_mimic(image, size) for image in clean]
-    small_others = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
+    small_others = resize_classes(others, size)
     # The judge's extra classes (--judge-renditions) at the training size; the LoRA never sees them.
-    extra = {
-        label: [resize_for_mimic(image, size) for image in images]
-        for label, images in request.judge_extra_classes.items()
-    }
+    extra = resize_classes(request.judge_extra_classes, size)
     sanity = fit_judge_on_images(judge, small_clean, small_others, extra)
     report = MimicryReport(
         len(clean),

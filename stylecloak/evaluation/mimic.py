@@ -318,6 +318,12 @@ def resize_for_mimic(image: torch.Tensor, long_side: int) -> torch.Tensor:
     return (resized.clamp(0, 1) * 255).round() / 255
 
 
+def resize_classes(classes: Mapping[str, Sequence[torch.Tensor]], long_side: int) -> dict[str, list[torch.Tensor]]:
+    """Every labelled set of images through :func:`resize_for_mimic` (the other styles, the judge's extra
+    classes)."""
+    return {label: [resize_for_mimic(image, long_side) for image in images] for label, images in classes.items()}
+
+
 def centre_square(image: torch.Tensor, size: int) -> torch.Tensor:
     """The centre square of ``image``, resized to ``size`` x ``size`` (bicubic, antialiased when shrinking)."""
     height, width = image.shape[-2:]

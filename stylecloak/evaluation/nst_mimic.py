@@ -37,7 +37,7 @@ from .attack import (
     judge_condition,
     record_control,
 )
-from .mimic import centre_square, resize_for_mimic
+from .mimic import centre_square, resize_classes, resize_for_mimic
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,10 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
     size = config.image_size
     clean = [resize_for_mimic(image, size) for image in clean]
     cloaked = [resize_for_mimic(image, size) for image in cloaked]
-    other_images = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
+    other_images = resize_classes(others, size)
 
     # The judge's extra classes (--judge-renditions) at the transfers' size; the transfer never sees them.
-    extra = {
-        label: [resize_for_mimic(image, size) for image in images]
-        for label, images in request.judge_extra_classes.items()
-    }
+    extra = resize_classes(request.judge_extra_classes, size)
     sanity = fit_judge_on_images(judge, clean, other_images, extra)
     report = MimicryReport(
         len(clean),

@@ -25,7 +25,7 @@ from ..countermeasures import Countermeasure
 from ..models.base import LatentEncoder
 from .attack import ARTIST_LABEL, fit_judge_on_round_trips, purified, random_crops, round_trip
 from .classifier import StyleClassifier
-from .mimic import MIMIC_PRESETS, MimicConfig, resize_for_mimic
+from .mimic import MIMIC_PRESETS, MimicConfig, resize_classes, resize_for_mimic
 
 
 @dataclass
@@ -91,7 +91,7 @@ def mimic_proxy(
             raise ValueError(f"an image is smaller than the {config.crop} px crop at the mimic's {size} px")
     sanity = None
     if not fitted:
-        small_others = {label: [resize_for_mimic(image, size) for image in images] for label, images in others.items()}
+        small_others = resize_classes(others, size)
         sanity = fit_judge_on_round_trips(judge, small_clean, small_others, encoder, device, config)
 
     def verdicts_of(images: Sequence[torch.Tensor]) -> list[list[str]]:
