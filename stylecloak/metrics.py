@@ -142,14 +142,10 @@ def progress_tables(
         key = f"{factor}x"
         small = [downscale(image, factor) for image in (original, cloaked, target)]
         if min(small[0].shape[-2:]) < MIN_SCALED_SIDE:
-            latent[key] = None
-            if with_decoder:
-                seen_decoded[key] = None
-            continue
-        latent[key], decoded_value = latent_and_decoded_progress(encoder, *small, tile_size, with_decoder)
-        if with_decoder:
-            seen_decoded[key] = decoded_value
-    return latent, seen_decoded
+            latent[key] = seen_decoded[key] = None
+        else:
+            latent[key], seen_decoded[key] = latent_and_decoded_progress(encoder, *small, tile_size, with_decoder)
+    return latent, seen_decoded if with_decoder else {}
 
 
 def progress_by_scale(

@@ -274,7 +274,7 @@ class _ShrunkView:
         objective: str = "latent",
     ) -> None:
         self.encoder, self.original, self.target = encoder, original, target
-        self.factor, self.tile_size, self.jitter, self.objective = factor, tile_size, jitter, objective
+        self.factor, self.tile_size, self.jitter = factor, tile_size, jitter
         self.decoder = TiledDecoder(encoder) if objective == "decoded" else None
         self._fixed = self._prepare(_Resize(float(factor)))
         self._now = self._fixed
