@@ -12,7 +12,11 @@ without countermeasures, the most favourable case for the cloak.
     STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_protection_curve.py --work /tmp/curve
 
 With --mimic-downscales 2,4 every level is cloaked with the expectation over the mimic's resizes as well (the
-option of the same name of `stylecloak cloak`), for the curve of that design.
+option of the same name of `stylecloak cloak`), for the curve of that design; --view-objective and
+--full-size-weight likewise (the decoded design: `--mimic-downscales 2,4 --view-objective decoded
+--full-size-weight 0`). With
+--judge-renditions both judges also learn the other styles' works rendered in every catalogue style (the judge
+that can say "a different style", as `stylecloak mimic --judge-renditions`).
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ import torch
 from PIL import Image
 
 from stylecloak.cloak_files import CloakEvents, CloakFilesRequest, cloak_files
-from stylecloak.evaluation.attack import MimicryRequest, run_mimicry
+from stylecloak.evaluation.attack import MimicryRequest, rendition_classes, run_mimicry
 from stylecloak.evaluation.mimic import MIMIC_PRESETS
 from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder, load_other_styles
 from stylecloak.evaluation.pairs import evaluate_plan, load_evaluation_models, plan_pairs
 from stylecloak.models.encoders import load_encoder
 from stylecloak.settings import CloakSettings
+from stylecloak.targets import available_targets
 from stylecloak.targets.resolve import TargetRequest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +91,22 @@ def main() -> None:
         help="comma-separated factors for every level's cloak, as `stylecloak cloak --mimic-downscales` (default: none)",
     )
     parser.add_argument(
+        "--view-objective",
+        default=None,
+        help="what every level's shrunk views compare with the target, as `stylecloak cloak --view-objective`",
+    )
+    parser.add_argument(
+        "--full-size-weight",
+        type=float,
+        default=None,
+        help="the full size's weight beside the shrunk views, as `stylecloak cloak --full-size-weight`",
+    )
+    parser.add_argument(
+        "--judge-renditions",
+        action="store_true",
+        help="both judges also learn the other styles' works rendered in every catalogue style",
+    )
+    parser.add_argument(
         "--levels", default=",".join(LEVELS), help=f"comma-separated levels to cloak (default: {','.join(LEVELS)})"
     )
     parser.add_argument("--cloak-only", action="store_true", help="cloak and measure each level, without the mimic run")
@@ -96,7 +117,12 @@ def main() -> None:
         raise SystemExit(f"--levels: choose from {', '.join(LEVELS)}, got {args.levels!r}")
     if not args.cloak_only and "medium" not in chosen:
         raise SystemExit("--levels: the mimic run needs medium (its 'cloaked' condition); or add --cloak-only")
-    levels = {level: dataclasses.replace(LEVELS[level], mimic_downscales=downscales) for level in chosen}
+    design: dict[str, object] = {"mimic_downscales": downscales}
+    if args.view_objective is not None:
+        design["view_objective"] = args.view_objective
+    if args.full_size_weight is not None:
+        design["full_size_weight"] = args.full_size_weight
+    levels = {level: dataclasses.replace(LEVELS[level], **design) for level in chosen}
     work, device = args.work, torch.device("cpu")
     post(PAINTINGS, args.artist_style, args.long_side, work / "clean", work / "others")
     started = time.perf_counter()
@@ -121,6 +147,12 @@ def main() -> None:
             "progress_2x_median": statistics.median(
                 r.progress_by_scale["2x"] for r in results if not isinstance(r, Exception) and r.progress_by_scale
             ),
+            # What the decoder draws of the latents at the mimic's 1/2 (the decoded design's own figure).
+            "decoded_2x_median": statistics.median(
+                r.decoded_progress_by_scale["2x"]
+                for r in results
+                if not isinstance(r, Exception) and r.decoded_progress_by_scale.get("2x") is not None
+            ),
         }
         print(level, json.dumps(figures[level]), f"({time.perf_counter() - started:.0f} s)", flush=True)
     if args.cloak_only:
@@ -142,6 +174,7 @@ def main() -> None:
         more_cloaked={level: images for level, images in cloaked.items() if level != "medium"},
         second_judge=second,
         second_judge_name=second_name,
+        judge_extra_classes=rendition_classes(others, available_targets()) if args.judge_renditions else {},
     )
     report = run_mimicry(request, encoder, MIMIC_PRESETS["quick"])
     result = report.to_dict() | {"visibility": figures, "seconds": time.perf_counter() - started}
@@ -153,18 +186,19 @@ def main() -> None:
         f"judge {second_name}: sanity {report.second_judge['sanity']:.2f}, control {report.second_judge['control_artist_rate']:.2f}"
     )
     print(
-        "| intensity | largest LPIPS | lowest SSIM | lowest window SSIM | lowest PSNR | progress (full, 1/2) | PSR gram | PSR texture |"
+        "| intensity | largest LPIPS | lowest SSIM | lowest window SSIM | lowest PSNR | progress (full, 1/2) "
+        "| decoder's image at 1/2 | PSR gram | PSR texture |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     clean_rate = rates["clean"]
     print(
-        f"| clean | - | - | - | - | - | {clean_rate.protection_success_rate:.2f} | {clean_rate.second_opinion['protection_success_rate']:.2f} |"
+        f"| clean | - | - | - | - | - | - | {clean_rate.protection_success_rate:.2f} | {clean_rate.second_opinion['protection_success_rate']:.2f} |"
     )
     for level, f in figures.items():
         condition = rates["cloaked" if level == "medium" else f"cloaked:{level}"]
         print(
             f"| {level} | {f['lpips_max']:.4f} | {f['ssim_min']:.3f} | {f['ssim_window_min']:.3f} | {f['psnr_min']:.1f} | "
-            f"{f['progress_median']:.3f}, {f['progress_2x_median']:.3f} | {condition.protection_success_rate:.2f} | "
+            f"{f['progress_median']:.3f}, {f['progress_2x_median']:.3f} | {f['decoded_2x_median']:.3f} | {condition.protection_success_rate:.2f} | "
             f"{condition.second_opinion['protection_success_rate']:.2f} |"
         )
     print(f"({time.perf_counter() - started:.0f} s)")
