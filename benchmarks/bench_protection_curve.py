@@ -27,6 +27,7 @@ import dataclasses
 import json
 import statistics
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -78,6 +79,12 @@ def post(paintings: Path, style: str, long_side: int, clean: Path, others: Path)
         writer = csv.DictWriter(handle, ["file", "style"])
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _median_at_half(tables: Iterable[dict[str, float | None]]) -> float:
+    """The median of the tables' "2x" figures (NaN where an image is too small to have one)."""
+    values = [value for table in tables if (value := table.get("2x")) is not None]
+    return statistics.median(values) if values else float("nan")
 
 
 def main() -> None:
@@ -135,6 +142,7 @@ def main() -> None:
             target = TargetRequest(json.loads((out / ".stylecloak.json").read_text())["target"])
         models = load_evaluation_models("cpu", None, None, None)
         results = [r for _, r in evaluate_plan(plan_pairs(work / "clean", out), models, work / f"eval-{level}")]
+        measured = [r for r in results if not isinstance(r, Exception)]
         reports = summary.reports
         figures[level] = {
             "target": reports[0].target,
@@ -144,15 +152,9 @@ def main() -> None:
             "psnr_min": min(r.psnr for r in reports if r.psnr is not None),
             "max_change": max(r.max_change for r in reports),
             "progress_median": statistics.median(r.target_progress for r in reports),
-            "progress_2x_median": statistics.median(
-                r.progress_by_scale["2x"] for r in results if not isinstance(r, Exception) and r.progress_by_scale
-            ),
+            "progress_2x_median": _median_at_half(r.progress_by_scale for r in measured),
             # What the decoder draws of the latents at the mimic's 1/2 (the decoded design's own figure).
-            "decoded_2x_median": statistics.median(
-                r.decoded_progress_by_scale["2x"]
-                for r in results
-                if not isinstance(r, Exception) and r.decoded_progress_by_scale.get("2x") is not None
-            ),
+            "decoded_2x_median": _median_at_half(r.decoded_progress_by_scale for r in measured),
         }
         print(level, json.dumps(figures[level]), f"({time.perf_counter() - started:.0f} s)", flush=True)
     if args.cloak_only:
