@@ -5,7 +5,8 @@ progress at full size and where a mimic looks (the measures of ``bench_resize_ro
 
 The progress at 1/2 is the figure the latent cloaks' mimic rate followed; ``dec128`` is the target progress of
 the decoder's image at the mimic's 128 px (``bench_decoded_view.py``'s figure), the one the 512 px mimic
-followed (docs/protection.md). This does not run a mimic; --out keeps the cloaks for one. Results are
+followed (docs/protection.md); ``dec128_noise`` the same after the acceptance run's noise-then-upscale
+purification (measured from the clean art through the same purification). This does not run a mimic; --out keeps the cloaks for one. Results are
 appended as JSON lines to --log.
 
     STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_designs.py --name views-only \\
@@ -21,8 +22,10 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
 from bench_resize_robustness import measure
 
+from stylecloak.countermeasures import COUNTERMEASURE_SEED, noise_then_upscale
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_image
 from stylecloak.metrics import decoded_target_progress
@@ -71,6 +74,16 @@ def main() -> None:
         row = measure(cloaker.encoder, original, cloaked, target)
         small = [resize_for_mimic(x, MimicConfig().image_size) for x in (original, cloaked, target)]
         row["dec128"] = decoded_target_progress(cloaker.encoder, *small)
+        # The same by LPIPS between the decoder's images (the decoded-lpips objective's own figure).
+        with torch.no_grad():
+            seen = [cloaker.encoder.decode(cloaker.encoder.encode(x)) for x in small]
+            start, now = (float(cloaker.perceptual(x, seen[2], normalize=True).sum()) for x in seen[:2])
+        row["dec128_lpips"] = 1.0 - now / start if start > 0 else 0.0
+        # The same after the acceptance run's noise-then-upscale purification, which the mimic then shrinks;
+        # measured from the clean art put through the same purification (the same noise).
+        purified = [noise_then_upscale(x, 8.0, 0.5, COUNTERMEASURE_SEED) for x in (original, cloaked)]
+        small_purified = [resize_for_mimic(x, MimicConfig().image_size) for x in purified]
+        row["dec128_noise"] = decoded_target_progress(cloaker.encoder, *small_purified, small[2])
         row |= {
             "lpips": report.lpips,
             "ssim": report.ssim,

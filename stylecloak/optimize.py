@@ -90,6 +90,9 @@ class OptimizerConfig:
     # the target but the decoder's image by 0.03 (docs/protection.md, "What the decoder renders"). Needs an
     # encoder with a decoder.
     view_objective: str = _DEFAULTS.view_objective
+    # Each step, Gaussian noise of a standard deviation drawn in [0, view_noise] 8-bit levels is added to every
+    # shrunk view before the shrink (CloakSettings.view_noise; 0: none).
+    view_noise: float = _DEFAULTS.view_noise
 
     @property
     def bounds(self) -> VisibilityBounds:
@@ -116,6 +119,7 @@ class OptimizerConfig:
             mimic_jitter=settings.mimic_jitter,
             view_objective=settings.view_objective,
             full_size_weight=settings.full_size_weight,
+            view_noise=settings.view_noise,
         )
 
 
@@ -272,10 +276,20 @@ class _ShrunkView:
         tile_size: int,
         jitter: torch.Generator | None = None,
         objective: str = "latent",
+        noise: float = 0.0,
+        noise_generator: torch.Generator | None = None,
+        perceptual: torch.nn.Module | None = None,
     ) -> None:
         self.encoder, self.original, self.target = encoder, original, target
         self.factor, self.tile_size, self.jitter = factor, tile_size, jitter
-        self.decoder = TiledDecoder(encoder) if objective == "decoded" else None
+        if noise > 0 and noise_generator is None:
+            raise ValueError("a noisy view needs its seeded generator")
+        self.noise, self.noise_generator = noise, noise_generator
+        self.decoder = TiledDecoder(encoder) if objective.startswith("decoded") else None
+        # "decoded-lpips": the decoder's images compared by LPIPS instead of pixel by pixel (experimental).
+        self.perceptual = perceptual if objective == "decoded-lpips" else None
+        if objective == "decoded-lpips" and perceptual is None:
+            raise ValueError("the decoded-lpips objective needs the perceptual metric")
         self._fixed = self._prepare(_Resize(float(factor)))
         self._now = self._fixed
 
@@ -285,7 +299,12 @@ class _ShrunkView:
         return self.decoder.decode(latents) if self.decoder is not None else latents
 
     def _distance_sq(self, latents: torch.Tensor, target_seen: torch.Tensor) -> torch.Tensor:
-        """``||seen(latents) - target_seen||^2``, differentiable; the decoder's tiles back-propagate one by one."""
+        """``||seen(latents) - target_seen||^2``, differentiable; the decoder's tiles back-propagate one by one.
+        With the perceptual objective, the squared LPIPS of the whole decoded image (so that the progress,
+        1 - sqrt(distance / start), is 1 - LPIPS / LPIPS at the start)."""
+        if self.perceptual is not None:
+            decoded = self.encoder.decode(latents)
+            return self.perceptual(decoded, target_seen, normalize=True).sum().pow(2)
         if self.decoder is not None:
             return self.decoder.squared_distance(latents, target_seen)
         return (latents - target_seen).pow(2).sum()
@@ -313,12 +332,21 @@ class _ShrunkView:
         resize, tiled, target_seen, start_sq = self._now
         if start_sq <= 0:
             return 0.0
-        small = resize(image)
+        small = resize(image + self._noise(image))
         leaf = small.detach().requires_grad_(True)  # the tiled encoder walks its tiles from a leaf
         distance = float(tiled.backward(leaf, lambda z: weight * self._distance_sq(z, target_seen) / start_sq))
         assert leaf.grad is not None
         small.backward(leaf.grad)
         return 1.0 - (max(0.0, distance / weight)) ** 0.5
+
+    def _noise(self, image: torch.Tensor) -> torch.Tensor | float:
+        """This step's noise (a constant, not a function of the image: the gradient passes straight through)."""
+        if self.noise <= 0:
+            return 0.0
+        assert self.noise_generator is not None
+        sigma = float(torch.rand((), generator=self.noise_generator)) * self.noise / 255.0
+        noise = torch.randn(image.shape, generator=self.noise_generator) * sigma
+        return noise.to(device=image.device, dtype=image.dtype)
 
     def progress(self, image: torch.Tensor) -> float:
         """The progress at the fixed resize (a stable figure for the last, measuring pass)."""
@@ -343,8 +371,10 @@ def optimize_cloak(
         raise ValueError(f"target shape {tuple(target.shape)} differs from image shape {tuple(original.shape)}")
     if config.full_size_weight < 0:
         raise ValueError(f"full_size_weight must be >= 0, got {config.full_size_weight}")
+    if config.view_noise < 0:
+        raise ValueError(f"view_noise must be >= 0 8-bit levels, got {config.view_noise}")
     check_view_objective(config.view_objective)
-    if config.view_objective == "decoded" and not encoder.can_decode:
+    if config.view_objective.startswith("decoded") and not encoder.can_decode:
         raise ValueError(f"view_objective 'decoded' needs an encoder with a decoder; {encoder.name!r} has none")
     original = quantize_8bit(original)  # a saved file holds 8-bit values; start from exactly those
     bounds = config.bounds
@@ -362,7 +392,18 @@ def optimize_cloak(
     # Expectation over the mimic's resizes: each size weighs the same (the full size full_size_weight), and the
     # kept step's progress is their weighted mean.
     views = [
-        _ShrunkView(encoder, original, target, f, config.tile_size, _jitter_generator(config, i), config.view_objective)
+        _ShrunkView(
+            encoder,
+            original,
+            target,
+            f,
+            config.tile_size,
+            _jitter_generator(config, i),
+            config.view_objective,
+            config.view_noise,
+            _noise_generator(config, i),
+            perceptual,
+        )
         for i, f in enumerate(mimic_view_factors(config.mimic_downscales, original.shape[-2:]))
     ]
     full_weight = config.full_size_weight if views else 1.0
@@ -447,6 +488,14 @@ def _jitter_generator(config: OptimizerConfig, index: int) -> torch.Generator | 
     if not config.mimic_jitter:
         return None
     return torch.Generator(device="cpu").manual_seed(config.seed * 1_000 + index + 1)
+
+
+def _noise_generator(config: OptimizerConfig, index: int) -> torch.Generator | None:
+    """A seeded generator of view ``index``'s noise, or None without noise (its own stream: turning the
+    noise on leaves the resizes the jitter draws unchanged)."""
+    if config.view_noise <= 0:
+        return None
+    return torch.Generator(device="cpu").manual_seed(config.seed * 1_000 + 500 + index + 1)
 
 
 def _clamp_to_box(original: torch.Tensor, delta: torch.Tensor, box: torch.Tensor) -> torch.Tensor:

@@ -75,7 +75,7 @@ class QualityPreset:
 
 
 # What the optimiser's loss at each shrunk size may compare with the target (CloakSettings.view_objective).
-VIEW_OBJECTIVES = ("latent", "decoded")
+VIEW_OBJECTIVES = ("latent", "decoded", "decoded-lpips")
 
 
 def check_view_objective(objective: str) -> None:
@@ -148,12 +148,18 @@ class CloakSettings:
     # What the loss at each shrunk size compares with the target (VIEW_OBJECTIVES): "latent", the encoder's
     # latents, as the original method does; or "decoded", the decoder's image of those latents, which is what a
     # latent mimic can reproduce: a latent move can hide in directions the decoder ignores (docs/protection.md,
-    # "What the decoder renders"). Needs an encoder with a decoder and a mimic_downscales factor above 1.
+    # "What the decoder renders"); or "decoded-lpips", those decoded images compared by LPIPS rather than pixel
+    # by pixel (pixels reward the target's palette, which the bounds let the cloak change little). Needs an
+    # encoder with a decoder and a mimic_downscales factor above 1.
     view_objective: str = "latent"
     # The full size's weight in the optimiser's expected loss, against each shrunk size's 1 (0: the shrunk sizes
     # alone). Below 1 the cloak spends more of its visibility budget where a mimic that shrinks the art looks
     # and less where one that trains at the posted size looks (docs/protection.md).
     full_size_weight: float = 1.0
+    # Add Gaussian noise to each shrunk view before it is shrunk, its standard deviation drawn each step between
+    # 0 and this many 8-bit levels (0: none): expectation over the mild noise a purifier adds before it shrinks
+    # or upscales the art, so that the cloak does not live in what such noise drowns (docs/protection.md).
+    view_noise: float = 0.0
     intensity: str | None = "medium"
     quality: str | None = "default"
 
@@ -198,6 +204,8 @@ class CloakSettings:
                 f"the factors to draw around; got {self.mimic_downscales}"
             )
         check_view_objective(self.view_objective)
+        if not 0 <= self.view_noise <= 64:
+            raise ValueError(f"view_noise must be between 0 and 64 8-bit levels, got {self.view_noise}")
         if self.view_objective != "latent" and not any(f > 1 for f in self.mimic_downscales):
             raise ValueError(
                 f"view_objective {self.view_objective!r} (--view-objective) works on the shrunk sizes: it needs a "

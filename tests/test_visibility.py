@@ -238,6 +238,30 @@ def test_jittered_mimic_resizes_stay_near_their_factor_off_the_grid_and_repeat_w
     assert fixed._now[0].factor == 2.0 and fixed._now[0].offset == (0, 0)
 
 
+def test_noisy_views_draw_seeded_noise_within_their_sigma_and_leave_the_image_untouched(encoder) -> None:
+    from stylecloak.optimize import _ShrunkView
+
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
+    target = get_target("ink-hatching").render(original, seed=0)
+
+    def noises(seed: int) -> list[torch.Tensor]:
+        view = _ShrunkView(
+            encoder, original, target, 2, 512, noise=8.0, noise_generator=torch.Generator().manual_seed(seed)
+        )
+        return [view._noise(original) for _ in range(8)]
+
+    drawn = noises(0)
+    sigmas = [float(n.std()) * 255 for n in drawn]
+    assert all(0 <= s <= 8.5 for s in sigmas) and max(sigmas) - min(sigmas) > 1  # a sigma drawn in [0, 8] each step
+    assert all(torch.equal(a, b) for a, b in zip(noises(0), drawn, strict=True))
+    assert not torch.equal(noises(1)[0], drawn[0])
+    assert _ShrunkView(encoder, original, target, 2, 512)._noise(original) == 0.0  # no noise unless asked
+    with pytest.raises(ValueError, match="seeded generator"):
+        _ShrunkView(encoder, original, target, 2, 512, noise=8.0)
+    with pytest.raises(ValueError, match="view_noise must be between 0 and 64"):
+        CloakSettings(view_noise=-1)
+
+
 def test_the_decoded_view_objective_moves_what_the_decoder_renders_at_the_mimic_size(encoder, lpips_alex) -> None:
     # The latent objective can move the latents in directions the decoder ignores; a latent mimic reproduces
     # only what the decoder renders, which the "decoded" objective optimises (docs/protection.md).
@@ -269,6 +293,27 @@ def test_the_decoded_view_objective_moves_what_the_decoder_renders_at_the_mimic_
     assert decoded[2] > decoded[1] + 0.02 and outcomes[2].target_progress < outcomes[1].target_progress
     assert decoded_target_progress(encoder, small_original, small_original, small_target) == 0.0
     assert decoded_target_progress(encoder, small_original, small_target, small_target) == pytest.approx(1.0)
+
+
+def test_the_perceptual_decoded_objective_moves_the_decoders_image_by_lpips(encoder, lpips_alex) -> None:
+    # "decoded-lpips" compares the decoder's images by LPIPS: within the bounds it closes much of the LPIPS gap
+    # between the decoder's image of the shrunk art and of the shrunk target (docs/protection.md).
+    from stylecloak.countermeasures import downscale
+    from stylecloak.optimize import _ShrunkView
+
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    config = OptimizerConfig(
+        steps=6, learning_rate=0.02, mimic_downscales=(2,), view_objective="decoded-lpips", full_size_weight=0.0
+    )
+    outcome = optimize_cloak(original, target, encoder, lpips_alex, config)
+    assert outcome.visibility is not None and outcome.visibility.violations(config.bounds) == []
+    with torch.no_grad():
+        seen = [encoder.decode(encoder.encode(downscale(x, 2))) for x in (original, outcome.cloaked, target)]
+        before, after = (float(lpips_alex(x, seen[2], normalize=True).sum()) for x in seen[:2])
+    assert after < 0.8 * before
+    with pytest.raises(ValueError, match="needs the perceptual metric"):
+        _ShrunkView(encoder, original, target, 2, 512, objective="decoded-lpips")
 
 
 def test_the_decoded_view_objective_needs_a_decoder_and_a_known_name(lpips_alex) -> None:
