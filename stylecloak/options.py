@@ -178,7 +178,10 @@ CLOAK_OPTIONS = (
     ),
     *MODEL_OPTIONS,
     option(
-        "--seed", type=int, default=_CLOAK.seed, help="random seed: the same seed and settings give the same output"
+        "--seed",
+        type=int,
+        default=_CLOAK.seed,
+        help="random seed: the same seed and settings give the same output on the same number of CPU threads",
     ),
     option(
         "--format",
