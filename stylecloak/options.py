@@ -223,7 +223,8 @@ CLOAK_OPTIONS = (
         choices=list(VIEW_OBJECTIVES),
         help="experimental: what the cloak moves toward the target at the shrunk sizes (default: latent, the "
         "encoder's latents; decoded: the decoder's image of them, which is what a latent mimic can reproduce; "
-        "decoded-lpips: the same images compared by LPIPS instead of pixel by pixel; see docs/protection.md)",
+        "decoded-lpips: the same images compared by LPIPS instead of pixel by pixel, no better against our test "
+        "mimic; see docs/protection.md)",
     ),
     option(
         "--full-size-weight",
