@@ -303,6 +303,14 @@ class _ShrunkView:
         With the perceptual objective, the squared LPIPS of the whole decoded image (so that the progress,
         1 - sqrt(distance / start), is 1 - LPIPS / LPIPS at the start)."""
         if self.perceptual is not None:
+            assert self.decoder is not None
+            if not self.decoder.single_tile(latents):
+                # LPIPS compares whole images: this experimental objective does not decode in tiles.
+                raise ValueError(
+                    "view_objective 'decoded-lpips' decodes each shrunk view whole, up to "
+                    f"{self.decoder.tile_latent * self.encoder.downscale} px a side; this image's views are "
+                    "larger: use 'decoded'"
+                )
             decoded = self.encoder.decode(latents)
             return self.perceptual(decoded, target_seen, normalize=True).sum().pow(2)
         if self.decoder is not None:
@@ -375,7 +383,9 @@ def optimize_cloak(
         raise ValueError(f"view_noise must be >= 0 8-bit levels, got {config.view_noise}")
     check_view_objective(config.view_objective)
     if config.view_objective.startswith("decoded") and not encoder.can_decode:
-        raise ValueError(f"view_objective 'decoded' needs an encoder with a decoder; {encoder.name!r} has none")
+        raise ValueError(
+            f"view_objective {config.view_objective!r} needs an encoder with a decoder; {encoder.name!r} has none"
+        )
     original = quantize_8bit(original)  # a saved file holds 8-bit values; start from exactly those
     bounds = config.bounds
     tiled = TiledEncoder(encoder, original.shape[-2], original.shape[-1], config.tile_size)

@@ -132,7 +132,7 @@ def test_tiled_decoded_distance_has_the_whole_decodes_value_and_gradient(encoder
         latents = encoder.encode(image).requires_grad_(True)
         distance = tiles.squared_distance(latents, reference)
         distance.backward()
-        figures.append((float(distance), latents.grad))
+        figures.append((float(distance.detach()), latents.grad))
     (whole, whole_grad), (tiled, tiled_grad) = figures
     assert whole > 0 and abs(tiled - whole) < 1e-4 * whole
     assert float((tiled_grad - whole_grad).norm()) < 1e-4 * float(whole_grad.norm())

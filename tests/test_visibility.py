@@ -314,6 +314,11 @@ def test_the_perceptual_decoded_objective_moves_the_decoders_image_by_lpips(enco
     assert after < 0.8 * before
     with pytest.raises(ValueError, match="needs the perceptual metric"):
         _ShrunkView(encoder, original, target, 2, 512, objective="decoded-lpips")
+    view = _ShrunkView(encoder, original, target, 2, 512, objective="decoded-lpips", perceptual=lpips_alex)
+    assert view.decoder is not None
+    view.decoder.tile_latent = 1  # as if the view were larger than one decoder tile: a clear error, not tiles
+    with pytest.raises(ValueError, match="decodes each shrunk view whole"):
+        view.progress(original)
 
 
 def test_the_decoded_view_objective_needs_a_decoder_and_a_known_name(lpips_alex) -> None:

@@ -126,7 +126,8 @@ class TiledDecoder:
         split = split_decoder(encoder)
         self.head, self.tail = split if split is not None else (nn.Identity(), encoder.decode)
 
-    def _single(self, latents: torch.Tensor) -> bool:
+    def single_tile(self, latents: torch.Tensor) -> bool:
+        """Whether ``latents`` decode in one piece (no tiling)."""
         return max(latents.shape[-2:]) <= self.tile_latent
 
     def _tiles(self, latents: torch.Tensor) -> list[Tile]:
@@ -150,7 +151,7 @@ class TiledDecoder:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """The decoder's image of ``latents``, without gradient."""
         with torch.no_grad():
-            if self._single(latents):
+            if self.single_tile(latents):
                 return self.encoder.decode(latents)
             features = self.head(latents)
             output: torch.Tensor | None = None
@@ -169,7 +170,7 @@ class TiledDecoder:
         reaches ``latents`` when they require it. A large map is decoded and back-propagated one tile at a
         time (the tiles' gradients gathered on the head's output), so memory holds one tile's graph, not the
         whole image's; the value and gradient are those of a whole decode."""
-        if self._single(latents):
+        if self.single_tile(latents):
             return (self.encoder.decode(latents) - reference).pow(2).sum()
         track = torch.is_grad_enabled() and latents.requires_grad
         features = self.head(latents)
