@@ -308,8 +308,8 @@ class _ShrunkView:
                 # LPIPS compares whole images: this experimental objective does not decode in tiles.
                 raise ValueError(
                     "view_objective 'decoded-lpips' decodes each shrunk view whole, up to "
-                    f"{self.decoder.tile_latent * self.encoder.downscale} px a side; this image's views are "
-                    "larger: use 'decoded'"
+                    f"{self.decoder.tile_latent * self.encoder.downscale} px a side, and this image's are "
+                    "larger (the 'decoded' objective decodes them in tiles)"
                 )
             decoded = self.encoder.decode(latents)
             return self.perceptual(decoded, target_seen, normalize=True).sum().pow(2)
