@@ -5,8 +5,9 @@ progress at full size and where a mimic looks (the measures of ``bench_resize_ro
 
 The progress at 1/2 is the figure the latent cloaks' mimic rate followed; ``dec128`` is the target progress of
 the decoder's image at the mimic's 128 px (``bench_decoded_view.py``'s figure), the one the 512 px mimic
-followed (docs/protection.md); ``dec128_noise`` the same after the acceptance run's noise-then-upscale
-purification (measured from the clean art through the same purification). This does not run a mimic; --out keeps the cloaks for one. Results are
+followed (docs/protection.md); ``dec128_lpips`` the same by LPIPS between the decoder's images; and
+``dec128_noise`` the same after the acceptance run's noise-then-upscale purification (measured from the clean
+art through the same purification). This does not run a mimic; --out keeps the cloaks for one. Results are
 appended as JSON lines to --log.
 
     STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_designs.py --name views-only \\

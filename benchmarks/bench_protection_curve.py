@@ -14,9 +14,8 @@ without countermeasures, the most favourable case for the cloak.
 With --mimic-downscales 2,4 every level is cloaked with the expectation over the mimic's resizes as well (the
 option of the same name of `stylecloak cloak`), for the curve of that design; --view-objective and
 --full-size-weight likewise (the decoded design: `--mimic-downscales 2,4 --view-objective decoded
---full-size-weight 0`). With
---judge-renditions both judges also learn the other styles' works rendered in every catalogue style (the judge
-that can say "a different style", as `stylecloak mimic --judge-renditions`).
+--full-size-weight 0`). With --judge-renditions both judges also learn the other styles' works rendered in
+every catalogue style (the judge that can say "a different style", as `stylecloak mimic --judge-renditions`).
 """
 
 from __future__ import annotations
