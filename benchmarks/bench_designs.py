@@ -27,9 +27,11 @@ import torch
 from bench_resize_robustness import measure
 
 from stylecloak.countermeasures import COUNTERMEASURE_SEED, noise_then_upscale
+from stylecloak.evaluation.attack import RENDITION_PREFIX
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_image
 from stylecloak.metrics import decoded_target_progress
+from stylecloak.models.surrogate import DENOISER_MODES, DenoiserTerm, load_surrogate
 from stylecloak.optimize import OptimizerConfig
 from stylecloak.pipeline import Cloaker
 from stylecloak.settings import INTENSITY_PRESETS, CloakSettings
@@ -58,9 +60,21 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="an optimiser field")
     parser.add_argument("--log", type=Path, default=Path("benchmarks/results/designs.jsonl"))
     parser.add_argument("--out", type=Path, help="a folder to write the cloaks to (NAME.cloaked.png)")
+    parser.add_argument(
+        "--surrogate",
+        type=Path,
+        help="a surrogate diffusion model from bench_surrogate.py: adds its term to every shrunk view's loss",
+    )
+    parser.add_argument("--denoiser-mode", default="toward-target", choices=DENOISER_MODES)
+    parser.add_argument("--denoiser-weight", type=float, default=1.0, help="the term's weight (1: like one view's)")
     args = parser.parse_args()
     overrides = dict(parse_override(text) for text in args.set)
-    cloaker = Cloaker(CloakSettings.from_presets(args.intensity, target=args.target))
+    denoiser = None
+    if args.surrogate:
+        model = load_surrogate(args.surrogate, torch.device("cpu"))
+        label = f"{RENDITION_PREFIX}{args.target}"
+        denoiser = DenoiserTerm(model, args.denoiser_mode, label, args.denoiser_weight)
+    cloaker = Cloaker(CloakSettings.from_presets(args.intensity, target=args.target), denoiser=denoiser)
     config = dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings), **overrides)
     cloaker.optimizer_config = lambda: config  # type: ignore[method-assign]  # the design under test
     rows = []
@@ -102,6 +116,8 @@ def main() -> None:
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("a") as handle:
         record = {"name": args.name, "intensity": args.intensity, "target": args.target, "set": args.set}
+        if args.surrogate:
+            record |= {"surrogate": str(args.surrogate), "denoiser": [args.denoiser_mode, args.denoiser_weight]}
         handle.write(json.dumps(record | {"medians": medians, "rows": rows}) + "\n")
 
 

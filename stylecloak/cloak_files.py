@@ -87,6 +87,10 @@ def settings_for_options(options: Mapping[str, Any]) -> CloakSettings:
         overrides["view_objective"] = options["view_objective"]
     if options.get("full_size_weight") is not None:
         overrides["full_size_weight"] = float(options["full_size_weight"])
+    if options.get("surrogate"):
+        overrides["surrogate"] = str(options["surrogate"])
+    if options.get("surrogate_weight") is not None:
+        overrides["surrogate_weight"] = float(options["surrogate_weight"])
     if options.get("target_at_mimic_size") is not None:
         overrides["target_at_mimic_size"] = bool(options["target_at_mimic_size"])
     return CloakSettings.from_presets(options["intensity"], options["quality"], **overrides)

@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -39,6 +39,9 @@ from .models.encoders import LatentEncoder
 from .models.tiled import TiledDecoder, TiledEncoder
 from .settings import CloakSettings, check_view_objective
 from .visibility import VisibilityBounds, VisibilityFigures, allowed_change, enforce_bounds
+
+if TYPE_CHECKING:
+    from .models.surrogate import DenoiserTerm
 
 _DEFAULTS = CloakSettings()
 
@@ -279,8 +282,10 @@ class _ShrunkView:
         noise: float = 0.0,
         noise_generator: torch.Generator | None = None,
         perceptual: torch.nn.Module | None = None,
+        denoiser: DenoiserTerm | None = None,
     ) -> None:
         self.encoder, self.original, self.target = encoder, original, target
+        self.denoiser = denoiser  # a surrogate diffusion model's term on this view's latents (experimental)
         self.factor, self.tile_size, self.jitter = factor, tile_size, jitter
         if noise > 0 and noise_generator is None:
             raise ValueError("a noisy view needs its seeded generator")
@@ -342,10 +347,19 @@ class _ShrunkView:
             return 0.0
         small = resize(image + self._noise(image))
         leaf = small.detach().requires_grad_(True)  # the tiled encoder walks its tiles from a leaf
-        distance = float(tiled.backward(leaf, lambda z: weight * self._distance_sq(z, target_seen) / start_sq))
+        distances: list[float] = []
+
+        def view_loss(latents: torch.Tensor) -> torch.Tensor:
+            distance = self._distance_sq(latents, target_seen) / start_sq
+            distances.append(float(distance.detach()))
+            if self.denoiser is None or self.denoiser.weight <= 0:
+                return weight * distance
+            return weight * (distance + self.denoiser.loss(latents, (self.factor,)))
+
+        tiled.backward(leaf, view_loss)
         assert leaf.grad is not None
         small.backward(leaf.grad)
-        return 1.0 - (max(0.0, distance / weight)) ** 0.5
+        return 1.0 - (max(0.0, distances[0])) ** 0.5
 
     def _noise(self, image: torch.Tensor) -> torch.Tensor | float:
         """This step's noise (a constant, not a function of the image: the gradient passes straight through)."""
@@ -371,8 +385,11 @@ def optimize_cloak(
     perceptual: torch.nn.Module,
     config: OptimizerConfig,
     progress: ProgressCallback | None = None,
+    denoiser: DenoiserTerm | None = None,
 ) -> CloakOutcome:
     """Cloak ``original`` (1x3xHxW in [0, 1]) towards ``target`` (same shape) within the visibility bounds.
+    ``denoiser`` (experimental) adds a surrogate diffusion model's term to every shrunk view's loss
+    (:mod:`stylecloak.models.surrogate`); the kept step is still chosen by the target progress.
 
     Raises :class:`stylecloak.visibility.VisibilityBoundError` when no cloak worth writing meets the bounds."""
     if original.shape != target.shape:
@@ -413,9 +430,14 @@ def optimize_cloak(
             config.view_noise,
             _noise_generator(config, i),
             perceptual,
+            denoiser,
         )
         for i, f in enumerate(mimic_view_factors(config.mimic_downscales, original.shape[-2:]))
     ]
+    if denoiser is not None:
+        if not views:
+            raise ValueError("the denoiser term works on the shrunk views: it needs mimic_downscales")
+        denoiser.reset()  # every image from the same draws
     full_weight = config.full_size_weight if views else 1.0
     total_weight = full_weight + len(views)
     share, full_share = 1.0 / total_weight, full_weight / total_weight
@@ -455,7 +477,11 @@ def optimize_cloak(
         progress_now = 1.0 - (distance_sq / start_distance_sq) ** 0.5
         if views:  # the step kept is the best on average over the sizes a mimic may train at
             progress_now = (full_weight * progress_now + sum(view_progress)) / total_weight
-        if visibility.within(figures) and progress_now > best_progress:
+        if denoiser is not None and visibility.within(figures) and progress_now > 0:
+            # The denoiser's term is not in the progress figure, which it may lower: keep the latest step
+            # within the bounds (run with patience 0, it is the last).
+            best_step, best_progress, best_delta = step, progress_now, (image.detach() - original)
+        elif visibility.within(figures) and progress_now > best_progress:
             if progress_now > best_progress + config.min_improvement:
                 best_step = step
             best_progress, best_delta = progress_now, (image.detach() - original)

@@ -236,6 +236,22 @@ CLOAK_OPTIONS = (
         "and leaves almost nothing for a mimic that trains at the posted size; see docs/protection.md)",
     ),
     option(
+        "--surrogate",
+        default=None,
+        metavar="FILE",
+        help="experimental: a small diffusion model trained on other art (never yours), made by "
+        "benchmarks/bench_surrogate.py; the cloak also makes the shrunk copies hard for that model to "
+        "denoise, as Mist does through Stable Diffusion. Against our test mimic it helped where nothing else "
+        "did, in few runs; see docs/protection.md",
+    ),
+    option(
+        "--surrogate-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="experimental, with --surrogate: its term's weight against the target distance (default: 1)",
+    ),
+    option(
         "--precision",
         default=_CLOAK.precision,
         choices=["auto", "bf16", "fp32"],

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +27,26 @@ from .targets import TargetStyle, get_target
 from .targets.at_mimic_size import target_at_mimic_size
 from .targets.cache import render_cached
 from .visibility import VisibilityFigures, measure_visibility
+
+if TYPE_CHECKING:
+    from .models.surrogate import DenoiserTerm
+
+
+def load_denoiser(settings: CloakSettings, device: torch.device) -> DenoiserTerm | None:
+    """The surrogate diffusion model's term that ``settings.surrogate`` asks for, or None. Raises ValueError
+    with a one-line reason when the file is missing or not a surrogate."""
+    if settings.surrogate is None:
+        return None
+    from .models.surrogate import DenoiserTerm, load_surrogate
+
+    path = Path(settings.surrogate).expanduser()
+    if not path.is_file():
+        raise ValueError(f"surrogate model not found: {path}")
+    try:
+        model = load_surrogate(path, device)
+    except (KeyError, RuntimeError, OSError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path} is not a surrogate model from bench_surrogate.py ({type(error).__name__})") from None
+    return DenoiserTerm(model, "away", weight=settings.surrogate_weight, seed=settings.seed)
 
 
 @dataclass
@@ -93,16 +114,19 @@ class Cloaker:
         cache_targets: bool = True,
         target_cache_dir: Path | None = None,
         target: TargetStyle | None = None,
+        denoiser: DenoiserTerm | None = None,
     ) -> None:
         """Rendered targets are kept in ``target_cache_dir`` (default: ``<user cache>/targets``) unless
         ``cache_targets`` is false. ``target`` is a target style object that is not in the catalogue (reference
-        images); otherwise ``settings.target`` names one."""
+        images); otherwise ``settings.target`` names one. ``denoiser`` (experimental) is a surrogate diffusion
+        model's term in the optimiser's loss (:mod:`stylecloak.models.surrogate`)."""
         self.settings = settings or CloakSettings()
         self.target_cache_dir = (target_cache_dir or user_cache_dir() / "targets") if cache_targets else None
         self.device = resolve_device(self.settings.device)
         self.target = target if target is not None else get_target(self.settings.target)
         self.encoder = encoder if encoder is not None else load_encoder(self.settings.encoder, self.device)
         self.perceptual = perceptual if perceptual is not None else load_lpips(self.settings.lpips_net, self.device)
+        self.denoiser = denoiser if denoiser is not None else load_denoiser(self.settings, self.device)
 
     def retarget(self, name: str, style: TargetStyle | None = None) -> Cloaker:
         """A cloaker for another target (a catalogue ``name``, or ``style`` when it is not in the catalogue) that
@@ -114,6 +138,7 @@ class Cloaker:
             cache_targets=self.target_cache_dir is not None,
             target_cache_dir=self.target_cache_dir,
             target=style,
+            denoiser=self.denoiser,
         )
 
     def optimizer_config(self) -> OptimizerConfig:
@@ -148,7 +173,9 @@ class Cloaker:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.settings.seed)
             config = self.optimizer_config()
-            return optimize_cloak(original, target, self.encoder, self.perceptual, config, progress), target
+            return optimize_cloak(
+                original, target, self.encoder, self.perceptual, config, progress, self.denoiser
+            ), target
 
     def _report(
         self,

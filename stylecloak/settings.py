@@ -162,6 +162,12 @@ class CloakSettings:
     # or upscales the art, so that the cloak does not live in what such noise drowns. Off: on the prints it left
     # the decoder's move after noise and upscaling as it was (0.210 against 0.207; docs/protection.md).
     view_noise: float = 0.0
+    # A surrogate latent diffusion model (a file from benchmarks/bench_surrogate.py, trained on other art, never
+    # the artist's): each shrunk size's loss also raises that model's denoising loss on the view's latents
+    # (stylecloak.models.surrogate, mode "away", as Mist and AdvDM do through Stable Diffusion's UNet), with
+    # this weight against the view's target distance. Experimental, off (None); see docs/protection.md.
+    surrogate: str | None = None
+    surrogate_weight: float = 1.0
     intensity: str | None = "medium"
     quality: str | None = "default"
 
@@ -221,6 +227,13 @@ class CloakSettings:
             raise ValueError(
                 f"full_size_weight (--full-size-weight) below 1 weighs the full size against the shrunk sizes: it "
                 f"needs a mimic_downscales (--mimic-downscales) factor above 1; got {self.mimic_downscales}"
+            )
+        if not 0 < self.surrogate_weight <= 100:
+            raise ValueError(f"surrogate_weight (--surrogate-weight) must be in (0, 100], got {self.surrogate_weight}")
+        if self.surrogate is not None and not any(f > 1 for f in self.mimic_downscales):
+            raise ValueError(
+                f"surrogate (--surrogate) acts on the shrunk sizes: it needs a mimic_downscales "
+                f"(--mimic-downscales) factor above 1; got {self.mimic_downscales}"
             )
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")

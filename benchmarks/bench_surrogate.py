@@ -1,0 +1,56 @@
+"""Train the surrogate latent diffusion model of the experimental denoiser-aware cloak term
+(:mod:`stylecloak.models.surrogate`) on other art: the labelled works of --others that are not the artist's
+(the works of --clean are left out by name), as one class ``art``, and those works rendered in every catalogue
+target style (seed 1, not the judges' 0), one class per style. Saves the model to --out, to be given to
+``bench_designs.py --surrogate``.
+
+It trains on the other styles of the evaluator's own mimic run, so it has seen that mimic's other classes (not
+the artist's works, not the evaluator's model): a real deployment would train it on a corpus of its own. The
+quick mimic's architecture and steps, seed 1 (the evaluator's mimic has 0).
+
+    STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_surrogate.py \\
+        --clean /tmp/curve-dec/clean --others ../shared/data/paintings --out /tmp/surrogate.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from stylecloak.evaluation.attack import rendition_classes
+from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder, load_other_styles
+from stylecloak.models.encoders import load_encoder
+from stylecloak.models.surrogate import save_surrogate, train_surrogate
+from stylecloak.targets import available_targets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clean", type=Path, required=True, help="the artist's works (left out)")
+    parser.add_argument("--others", type=Path, required=True, help="labelled art (manifest.csv with a style column)")
+    parser.add_argument("--out", type=Path, required=True, help="where to save the surrogate (.pt)")
+    args = parser.parse_args()
+    started, device = time.perf_counter(), torch.device("cpu")
+    _, names = load_art_folder(args.clean)
+    others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
+    works = [image for images in others.values() for image in images]
+    classes = {"art": works} | rendition_classes(others, available_targets(), seed=1)
+    print(f"{len(works)} works of {', '.join(others)}; classes: {', '.join(classes)}", flush=True)
+    encoder = load_encoder("taef2", device)
+
+    def report(phase: str, done: int, total: int) -> None:
+        if done % 500 == 0 or done == total:
+            print(f"{phase} {done}/{total} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    model = train_surrogate(classes, encoder, device, progress=report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_surrogate(model, args.out)
+    tail = model.losses[-100:]
+    print(f"saved {args.out}; last 100 steps' loss {sum(tail) / len(tail):.3f} ({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

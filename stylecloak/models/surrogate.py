@@ -1,0 +1,166 @@
+"""A surrogate latent diffusion model for a denoiser-aware cloak term (experimental, off by default).
+
+The encoder attack moves what the encoder sees; a mimic then trains a diffusion model on those latents, and a
+small diffusion model learns some latent features readily and averages others away. Protections such as Mist
+(Liang et al. 2023) and the score-distillation attacks (Xue et al., ICLR 2024) therefore add a term through a
+diffusion model's denoiser. This module gives the cloak such a denoiser without any downloaded weights: a small
+class-conditioned latent diffusion model (the architecture of :mod:`stylecloak.evaluation.mimic`) that the cloak
+side trains itself on *other* art, never the artist's works, and never the evaluator's own mimic or judge.
+
+Two terms, on the latents of each shrunk view the optimiser sees (:class:`DenoiserTerm`):
+
+- ``toward-target``: score distillation toward the target style's class. Each step noises the view's latents
+  to a random level, asks the surrogate (with classifier-free guidance) what clean latent of the *target
+  style* it sees in them, and pulls the latents toward that estimate (the denoiser's Jacobian is skipped, as
+  score distillation does). What a diffusion model takes to be that style, not only the encoder's distance.
+- ``away``: the AdvDM/Mist "semantic" term: raise the surrogate's denoising loss on the view (unconditioned),
+  so that a model fine-tuned on the cloak must spend itself on patterns it finds hard to predict.
+
+Each term is normalised by its value on the original image, so that ``weight`` 1 weighs it like one view's
+target distance (which starts at 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..evaluation.mimic import (
+    LatentSet,
+    MimicConfig,
+    TrainedMimic,
+    _scheduler_config,
+    _unet,
+    encode_images,
+    latent_stats,
+    resize_for_mimic,
+    train_mimic,
+)
+from .encoders import LatentEncoder
+
+DENOISER_MODES = ("toward-target", "away")
+# The seed of the surrogate's training (the evaluator's mimic uses MimicConfig's 0: another start and other
+# batches make it another model even where the architecture is the same).
+SURROGATE_SEED = 1
+
+
+def train_surrogate(
+    classes: Mapping[str, Sequence[torch.Tensor]],
+    encoder: LatentEncoder,
+    device: torch.device,
+    config: MimicConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TrainedMimic:
+    """A class-conditioned latent diffusion model trained on ``classes`` (label -> 1x3xHxW images in [0, 1]),
+    shrunk to ``config.image_size`` as a mimic takes them, for ``config.base_steps`` steps."""
+    config = config or MimicConfig(seed=SURROGATE_SEED)
+    if not classes:
+        raise ValueError("the surrogate needs at least one class of images")
+    sets = [
+        LatentSet(label, encode_images(encoder, [resize_for_mimic(x, config.image_size) for x in images], device))
+        for label, images in classes.items()
+    ]
+    mean, std = latent_stats([z for s in sets for z in s.latents])
+    return train_mimic(sets, config, mean, std, device, progress=progress, steps=config.base_steps)
+
+
+def save_surrogate(model: TrainedMimic, path: Path) -> None:
+    state = {
+        "unet": model.unet.state_dict(),
+        "labels": model.labels,
+        "mean": model.mean,
+        "std": model.std,
+        "config": model.config.to_dict(),
+    }
+    torch.save(state, path)
+
+
+def load_surrogate(path: Path, device: torch.device) -> TrainedMimic:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    config = MimicConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}  # JSON-ish lists
+    )
+    unet = _unet(config, state["mean"].shape[1], len(state["labels"]))
+    unet.load_state_dict(state["unet"])
+    unet.to(device).eval().requires_grad_(False)
+    return TrainedMimic(unet, list(state["labels"]), state["mean"], state["std"], config)
+
+
+@dataclass
+class DenoiserTerm:
+    """A surrogate's term in each shrunk view's loss (see the module docstring)."""
+
+    model: TrainedMimic
+    mode: str = "toward-target"
+    label: str | None = None  # the class pulled toward ("toward-target")
+    weight: float = 1.0
+    guidance: float = 7.5
+    # Noise levels drawn (of the 1000 training steps): the extremes say little about style.
+    timestep_range: tuple[int, int] = (20, 980)
+    seed: int = 0
+    _generator: torch.Generator = field(init=False, repr=False)
+    _scales: dict[tuple[int, ...], float] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in DENOISER_MODES:
+            raise ValueError(f"denoiser mode must be one of {', '.join(DENOISER_MODES)}, got {self.mode!r}")
+        if self.mode == "toward-target" and self.label not in self.model.labels:
+            raise ValueError(f"the surrogate has no class {self.label!r}; it has {', '.join(self.model.labels)}")
+        if self.weight < 0:
+            raise ValueError(f"the denoiser term's weight must be >= 0, got {self.weight}")
+        from diffusers import DDPMScheduler
+
+        self._alphas = DDPMScheduler(**_scheduler_config()).alphas_cumprod
+        self._generator = torch.Generator().manual_seed(self.seed)
+
+    def reset(self) -> None:
+        """Start the random draws again (each image is cloaked from the same stream)."""
+        self._generator = torch.Generator().manual_seed(self.seed)
+        self._scales.clear()
+
+    def loss(self, latents: torch.Tensor, scale_key: tuple[int, ...]) -> torch.Tensor:
+        """The weighted, normalised term for 1xCxhxw ``latents`` (differentiable in them). ``scale_key`` names
+        the view: its first call measures the raw term's mean size there, which normalises every later one."""
+        if scale_key not in self._scales:
+            # The mean over noise levels spread evenly across the range (one level can change the value tenfold,
+            # so random ones would leave the weight's meaning to chance), with noise from a stream of its own so
+            # that the measuring leaves the optimisation's draws as they were.
+            measuring = torch.Generator().manual_seed(self.seed + 7919)
+            low, high = self.timestep_range
+            levels = [round(low + (high - low) * (k + 0.5) / 32) for k in range(32)]
+            with torch.no_grad():
+                values = [abs(float(self._raw(latents.detach(), measuring, t))) for t in levels]
+            self._scales[scale_key] = max(sum(values) / len(values), 1e-8)
+        return self.weight * self._raw(latents, self._generator) / self._scales[scale_key]
+
+    def _raw(self, latents: torch.Tensor, generator: torch.Generator, level: int | None = None) -> torch.Tensor:
+        """The unnormalised term at noise level ``level`` (default: drawn from ``generator``)."""
+        model = self.model
+        device = latents.device
+        z = (latents.float() - model.mean.to(device)) / model.std.to(device)
+        height, width = z.shape[-2:]
+        # The UNet halves the map at each level but the last: pad (by edge values) to a size it can halve.
+        multiple = 2 ** (len(model.config.channels) - 1)
+        padded = torch.nn.functional.pad(z, (0, -width % multiple, 0, -height % multiple), mode="replicate")
+        low, high = self.timestep_range
+        t = int(torch.randint(low, high, (1,), generator=generator)) if level is None else level
+        noise = torch.randn(padded.shape, generator=generator).to(device)
+        a = self._alphas[t].to(device)
+        timestep = torch.tensor([t], device=device)
+        null = torch.full((len(z),), len(model.labels), device=device)
+        if self.mode == "away":
+            noisy = a.sqrt() * padded + (1 - a).sqrt() * noise
+            velocity = a.sqrt() * noise - (1 - a).sqrt() * padded
+            predicted = model.unet(noisy, timestep, class_labels=null).sample
+            return -(predicted - velocity)[..., :height, :width].pow(2).sum()
+        with torch.no_grad():
+            noisy = a.sqrt() * padded + (1 - a).sqrt() * noise
+            wanted = torch.full((len(z),), model.labels.index(str(self.label)), device=device)
+            both = model.unet(torch.cat([noisy, noisy]), timestep.repeat(2), class_labels=torch.cat([wanted, null]))
+            conditional, free = both.sample.chunk(2)
+            velocity = free + self.guidance * (conditional - free)
+            estimate = a.sqrt() * noisy - (1 - a).sqrt() * velocity  # the clean latent it sees, in that style
+        return (z - estimate[..., :height, :width]).pow(2).sum()

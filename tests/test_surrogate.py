@@ -1,0 +1,86 @@
+"""The surrogate diffusion model of the experimental denoiser-aware term: trained on other art (real TAEF2, tiny
+UNet), saved and loaded, and its two terms in the optimiser's loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylecloak.evaluation.mimic import MimicConfig
+from stylecloak.imaging import image_to_tensor
+from stylecloak.models.surrogate import DenoiserTerm, load_surrogate, save_surrogate, train_surrogate
+from stylecloak.optimize import OptimizerConfig, optimize_cloak, quantize_8bit
+from stylecloak.targets import get_target
+
+from .conftest import load_painting
+
+TINY = MimicConfig(
+    image_size=64, crop=32, base_steps=3, batch_size=4, channels=(16, 32), attention_levels=(False, True), seed=1
+)
+
+
+@pytest.fixture(scope="module")
+def surrogate(encoder, tmp_path_factory):
+    art = [
+        image_to_tensor(load_painting(name, 96))
+        for name in ("bazille_ramparts_aigues_mortes.png", "kandinsky_composition_viii.png")
+    ]
+    hatched = [get_target("ink-hatching").render(image, seed=1) for image in art]
+    model = train_surrogate({"art": art, "rendition:ink-hatching": hatched}, encoder, torch.device("cpu"), TINY)
+    path = tmp_path_factory.mktemp("surrogate") / "surrogate.pt"
+    save_surrogate(model, path)
+    return model, path
+
+
+def test_a_saved_surrogate_loads_as_the_same_model(surrogate) -> None:
+    model, path = surrogate
+    loaded = load_surrogate(path, torch.device("cpu"))
+    assert loaded.labels == ["art", "rendition:ink-hatching"] and loaded.config == model.config
+    z = torch.randn(1, model.mean.shape[1], 4, 4)
+    t, label = torch.tensor([500]), torch.tensor([1])
+    with torch.no_grad():
+        assert torch.allclose(
+            loaded.unet(z, t, class_labels=label).sample, model.unet.eval()(z, t, class_labels=label).sample
+        )
+
+
+@pytest.mark.parametrize("mode", ["toward-target", "away"])
+def test_each_term_is_normalised_differentiable_and_takes_any_latent_size(surrogate, mode) -> None:
+    model, _ = surrogate
+    term = DenoiserTerm(model, mode, "rendition:ink-hatching", weight=2.0)
+    latents = torch.randn(1, model.mean.shape[1], 7, 5, requires_grad=True)  # not a multiple of the UNet's 2
+    values = [float(term.loss(latents, ("view",)).detach()) for _ in range(64)]
+    # Normalised by its mean size on the first latents: about the weight (sign: "away" raises a loss).
+    mean = sum(values) / len(values)
+    assert 0.5 * 2.0 < abs(mean) < 2.0 * 2.0 and (mean < 0) == (mode == "away")
+    term.loss(latents, ("view",)).backward()
+    assert latents.grad is not None and latents.grad.abs().sum() > 0
+    # The draws repeat after a reset.
+    term.reset()
+    first = float(term.loss(latents, ("view",)).detach())
+    term.reset()
+    assert float(term.loss(latents, ("view",)).detach()) == first
+
+
+def test_a_term_checks_its_mode_class_and_weight(surrogate) -> None:
+    model, _ = surrogate
+    with pytest.raises(ValueError, match="mode"):
+        DenoiserTerm(model, "sideways", "art")
+    with pytest.raises(ValueError, match="no class 'rendition:mosaic'"):
+        DenoiserTerm(model, "toward-target", "rendition:mosaic")
+    with pytest.raises(ValueError, match="weight"):
+        DenoiserTerm(model, "away", weight=-1.0)
+
+
+def test_the_optimiser_adds_the_term_on_the_shrunk_views_and_keeps_the_bounds(encoder, lpips_alex, surrogate) -> None:
+    model, _ = surrogate
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    config = OptimizerConfig(steps=3, patience=0, mimic_downscales=(2,), view_objective="decoded", full_size_weight=0)
+    term = DenoiserTerm(model, "toward-target", "rendition:ink-hatching", weight=1.0)
+    plain = optimize_cloak(original, target, encoder, lpips_alex, config)
+    with_term = optimize_cloak(original, target, encoder, lpips_alex, config, denoiser=term)
+    assert not torch.equal(plain.cloaked, with_term.cloaked)
+    assert with_term.visibility is not None and with_term.visibility.violations(config.bounds) == []
+    with pytest.raises(ValueError, match="shrunk views"):
+        optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=1, mimic_downscales=()), None, term)
