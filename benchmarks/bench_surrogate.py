@@ -6,7 +6,8 @@ target style (seed 1, not the judges' 0), one class per style. Saves the model t
 
 It trains on the other styles of the evaluator's own mimic run, so it has seen that mimic's other classes (not
 the artist's works, not the evaluator's model): a real deployment would train it on a corpus of its own. The
-quick mimic's architecture and steps, seed 1 (the evaluator's mimic has 0).
+quick mimic's architecture and steps, seed 1 (the evaluator's mimic has 0), unless --channels, --no-attention
+or --seed say otherwise.
 
     STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_surrogate.py \\
         --clean /tmp/curve-dec/clean --others ../shared/data/paintings --out /tmp/surrogate.pt
@@ -21,9 +22,10 @@ from pathlib import Path
 import torch
 
 from stylecloak.evaluation.attack import rendition_classes
+from stylecloak.evaluation.mimic import MimicConfig
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder, load_other_styles
 from stylecloak.models.encoders import load_encoder
-from stylecloak.models.surrogate import save_surrogate, train_surrogate
+from stylecloak.models.surrogate import SURROGATE_SEED, save_surrogate, train_surrogate
 from stylecloak.targets import available_targets
 
 
@@ -32,7 +34,18 @@ def main() -> None:
     parser.add_argument("--clean", type=Path, required=True, help="the artist's works (left out)")
     parser.add_argument("--others", type=Path, required=True, help="labelled art (manifest.csv with a style column)")
     parser.add_argument("--out", type=Path, required=True, help="where to save the surrogate (.pt)")
+    parser.add_argument(
+        "--channels",
+        default="32,64,128",
+        help="the UNet's channels per level (default: the quick mimic's); another architecture shows whether "
+        "the term transfers to a mimic that is not built like the surrogate",
+    )
+    parser.add_argument("--no-attention", action="store_true", help="no attention block at any level")
+    parser.add_argument("--seed", type=int, default=SURROGATE_SEED)
     args = parser.parse_args()
+    channels = tuple(int(c) for c in args.channels.split(","))
+    attention = tuple(not args.no_attention and level == len(channels) - 1 for level in range(len(channels)))
+    config = MimicConfig(seed=args.seed, channels=channels, attention_levels=attention)
     started, device = time.perf_counter(), torch.device("cpu")
     _, names = load_art_folder(args.clean)
     others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
@@ -45,7 +58,7 @@ def main() -> None:
         if done % 500 == 0 or done == total:
             print(f"{phase} {done}/{total} ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    model = train_surrogate(classes, encoder, device, progress=report)
+    model = train_surrogate(classes, encoder, device, config, progress=report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_surrogate(model, args.out)
     tail = model.losses[-100:]

@@ -108,6 +108,14 @@ def test_the_full_size_weight_reaches_the_optimiser_within_its_range() -> None:
         settings_for_options(_cloak_args("--mimic-downscales", "1", "--full-size-weight", "0.5"))
 
 
+def test_the_surrogate_options_reach_the_settings() -> None:
+    settings = settings_for_options(_cloak_args("--surrogate", "model.pt", "--surrogate-weight", "2"))
+    assert settings.surrogate == "model.pt" and settings.surrogate_weight == 2.0
+    assert settings_for_options(_cloak_args()).surrogate is None
+    with pytest.raises(ValueError, match=r"needs a mimic_downscales \(--mimic-downscales\) factor above 1"):
+        settings_for_options(_cloak_args("--mimic-downscales", "1", "--surrogate", "model.pt"))
+
+
 def test_value_parsers_say_what_is_wrong() -> None:
     assert options.parse_factors("2, 4") == (2, 4)
     for bad, words in [("0", ">= 1"), ("x", "whole factors"), ("", ">= 1")]:

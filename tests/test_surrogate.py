@@ -84,3 +84,22 @@ def test_the_optimiser_adds_the_term_on_the_shrunk_views_and_keeps_the_bounds(en
     assert with_term.visibility is not None and with_term.visibility.violations(config.bounds) == []
     with pytest.raises(ValueError, match="shrunk views"):
         optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=1, mimic_downscales=()), None, term)
+
+
+def test_settings_load_the_surrogate_as_the_away_term_and_refuse_what_cannot_work(surrogate, tmp_path) -> None:
+    from stylecloak.pipeline import load_denoiser
+    from stylecloak.settings import CloakSettings
+
+    _, path = surrogate
+    term = load_denoiser(CloakSettings(surrogate=str(path), surrogate_weight=0.5), torch.device("cpu"))
+    assert term is not None and term.mode == "away" and term.weight == 0.5
+    assert load_denoiser(CloakSettings(), torch.device("cpu")) is None
+    with pytest.raises(ValueError, match="surrogate model not found"):
+        load_denoiser(CloakSettings(surrogate=str(tmp_path / "none.pt")), torch.device("cpu"))
+    (tmp_path / "picture.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="is not a surrogate model"):
+        load_denoiser(CloakSettings(surrogate=str(tmp_path / "picture.pt")), torch.device("cpu"))
+    with pytest.raises(ValueError, match="shrunk sizes"):
+        CloakSettings(surrogate=str(path), mimic_downscales=(1,))
+    with pytest.raises(ValueError, match="surrogate_weight"):
+        CloakSettings(surrogate_weight=0)
