@@ -42,6 +42,12 @@ def main() -> None:
     )
     parser.add_argument("--no-attention", action="store_true", help="no attention block at any level")
     parser.add_argument("--seed", type=int, default=SURROGATE_SEED)
+    parser.add_argument(
+        "--renditions-only",
+        action="store_true",
+        help="train on the renditions alone, without the works themselves: a surrogate that never saw the "
+        "mimic's other styles as they are",
+    )
     args = parser.parse_args()
     channels = tuple(int(c) for c in args.channels.split(","))
     attention = tuple(not args.no_attention and level == len(channels) - 1 for level in range(len(channels)))
@@ -50,7 +56,7 @@ def main() -> None:
     _, names = load_art_folder(args.clean)
     others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
     works = [image for images in others.values() for image in images]
-    classes = {"art": works} | rendition_classes(others, available_targets(), seed=1)
+    classes = ({} if args.renditions_only else {"art": works}) | rendition_classes(others, available_targets(), seed=1)
     print(f"{len(works)} works of {', '.join(others)}; classes: {', '.join(classes)}", flush=True)
     encoder = load_encoder("taef2", device)
 
