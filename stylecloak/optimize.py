@@ -389,7 +389,8 @@ def optimize_cloak(
 ) -> CloakOutcome:
     """Cloak ``original`` (1x3xHxW in [0, 1]) towards ``target`` (same shape) within the visibility bounds.
     ``denoiser`` (experimental) adds a surrogate diffusion model's term to every shrunk view's loss
-    (:mod:`stylecloak.models.surrogate`); the kept step is still chosen by the target progress.
+    (:mod:`stylecloak.models.surrogate`); the kept step is then the latest that meets every bound, since the
+    target progress, which picks it otherwise, does not see that term.
 
     Raises :class:`stylecloak.visibility.VisibilityBoundError` when no cloak worth writing meets the bounds."""
     if original.shape != target.shape:
@@ -479,7 +480,7 @@ def optimize_cloak(
             progress_now = (full_weight * progress_now + sum(view_progress)) / total_weight
         if denoiser is not None and visibility.within(figures) and progress_now > 0:
             # The denoiser's term is not in the progress figure, which it may lower: keep the latest step
-            # within the bounds (run with patience 0, it is the last).
+            # within the bounds (each one resets the patience, which then stops only a run whose steps fail them).
             best_step, best_progress, best_delta = step, progress_now, (image.detach() - original)
         elif visibility.within(figures) and progress_now > best_progress:
             if progress_now > best_progress + config.min_improvement:

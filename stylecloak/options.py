@@ -241,8 +241,8 @@ CLOAK_OPTIONS = (
         metavar="FILE",
         help="experimental: a small diffusion model trained on other art (never yours), made by "
         "benchmarks/bench_surrogate.py; the cloak also makes the shrunk copies hard for that model to "
-        "denoise, as Mist does through Stable Diffusion. Against our test mimic it helped where nothing else "
-        "did, in few runs; see docs/protection.md",
+        "denoise, as Mist does through Stable Diffusion. Against our test mimic it helped on one artist's "
+        "prints, not after noise and upscaling and not on a second artist; see docs/protection.md",
     ),
     option(
         "--surrogate-weight",

@@ -16,8 +16,9 @@ Two terms, on the latents of each shrunk view the optimiser sees (:class:`Denois
 - ``away``: the AdvDM/Mist "semantic" term: raise the surrogate's denoising loss on the view (unconditioned),
   so that a model fine-tuned on the cloak must spend itself on patterns it finds hard to predict.
 
-Each term is normalised by its value on the original image, so that ``weight`` 1 weighs it like one view's
-target distance (which starts at 1).
+Each term is normalised by its mean size over noise levels on the first latents it sees in a view (the
+original's, at the first step), so that ``weight`` 1 weighs it like that view's target distance (which starts
+at 1).
 """
 
 from __future__ import annotations
