@@ -114,7 +114,7 @@ class DenoiserTerm:
             raise ValueError(f"the denoiser term's weight must be >= 0, got {self.weight}")
         from diffusers import DDPMScheduler
 
-        self._alphas = DDPMScheduler(**_scheduler_config()).alphas_cumprod
+        self._scheduler = DDPMScheduler(**_scheduler_config())  # the noising the mimic trains with
         self._generator = torch.Generator().manual_seed(self.seed)
 
     def reset(self) -> None:
@@ -149,16 +149,16 @@ class DenoiserTerm:
         low, high = self.timestep_range
         t = int(torch.randint(low, high, (1,), generator=generator)) if level is None else level
         noise = torch.randn(padded.shape, generator=generator).to(device)
-        a = self._alphas[t].to(device)
         timestep = torch.tensor([t], device=device)
         null = torch.full((len(z),), len(model.labels), device=device)
+        noisy = self._scheduler.add_noise(padded, noise, timestep)
         if self.mode == "away":
-            noisy = a.sqrt() * padded + (1 - a).sqrt() * noise
-            velocity = a.sqrt() * noise - (1 - a).sqrt() * padded
+            velocity = self._scheduler.get_velocity(padded, noise, timestep)
             predicted = model.unet(noisy, timestep, class_labels=null).sample
             return -(predicted - velocity)[..., :height, :width].pow(2).sum()
+        a = self._scheduler.alphas_cumprod[t].to(device)
+        noisy = noisy.detach()
         with torch.no_grad():
-            noisy = a.sqrt() * padded + (1 - a).sqrt() * noise
             wanted = torch.full((len(z),), model.labels.index(str(self.label)), device=device)
             both = model.unet(torch.cat([noisy, noisy]), timestep.repeat(2), class_labels=torch.cat([wanted, null]))
             conditional, free = both.sample.chunk(2)
