@@ -205,38 +205,38 @@ class CloakSettings:
         _ = self.bounds  # building the bounds checks each one
         if any(not isinstance(f, int) or f < 1 for f in self.mimic_downscales):
             raise ValueError(f"mimic_downscales must be whole factors >= 1, got {self.mimic_downscales}")
-        if self.mimic_jitter and not any(f > 1 for f in self.mimic_downscales):
+        if self.mimic_jitter:
             # Jitter draws factors around the shrunk ones; with none it would silently optimise the full size alone.
-            raise ValueError(
-                f"mimic_jitter (--mimic-jitter) needs a mimic_downscales (--mimic-downscales) factor above 1, "
-                f"the factors to draw around; got {self.mimic_downscales}"
-            )
+            self._require_shrunk_size("mimic_jitter (--mimic-jitter) draws its factors around the shrunk ones")
         check_view_objective(self.view_objective)
         if not 0 <= self.view_noise <= 64:
             raise ValueError(f"view_noise must be between 0 and 64 8-bit levels, got {self.view_noise}")
-        if self.view_objective != "latent" and not any(f > 1 for f in self.mimic_downscales):
-            raise ValueError(
-                f"view_objective {self.view_objective!r} (--view-objective) works on the shrunk sizes: it needs a "
-                f"mimic_downscales (--mimic-downscales) factor above 1; got {self.mimic_downscales}"
+        if self.view_objective != "latent":
+            self._require_shrunk_size(
+                f"view_objective {self.view_objective!r} (--view-objective) works on the shrunk sizes"
             )
         if not 0 <= self.full_size_weight <= 1:
             raise ValueError(
                 f"full_size_weight (--full-size-weight) must be within [0, 1], got {self.full_size_weight}"
             )
-        if self.full_size_weight < 1 and not any(f > 1 for f in self.mimic_downscales):
-            raise ValueError(
-                f"full_size_weight (--full-size-weight) below 1 weighs the full size against the shrunk sizes: it "
-                f"needs a mimic_downscales (--mimic-downscales) factor above 1; got {self.mimic_downscales}"
+        if self.full_size_weight < 1:
+            self._require_shrunk_size(
+                "full_size_weight (--full-size-weight) below 1 weighs the full size against the shrunk sizes"
             )
         if not 0 < self.surrogate_weight <= 100:
             raise ValueError(f"surrogate_weight (--surrogate-weight) must be in (0, 100], got {self.surrogate_weight}")
-        if self.surrogate is not None and not any(f > 1 for f in self.mimic_downscales):
-            raise ValueError(
-                f"surrogate (--surrogate) acts on the shrunk sizes: it needs a mimic_downscales "
-                f"(--mimic-downscales) factor above 1; got {self.mimic_downscales}"
-            )
+        if self.surrogate is not None:
+            self._require_shrunk_size("surrogate (--surrogate) acts on the shrunk sizes")
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")
+
+    def _require_shrunk_size(self, reason: str) -> None:
+        """ValueError ``REASON: it needs a mimic_downscales factor above 1`` when there is no shrunk size."""
+        if not any(f > 1 for f in self.mimic_downscales):
+            raise ValueError(
+                f"{reason}: it needs a mimic_downscales (--mimic-downscales) factor above 1; "
+                f"got {self.mimic_downscales}"
+            )
 
     @property
     def bounds(self) -> VisibilityBounds:
