@@ -2,7 +2,8 @@
 
 Every set trains its own fine-tuned mimic from the same base model, against the same clean run and the same two
 judges (the Gram judge and the independent texture judge, each with its sanity check and control), so that cloak
-designs can be ranked by one measurement instead of runs whose clean baselines differ. No purifications.
+designs can be ranked by one measurement instead of runs whose clean baselines differ. A set goes through a
+purification only where --through says so.
 
     STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_mimic_sets.py --work /tmp/sets \\
         --clean /tmp/curve/clean --others /tmp/curve/others \\
@@ -26,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from stylecloak.evaluation.attack import MimicryReport, MimicryRequest, rendition_classes, run_mimicry
+from stylecloak.countermeasures import get_countermeasure
+from stylecloak.evaluation.attack import MimicryReport, MimicryRequest, purified, rendition_classes, run_mimicry
 from stylecloak.evaluation.mimic import MIMIC_PRESETS
 from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder, load_other_styles
 from stylecloak.models.encoders import LatentEncoder, load_encoder
@@ -75,6 +77,15 @@ def main() -> None:
         help="both judges also learn the other styles' works rendered in every catalogue style (never the "
         "artist's), so that a mimic that learned another style can be called 'not the artist'",
     )
+    parser.add_argument(
+        "--through",
+        action="append",
+        default=[],
+        metavar="LABEL=COUNTERMEASURE",
+        help="put set LABEL through a countermeasure of stylecloak.countermeasures (e.g. noise8+upscale) before "
+        "the mimic trains on it, as the acceptance run's purifications do; give a set of the clean works "
+        "(clean-nu=CLEAN_FOLDER) and put it through the same, for the purification's own effect",
+    )
     parser.add_argument("sets", nargs="+", help="LABEL=FOLDER of cloaked works, the first one is 'cloaked'")
     args = parser.parse_args()
     started, device = time.perf_counter(), torch.device("cpu")
@@ -88,6 +99,15 @@ def main() -> None:
         sets[label] = images
     others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
     encoder = load_encoder("taef2", device)
+    for item in args.through:
+        label, _, name = item.partition("=")
+        if label not in sets:
+            raise SystemExit(f"--through {item}: no set {label}")
+        try:
+            countermeasure = get_countermeasure(name)
+        except KeyError as error:
+            raise SystemExit(f"--through {item}: {error.args[0]}") from None
+        sets[label] = purified(sets[label], countermeasure, encoder, device)
     first = next(iter(sets))
     # The layout of a bench_mimicry.py work folder (clean/, others/, mimicry/), so that bench_judges.py can
     # re-judge the samples with other judges.
@@ -99,6 +119,7 @@ def main() -> None:
     result = report.to_dict() | {
         "sets": dict(item.partition("=")[::2] for item in args.sets),
         "judge_renditions": args.judge_renditions,
+        "through": dict(item.partition("=")[::2] for item in args.through),
     }
     (args.work / "mimicry" / "report.json").write_text(json.dumps(result, indent=2))
     assert report.second_judge is not None

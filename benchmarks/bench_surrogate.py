@@ -25,14 +25,21 @@ from stylecloak.evaluation.attack import rendition_classes
 from stylecloak.evaluation.mimic import MimicConfig
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder, load_other_styles
 from stylecloak.models.encoders import load_encoder
-from stylecloak.models.surrogate import SURROGATE_SEED, save_surrogate, train_surrogate
+from stylecloak.models.surrogate import SURROGATE_SEED, save_surrogate, synthetic_surrogate_classes, train_surrogate
 from stylecloak.targets import available_targets
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clean", type=Path, required=True, help="the artist's works (left out)")
-    parser.add_argument("--others", type=Path, required=True, help="labelled art (manifest.csv with a style column)")
+    parser.add_argument("--clean", type=Path, help="the artist's works (left out)")
+    parser.add_argument("--others", type=Path, help="labelled art (manifest.csv with a style column)")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="N",
+        help="train on N procedural images (stylecloak.models.synthetic_art, seed --seed) and their renditions "
+        "instead of any art: a corpus no mimic has seen in any form (--clean and --others are then not used)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="where to save the surrogate (.pt)")
     parser.add_argument(
         "--channels",
@@ -53,11 +60,17 @@ def main() -> None:
     attention = tuple(not args.no_attention and level == len(channels) - 1 for level in range(len(channels)))
     config = MimicConfig(seed=args.seed, channels=channels, attention_levels=attention)
     started, device = time.perf_counter(), torch.device("cpu")
-    _, names = load_art_folder(args.clean)
-    others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
-    works = [image for images in others.values() for image in images]
-    classes = ({} if args.renditions_only else {"art": works}) | rendition_classes(others, available_targets(), seed=1)
-    print(f"{len(works)} works of {', '.join(others)}; classes: {', '.join(classes)}", flush=True)
+    if args.synthetic:
+        classes = synthetic_surrogate_classes(args.synthetic, seed=args.seed)
+    elif args.clean and args.others:
+        _, names = load_art_folder(args.clean)
+        others = load_other_styles(args.others, frozenset(artwork_key(Path(n)) for n in names))
+        works = [image for images in others.values() for image in images]
+        classes = {} if args.renditions_only else {"art": works}
+        classes |= rendition_classes(others, available_targets(), seed=1)
+    else:
+        parser.error("give --clean and --others, or --synthetic N")
+    print(f"classes: {', '.join(f'{label} ({len(images)})' for label, images in classes.items())}", flush=True)
     encoder = load_encoder("taef2", device)
 
     def report(phase: str, done: int, total: int) -> None:

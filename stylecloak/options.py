@@ -239,8 +239,8 @@ CLOAK_OPTIONS = (
         "--surrogate",
         default=None,
         metavar="FILE",
-        help="experimental: a small diffusion model trained on other art (never yours), made by "
-        "benchmarks/bench_surrogate.py; the cloak also makes the shrunk copies hard for that model to "
+        help="experimental: a small diffusion model trained without your art, made by `stylecloak surrogate` "
+        "(procedural images) or benchmarks/bench_surrogate.py (other art); the cloak also makes the shrunk copies hard for that model to "
         "denoise, as Mist does through Stable Diffusion. Against our test mimic it helped on one artist's "
         "prints, not after noise and upscaling and not on a second artist; see docs/protection.md",
     ),
@@ -727,6 +727,31 @@ A label with a single image cannot be predicted when that image is held out, so 
 
 # -- serve ------------------------------------------------------------------------------------------------------
 
+SURROGATE = Command(
+    "surrogate",
+    "experimental: train the small diffusion model that `cloak --surrogate` uses, from procedural images",
+    (
+        option("out", metavar="FILE", help="where to save the model (.pt); an existing file is not overwritten"),
+        option(
+            "--images",
+            type=whole_number_at_least(1),
+            default=48,
+            metavar="N",
+            help="how many procedural images to draw (default: 48); each is also rendered in every catalogue "
+            "style, one class per style",
+        ),
+        option("--seed", type=int, default=1, help="draws the images and the training (default: 1)"),
+    ),
+    description="""Train the small latent diffusion model of the experimental --surrogate term on procedural
+images (colour fields, shapes, strokes: no artwork, no download) and their renditions in the catalogue's
+styles, about 5 minutes on a 2-core CPU. The cloak then makes the copies that a mimic shrinks hard for this
+model to denoise. What that does against our test mimic, and what it does not, is in docs/protection.md.""",
+    epilog="""example:
+  stylecloak surrogate ~/stylecloak-surrogate.pt
+  stylecloak cloak art/ --view-objective decoded --full-size-weight 0 --surrogate ~/stylecloak-surrogate.pt
+""",
+)
+
 SERVE = Command(
     "serve",
     "start the local web app (drop images in a browser, get cloaked images out)",
@@ -770,4 +795,4 @@ PROGRAM_DESCRIPTION = (
     "see the README's measurements."
 )
 # In the order `stylecloak --help` lists them.
-COMMANDS = (CLOAK, BATCH, MODELS, TARGETS, EVALUATE, MIMIC, STYLE_CLASSIFIER, SERVE, REPORT)
+COMMANDS = (CLOAK, BATCH, MODELS, TARGETS, EVALUATE, MIMIC, STYLE_CLASSIFIER, SURROGATE, SERVE, REPORT)

@@ -45,7 +45,9 @@ def load_denoiser(settings: CloakSettings, device: torch.device) -> DenoiserTerm
     try:
         model = load_surrogate(path, device)
     except (KeyError, RuntimeError, OSError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path} is not a surrogate model from bench_surrogate.py ({type(error).__name__})") from None
+        raise ValueError(
+            f"{path} is not a surrogate model from `stylecloak surrogate` ({type(error).__name__})"
+        ) from None
     return DenoiserTerm(model, "away", weight=settings.surrogate_weight, seed=settings.seed)
 
 

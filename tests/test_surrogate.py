@@ -8,7 +8,14 @@ import torch
 
 from stylecloak.evaluation.mimic import MimicConfig
 from stylecloak.imaging import image_to_tensor
-from stylecloak.models.surrogate import DenoiserTerm, load_surrogate, save_surrogate, train_surrogate
+from stylecloak.models.surrogate import (
+    DenoiserTerm,
+    load_surrogate,
+    save_surrogate,
+    synthetic_surrogate_classes,
+    train_surrogate,
+)
+from stylecloak.models.synthetic_art import synthetic_paintings
 from stylecloak.optimize import OptimizerConfig, optimize_cloak, quantize_8bit
 from stylecloak.targets import get_target
 
@@ -103,3 +110,58 @@ def test_settings_load_the_surrogate_as_the_away_term_and_refuse_what_cannot_wor
         CloakSettings(surrogate=str(path), mimic_downscales=(1,))
     with pytest.raises(ValueError, match="surrogate_weight"):
         CloakSettings(surrogate_weight=0)
+
+
+def test_synthetic_paintings_are_repeatable_varied_images():
+    first = synthetic_paintings(4, long_side=96, seed=3)
+    again = synthetic_paintings(4, long_side=96, seed=3)
+    other = synthetic_paintings(4, long_side=96, seed=4)
+    for image, same in zip(first, again):
+        assert torch.equal(image, same)
+        assert image.shape[:2] == (1, 3) and max(image.shape[-2:]) == 96
+        assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+        assert float(image.std()) > 0.02  # not a flat field
+    assert not any(a.shape == b.shape and torch.equal(a, b) for a, b in zip(first, other))
+    assert len({tuple(x.shape[-2:]) for x in synthetic_paintings(12, long_side=64, seed=0)}) > 1  # several formats
+
+
+def test_synthetic_paintings_reject_bad_arguments():
+    with pytest.raises(ValueError, match="count"):
+        synthetic_paintings(0)
+    with pytest.raises(ValueError, match="long_side"):
+        synthetic_paintings(1, long_side=8)
+
+
+def test_synthetic_surrogate_classes_hold_the_images_and_one_rendition_class_per_style():
+    from stylecloak.targets import available_targets
+
+    classes = synthetic_surrogate_classes(count=2, seed=0)
+    assert list(classes) == ["art"] + [f"rendition:{t.name}" for t in available_targets()]
+    assert all(len(images) == 2 for images in classes.values())
+    assert not torch.equal(classes["art"][0], classes["rendition:mosaic"][0])
+
+
+def test_the_surrogate_command_saves_a_model_the_cloak_loads_and_never_overwrites(
+    monkeypatch, tmp_path, capsys
+) -> None:
+    import stylecloak.models.surrogate as surrogate_module
+    from stylecloak.cli import main
+    from stylecloak.pipeline import load_denoiser
+    from stylecloak.settings import CloakSettings
+
+    def tiny_training(encoder, device, count, seed, progress):  # the real one takes minutes
+        assert (count, seed) == (2, 7)
+        small = {label: [x[..., :64, :64] for x in images] for label, images in synthetic_surrogate_classes(2).items()}
+        return train_surrogate(small, encoder, device, TINY, progress)
+
+    monkeypatch.setattr(surrogate_module, "train_synthetic_surrogate", tiny_training)
+    out = tmp_path / "surrogate.pt"
+    assert main(["surrogate", str(out), "--images", "2", "--seed", "7"]) == 0
+    assert str(out) in capsys.readouterr().out
+    term = load_denoiser(CloakSettings(surrogate=str(out)), torch.device("cpu"))
+    assert term is not None and term.mode == "away" and "rendition:mosaic" in term.model.labels
+    before = out.read_bytes()
+    assert main(["surrogate", str(out)]) == 2  # exists: refused, the file as it was
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["surrogate", str(tmp_path / "missing" / "s.pt")]) == 2
+    assert "no folder" in capsys.readouterr().err

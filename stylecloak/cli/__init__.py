@@ -69,13 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from . import batch, classifier, mimic, serve
+    from . import batch, classifier, mimic, serve, surrogate
 
     parser = build_parser()
     args = parser.parse_args(argv)
     runners = {"cloak": run_cloak, "models": run_models, "targets": run_targets, "evaluate": run_evaluate}
     runners |= {"report": run_report, "batch": batch.run, "mimic": mimic.run, "serve": serve.run}
-    runners["style-classifier"] = classifier.run
+    runners |= {"style-classifier": classifier.run, "surrogate": surrogate.run}
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

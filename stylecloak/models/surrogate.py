@@ -23,6 +23,7 @@ at 1).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from ..evaluation.mimic import (
     resize_for_mimic,
     train_mimic,
 )
+from ..imaging import atomic_write_bytes
 from .encoders import LatentEncoder
 
 DENOISER_MODES = ("toward-target", "away")
@@ -68,7 +70,40 @@ def train_surrogate(
     return train_mimic(sets, config, mean, std, device, progress=progress, steps=config.base_steps)
 
 
+# The procedural corpus of :func:`synthetic_surrogate_classes`: how many images, their size, and the seed of the
+# renditions (the judges render with 0, the art-trained surrogates of bench_surrogate.py with 1).
+SYNTHETIC_IMAGES = 48
+SYNTHETIC_LONG_SIDE = 256
+SYNTHETIC_RENDER_SEED = 1
+
+
+def synthetic_surrogate_classes(count: int = SYNTHETIC_IMAGES, seed: int = 0) -> dict[str, list[torch.Tensor]]:
+    """A training corpus without any art: ``count`` procedural images (:mod:`.synthetic_art`) as class ``art``,
+    and each of them rendered in every catalogue style, one class ``rendition:NAME`` per style."""
+    from ..evaluation.attack import rendition_classes
+    from ..targets import available_targets
+    from .synthetic_art import synthetic_paintings
+
+    images = synthetic_paintings(count, SYNTHETIC_LONG_SIDE, seed)
+    renditions = rendition_classes({"synthetic": images}, available_targets(), seed=SYNTHETIC_RENDER_SEED)
+    return {"art": images} | renditions
+
+
+def train_synthetic_surrogate(
+    encoder: LatentEncoder,
+    device: torch.device,
+    count: int = SYNTHETIC_IMAGES,
+    seed: int = SURROGATE_SEED,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TrainedMimic:
+    """The surrogate of ``stylecloak surrogate``: trained on :func:`synthetic_surrogate_classes` (no art at all),
+    with the quick mimic's architecture and steps; ``seed`` draws the images and the training."""
+    classes = synthetic_surrogate_classes(count, seed)
+    return train_surrogate(classes, encoder, device, MimicConfig(seed=seed), progress)
+
+
 def save_surrogate(model: TrainedMimic, path: Path) -> None:
+    """Write ``model`` to ``path`` atomically: an interrupted save leaves no half-written file."""
     state = {
         "unet": model.unet.state_dict(),
         "labels": model.labels,
@@ -76,7 +111,9 @@ def save_surrogate(model: TrainedMimic, path: Path) -> None:
         "std": model.std,
         "config": model.config.to_dict(),
     }
-    torch.save(state, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_surrogate(path: Path, device: torch.device) -> TrainedMimic:
