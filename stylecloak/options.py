@@ -744,8 +744,9 @@ SURROGATE = Command(
     ),
     description="""Train the small latent diffusion model of the experimental --surrogate term on procedural
 images (colour fields, shapes, strokes: no artwork, no download) and their renditions in the catalogue's
-styles, about 5 minutes on a 2-core CPU. The cloak then makes the copies that a mimic shrinks hard for this
-model to denoise. What that does against our test mimic, and what it does not, is in docs/protection.md.""",
+styles: minutes on a CPU (4 to 14 on our 2-core machine beside other jobs). The cloak then makes the copies
+that a mimic shrinks hard for this model to denoise. What that does against our test mimic, and what it does
+not, is in docs/protection.md.""",
     epilog="""example:
   stylecloak surrogate ~/stylecloak-surrogate.pt
   stylecloak cloak art/ --view-objective decoded --full-size-weight 0 --surrogate ~/stylecloak-surrogate.pt
