@@ -34,10 +34,7 @@ LEVELS = 32
 
 def denoising_loss(term: DenoiserTerm, latents: torch.Tensor) -> float:
     """The surrogate's mean denoising loss per latent value over evenly spread noise levels (fixed noise)."""
-    generator = torch.Generator().manual_seed(99)
-    low, high = term.timestep_range
-    levels = [round(low + (high - low) * (k + 0.5) / LEVELS) for k in range(LEVELS)]
-    return -sum(float(term._raw(latents, generator, t)) for t in levels) / LEVELS / latents[0].numel()
+    return -term.mean_over_levels(latents, LEVELS, seed=99) / latents[0].numel()
 
 
 def mean_loss(term: DenoiserTerm, encoder: LatentEncoder, images: list[torch.Tensor]) -> float:

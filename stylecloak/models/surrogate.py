@@ -166,13 +166,19 @@ class DenoiserTerm:
             # The mean over noise levels spread evenly across the range (one level can change the value tenfold,
             # so random ones would leave the weight's meaning to chance), with noise from a stream of its own so
             # that the measuring leaves the optimisation's draws as they were.
-            measuring = torch.Generator().manual_seed(self.seed + 7919)
-            low, high = self.timestep_range
-            levels = [round(low + (high - low) * (k + 0.5) / 32) for k in range(32)]
-            with torch.no_grad():
-                values = [abs(float(self._raw(latents.detach(), measuring, t))) for t in levels]
-            self._scales[scale_key] = max(sum(values) / len(values), 1e-8)
+            self._scales[scale_key] = max(abs(self.mean_over_levels(latents)), 1e-8)
         return self.weight * self._raw(latents, self._generator) / self._scales[scale_key]
+
+    def mean_over_levels(self, latents: torch.Tensor, levels: int = 32, seed: int | None = None) -> float:
+        """The unweighted, unnormalised term on ``latents``, averaged over ``levels`` noise levels spread evenly
+        across ``timestep_range``, without gradient; its noise comes from a generator of its own (``seed``,
+        default derived from the term's), so that measuring leaves the optimisation's draws as they were. For
+        ``away`` it is minus the surrogate's denoising loss."""
+        generator = torch.Generator().manual_seed(self.seed + 7919 if seed is None else seed)
+        low, high = self.timestep_range
+        steps = [round(low + (high - low) * (k + 0.5) / levels) for k in range(levels)]
+        with torch.no_grad():
+            return sum(float(self._raw(latents.detach(), generator, t)) for t in steps) / levels
 
     def _raw(self, latents: torch.Tensor, generator: torch.Generator, level: int | None = None) -> torch.Tensor:
         """The unnormalised term at noise level ``level`` (default: drawn from ``generator``)."""
