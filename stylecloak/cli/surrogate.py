@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import first_line
     from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, _error, _note, progress_bar
 
     out = Path(args.out).expanduser()
@@ -19,14 +21,22 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         _error(f"no folder {out.parent} for {out.name}")
         return EXIT_USAGE
+    if not os.access(out.parent, os.W_OK):  # before minutes of training, not after
+        _error(f"cannot write to {out.parent}")
+        return EXIT_USAGE
 
     from ..devices import resolve_device
     from ..models.encoders import load_encoder
     from ..models.surrogate import save_surrogate, train_synthetic_surrogate
+    from ..models.weights import ChecksumMismatchError
 
     started = time.perf_counter()
-    device = resolve_device("auto")
-    encoder = load_encoder("taef2", device)
+    try:
+        device = resolve_device("auto")
+        encoder = load_encoder("taef2", device)  # the latent space the cloak works in
+    except (ChecksumMismatchError, RuntimeError, OSError) as exc:  # ModelNotFoundError is an OSError
+        _error(first_line(exc).strip("'\""))
+        return EXIT_USAGE
     _note(f"drawing {args.images} procedural images and their renditions, then training on {device.type}")
     bars: dict[str, Any] = {}
 
