@@ -60,6 +60,8 @@ def main() -> None:
     attention = tuple(not args.no_attention and level == len(channels) - 1 for level in range(len(channels)))
     config = MimicConfig(seed=args.seed, channels=channels, attention_levels=attention)
     started, device = time.perf_counter(), torch.device("cpu")
+    if args.synthetic and args.renditions_only:
+        parser.error("--renditions-only is for art (--clean, --others); --synthetic always trains on both")
     if args.synthetic:
         classes = synthetic_surrogate_classes(args.synthetic, seed=args.seed)
     elif args.clean and args.others:

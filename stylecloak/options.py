@@ -240,9 +240,10 @@ CLOAK_OPTIONS = (
         default=None,
         metavar="FILE",
         help="experimental: a small diffusion model trained without your art, made by `stylecloak surrogate` "
-        "(procedural images) or benchmarks/bench_surrogate.py (other art); the cloak also makes the shrunk copies hard for that model to "
-        "denoise, as Mist does through Stable Diffusion. Against our test mimic it helped on one artist's "
-        "prints, not after noise and upscaling and not on a second artist; see docs/protection.md",
+        "(procedural images) or benchmarks/bench_surrogate.py (other art); the cloak also makes the shrunk "
+        "copies hard for that model to denoise, as Mist does through Stable Diffusion. Against our test mimic "
+        "it helped on one artist's prints, was not shown to hold after noise and upscaling, and did nothing "
+        "on a second artist; see docs/protection.md",
     ),
     option(
         "--surrogate-weight",
@@ -725,7 +726,7 @@ A label with a single image cannot be predicted when that image is held out, so 
 """,
 )
 
-# -- serve ------------------------------------------------------------------------------------------------------
+# -- surrogate --------------------------------------------------------------------------------------------------
 
 SURROGATE = Command(
     "surrogate",
@@ -752,6 +753,8 @@ not, is in docs/protection.md.""",
   stylecloak cloak art/ --view-objective decoded --full-size-weight 0 --surrogate ~/stylecloak-surrogate.pt
 """,
 )
+
+# -- serve ------------------------------------------------------------------------------------------------------
 
 SERVE = Command(
     "serve",

@@ -128,4 +128,6 @@ def _strokes(image: Image.Image, palette: np.ndarray, rng: np.random.Generator) 
 
 
 def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+    # Half up, not imaging.quantize_rgb's half to even: 12 of 48 images differ by one level at ties, and the
+    # surrogates measured in docs/protection.md were drawn with this rounding.
     return (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
