@@ -745,7 +745,7 @@ SURROGATE = Command(
     ),
     description="""Train the small latent diffusion model of the experimental --surrogate term on procedural
 images (colour fields, shapes, strokes: no artwork, no download) and their renditions in the catalogue's
-styles: minutes on a CPU (4 to 14 on our 2-core machine beside other jobs). The cloak then makes the copies
+styles: minutes on a CPU (3.5 alone on our 2-core machine, up to 14 beside other jobs). The cloak then makes the copies
 that a mimic shrinks hard for this model to denoise. What that does against our test mimic, and what it does
 not, is in docs/protection.md.""",
     epilog="""example:
