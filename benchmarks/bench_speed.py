@@ -2,6 +2,8 @@
 
     STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_speed.py --size 1024 --repeats 3
     ... --precision auto fp32        both precisions, alternating, in one run
+    ... --setting view_objective=decoded --setting full_size_weight=0 --setting surrogate=FILE
+                                     an experimental design (any CloakSettings field)
 
 The image is the central square of a shared painting, resized to SIZE x SIZE. Each run cloaks it with
 ``Cloaker.cloak_file`` (target rendering, optimisation, saving and the re-measure of the saved file; the models
@@ -12,6 +14,7 @@ gives the median of the runs for each precision.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -40,6 +43,23 @@ def square_copy(source: Path, folder: Path, size: int) -> Path:
     return path
 
 
+def parse_setting(text: str) -> tuple[str, object]:
+    """``full_size_weight=0`` -> ("full_size_weight", 0.0), typed by the field's default; a field whose default
+    is None (``surrogate``) takes the text as it is."""
+    name, _, value = text.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(CloakSettings)}
+    if name not in fields:
+        raise SystemExit(f"unknown setting {name!r}; one of: {', '.join(fields)}")
+    default = getattr(CloakSettings(), name)
+    if default is None or isinstance(default, str):
+        return name, value
+    if isinstance(default, tuple):
+        return name, tuple(int(v) for v in value.split(",") if v)
+    if isinstance(default, bool):
+        return name, value.lower() in ("1", "true", "yes")
+    return name, type(default)(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024)
@@ -50,12 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="ink-hatching")
     parser.add_argument("--precision", nargs="+", default=["auto"], choices=["auto", "bf16", "fp32"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--setting", action="append", default=[], metavar="FIELD=VALUE", help="a CloakSettings field")
     args = parser.parse_args(argv)
+    overrides = dict(parse_setting(text) for text in args.setting)
 
     cloakers = {}
     for precision in args.precision:
         settings = CloakSettings.from_presets(
-            args.intensity, args.quality, target=args.target, device=args.device, precision=precision
+            args.intensity, args.quality, target=args.target, device=args.device, precision=precision, **overrides
         )
         previous = next(iter(cloakers.values()), None)
         cloakers[precision] = Cloaker(
@@ -84,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
     print(
         f"\n{args.size}x{args.size} {args.painting}, intensity {args.intensity}, quality {args.quality}, target "
-        f"{args.target}, {args.device} ({torch.get_num_threads()} threads):"
+        f"{args.target}, {args.device} ({torch.get_num_threads()} threads)"
+        + (f", {' '.join(args.setting)}" if args.setting else "")
+        + ":"
     )
     for precision, rows in results.items():
         print(
