@@ -37,13 +37,16 @@ from stylecloak.pipeline import Cloaker
 from stylecloak.settings import INTENSITY_PRESETS, CloakSettings
 
 
-def parse_override(text: str) -> tuple[str, object]:
-    """``steps=60`` -> ("steps", 60); ``mimic_downscales=2,4`` -> (..., (2, 4)); an empty tuple as ``name=``."""
+def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
+    """``steps=60`` -> ("steps", 60); ``mimic_downscales=2,4`` -> (..., (2, 4)); an empty tuple as ``name=``;
+    typed by the default of that field of the dataclass ``of`` (a field whose default is None takes the text)."""
     name, _, value = text.partition("=")
-    fields = {f.name: f for f in dataclasses.fields(OptimizerConfig)}
+    fields = {f.name: f for f in dataclasses.fields(of)}
     if name not in fields:
-        raise SystemExit(f"unknown optimiser field {name!r}; one of: {', '.join(fields)}")
-    default = getattr(OptimizerConfig(), name)
+        raise SystemExit(f"unknown {of.__name__} field {name!r}; one of: {', '.join(fields)}")
+    default = getattr(of(), name)
+    if default is None:
+        return name, value
     if isinstance(default, tuple):
         return name, tuple(int(v) for v in value.split(",") if v)
     if isinstance(default, bool):

@@ -14,7 +14,6 @@ gives the median of the runs for each precision.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_designs import parse_override
 from PIL import Image
 
 from stylecloak.pipeline import Cloaker
@@ -43,23 +43,6 @@ def square_copy(source: Path, folder: Path, size: int) -> Path:
     return path
 
 
-def parse_setting(text: str) -> tuple[str, object]:
-    """``full_size_weight=0`` -> ("full_size_weight", 0.0), typed by the field's default; a field whose default
-    is None (``surrogate``) takes the text as it is."""
-    name, _, value = text.partition("=")
-    fields = {f.name: f for f in dataclasses.fields(CloakSettings)}
-    if name not in fields:
-        raise SystemExit(f"unknown setting {name!r}; one of: {', '.join(fields)}")
-    default = getattr(CloakSettings(), name)
-    if default is None or isinstance(default, str):
-        return name, value
-    if isinstance(default, tuple):
-        return name, tuple(int(v) for v in value.split(",") if v)
-    if isinstance(default, bool):
-        return name, value.lower() in ("1", "true", "yes")
-    return name, type(default)(value)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024)
@@ -72,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--setting", action="append", default=[], metavar="FIELD=VALUE", help="a CloakSettings field")
     args = parser.parse_args(argv)
-    overrides = dict(parse_setting(text) for text in args.setting)
+    overrides = dict(parse_override(text, CloakSettings) for text in args.setting)
 
     cloakers = {}
     for precision in args.precision:
