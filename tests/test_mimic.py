@@ -145,6 +145,10 @@ def test_a_second_judge_is_trained_checked_and_asked_beside_the_first(encoder) -
     assert 0.0 <= second["control_artist_rate"] <= 1.0 and set(second["control_predictions"]) == {"blue", "green"}
     for condition in report.conditions:  # the same samples, the same kind of judge: the same verdicts
         assert condition.second_opinion["protection_success_rate"] == condition.protection_success_rate
+        # The mean P(artist) agrees with the verdicts' direction: a set filed all under the artist has it high.
+        assert condition.artist_probability is not None and 0.0 <= condition.artist_probability <= 1.0
+        if condition.protection_success_rate == 0.0:
+            assert condition.artist_probability > 1 / 3  # three classes: the artist beat both others every time
 
 
 def test_more_cloaked_sets_are_conditions_of_their_own_with_safe_file_names(encoder) -> None:

@@ -82,6 +82,10 @@ class ConditionResult:
     samples_image: str | None = None
     # The second judge's verdict on the same samples: {"protection_success_rate": r, "predictions": {...}}.
     second_opinion: dict[str, Any] | None = None
+    # The judge's mean probability of the artist over the samples. The rate above counts verdicts; this
+    # moves where the rate cannot (every sample still the artist's, or none), so it shows whether a cloak
+    # moved the mimic at all, and it is less noisy between runs than a count of 48 verdicts.
+    artist_probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -397,7 +401,11 @@ def judge_condition(
 ) -> ConditionResult:
     """What the judge (and the second judge, if any) says of one condition's generated ``samples``, with its
     training losses and a sample grid."""
-    predictions = judge.predict(samples)
+    probabilities = judge.predict_proba(samples)
+    predictions = [judge.labels[k] for k in probabilities.argmax(dim=1).tolist()]
+    artist_probability = (
+        float(probabilities[:, judge.labels.index(ARTIST_LABEL)].mean()) if ARTIST_LABEL in judge.labels else 0.0
+    )
     second_opinion = None
     if second is not None:
         verdicts = second.predict(samples)
@@ -417,4 +425,5 @@ def judge_condition(
         seconds=time.perf_counter() - started,
         samples_image=str(grid) if grid else None,
         second_opinion=second_opinion,
+        artist_probability=artist_probability,
     )

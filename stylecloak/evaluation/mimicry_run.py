@@ -275,7 +275,7 @@ def mimicry_summary(report: MimicryReport, result: dict[str, Any]) -> str:
             + (f", control {control:.0%}" if control is not None else "")
         )
     lines.append(
-        f"{'training set':24s} {'protection success':>18s}"
+        f"{'training set':24s} {'protection success':>18s} {'P(artist)':>9s}"
         + (f" {'second judge':>12s}" if second else "")
         + "  predictions"
     )
@@ -283,6 +283,7 @@ def mimicry_summary(report: MimicryReport, result: dict[str, Any]) -> str:
         opinion = condition.second_opinion
         lines.append(
             f"{condition.condition:24s} {condition.protection_success_rate:>18.0%}"
+            + (f" {condition.artist_probability:>9.2f}" if condition.artist_probability is not None else f" {'-':>9s}")
             + (f" {opinion['protection_success_rate']:>12.0%}" if opinion else "")
             + f"  {condition.predictions}"
         )

@@ -242,6 +242,7 @@ def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:
             )
         parts.append(
             "<table><thead><tr><th>mimic trained on</th><th>protection success rate</th>"
+            "<th>classifier's mean P(artist)</th>"
             + ("<th>second judge</th>" if second else "")
             + "<th>classifier's verdicts</th></tr></thead><tbody>"
         )
@@ -250,6 +251,7 @@ def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:
             parts.append(
                 f"<tr><td>{html.escape(str(condition.get('condition')))}</td>"
                 f"<td>{_number(condition.get('protection_success_rate'), 2)}</td>"
+                f"<td>{_number(condition.get('artist_probability'), 2)}</td>"
                 + (f"<td>{_number(opinion.get('protection_success_rate'), 2)}</td>" if second else "")
                 + f"<td>{html.escape(json.dumps(condition.get('predictions', {})))}</td></tr>"
             )
