@@ -29,7 +29,7 @@ import torch
 
 from stylecloak.countermeasures import get_countermeasure
 from stylecloak.evaluation.attack import MimicryReport, MimicryRequest, purified, rendition_classes, run_mimicry
-from stylecloak.evaluation.mimic import MIMIC_PRESETS
+from stylecloak.evaluation.mimic import MIMIC_PRESETS, with_config
 from stylecloak.evaluation.mimicry_run import artwork_key, build_judge, load_art_folder, load_other_styles
 from stylecloak.models.encoders import LatentEncoder, load_encoder
 from stylecloak.targets import available_targets
@@ -42,10 +42,12 @@ def mimic_over_sets(
     encoder: LatentEncoder,
     out_dir: Path,
     judge_renditions: bool = False,
+    seed: int = 0,
 ) -> MimicryReport:
     """One quick-mimic run: the first set is the condition "cloaked", each other one "cloaked:LABEL", all from
     the same base model and clean run, judged by the Gram judge and the texture judge (both also learning the
-    other styles rendered in every catalogue style with ``judge_renditions``)."""
+    other styles rendered in every catalogue style with ``judge_renditions``). ``seed`` draws the mimic (its
+    initial weights, noise and samples) and the judge's renditions, as `stylecloak mimic --seed` does."""
     device = torch.device("cpu")
     judge, judge_name = build_judge("linear", device)
     second, second_name = build_judge("texture", device)
@@ -61,9 +63,9 @@ def mimic_over_sets(
         more_cloaked={label: images for label, images in sets.items() if label != first},
         second_judge=second,
         second_judge_name=second_name,
-        judge_extra_classes=rendition_classes(others, available_targets()) if judge_renditions else {},
+        judge_extra_classes=rendition_classes(others, available_targets(), seed=seed) if judge_renditions else {},
     )
-    return run_mimicry(request, encoder, MIMIC_PRESETS["quick"])
+    return run_mimicry(request, encoder, with_config(MIMIC_PRESETS["quick"], seed=seed))
 
 
 def main() -> None:
@@ -86,6 +88,7 @@ def main() -> None:
         "the mimic trains on it, as the acceptance run's purifications do; give a set of the clean works "
         "(clean-nu=CLEAN_FOLDER) and put it through the same, for the purification's own effect",
     )
+    parser.add_argument("--seed", type=int, default=0, help="draws the mimic and the judge's renditions (default 0)")
     parser.add_argument("sets", nargs="+", help="LABEL=FOLDER of cloaked works, the first one is 'cloaked'")
     args = parser.parse_args()
     started, device = time.perf_counter(), torch.device("cpu")
@@ -115,11 +118,12 @@ def main() -> None:
     for name, source in (("clean", args.clean), ("others", args.others)):
         if not (args.work / name).exists():
             (args.work / name).symlink_to(source.resolve(), target_is_directory=True)
-    report = mimic_over_sets(clean, sets, others, encoder, args.work / "mimicry", args.judge_renditions)
+    report = mimic_over_sets(clean, sets, others, encoder, args.work / "mimicry", args.judge_renditions, args.seed)
     result = report.to_dict() | {
         "sets": dict(item.partition("=")[::2] for item in args.sets),
         "judge_renditions": args.judge_renditions,
         "through": dict(item.partition("=")[::2] for item in args.through),
+        "seed": args.seed,
     }
     (args.work / "mimicry" / "report.json").write_text(json.dumps(result, indent=2))
     assert report.second_judge is not None
