@@ -36,7 +36,10 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="folder to write into (created; must not hold them)")
     args = parser.parse_args()
-    paths = write_procedural_images(args.out, args.count, args.long_side, args.seed)
+    try:
+        paths = write_procedural_images(args.out, args.count, args.long_side, args.seed)
+    except (ValueError, OSError) as error:  # a count or size out of range, an unwritable folder: one line
+        raise SystemExit(f"write_procedural_images: {error}") from None
     print(f"wrote {len(paths)} images to {args.out}")
 
 
