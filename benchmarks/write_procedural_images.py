@@ -21,7 +21,7 @@ def write_procedural_images(out: Path, count: int, long_side: int, seed: int) ->
     paths = [out / f"procedural_{seed}_{index:03d}.png" for index in range(count)]
     existing = [path.name for path in paths if path.exists()]
     if existing:
-        raise SystemExit(f"write_procedural_images: {out} already holds {existing[0]}; choose an empty folder")
+        raise FileExistsError(f"{out} already holds {existing[0]}; choose an empty folder")
     for path, image in zip(paths, synthetic_paintings(count, long_side, seed)):
         save_image(path, quantize_rgb(tensor_to_image(image)))
     return paths
@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         paths = write_procedural_images(args.out, args.count, args.long_side, args.seed)
-    except (ValueError, OSError) as error:  # a count or size out of range, an unwritable folder: one line
+    except (ValueError, OSError) as error:  # a count or size out of range, a used or unwritable folder: one line
         raise SystemExit(f"write_procedural_images: {error}") from None
     print(f"wrote {len(paths)} images to {args.out}")
 
