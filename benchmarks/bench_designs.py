@@ -27,14 +27,13 @@ import torch
 from bench_resize_robustness import measure
 
 from stylecloak.countermeasures import COUNTERMEASURE_SEED, noise_then_upscale
-from stylecloak.evaluation.attack import RENDITION_PREFIX
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_image
 from stylecloak.metrics import decoded_target_progress
-from stylecloak.models.surrogate import DENOISER_MODES, DenoiserTerm, load_surrogate
+from stylecloak.models.surrogate import denoiser_for, load_surrogate
 from stylecloak.optimize import OptimizerConfig
 from stylecloak.pipeline import Cloaker
-from stylecloak.settings import INTENSITY_PRESETS, CloakSettings
+from stylecloak.settings import INTENSITY_PRESETS, SURROGATE_MODES, CloakSettings
 
 
 def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
@@ -54,28 +53,6 @@ def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
     return name, type(default)(value)
 
 
-@dataclasses.dataclass
-class BothTerms:
-    """``away`` and ``toward-target`` together, each normalised on its own and weighted by its own weight: the
-    optimiser's view of a denoiser (``weight``, ``loss``, ``reset``). Experimental, here only: on the renaissance
-    works ``away`` degraded the mimic within the style and ``toward-target`` redirected it a little
-    (docs/protection.md), so the pair is the design to screen."""
-
-    away: DenoiserTerm
-    toward: DenoiserTerm
-
-    @property
-    def weight(self) -> float:
-        return self.away.weight + self.toward.weight
-
-    def loss(self, latents: torch.Tensor, scale_key: tuple[int, ...]) -> torch.Tensor:
-        return self.away.loss(latents, scale_key) + self.toward.loss(latents, scale_key)
-
-    def reset(self) -> None:
-        self.away.reset()
-        self.toward.reset()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", type=Path)
@@ -90,21 +67,14 @@ def main() -> None:
         type=Path,
         help="a surrogate diffusion model from bench_surrogate.py: adds its term to every shrunk view's loss",
     )
-    parser.add_argument("--denoiser-mode", default="toward-target", choices=(*DENOISER_MODES, "both"))
+    parser.add_argument("--denoiser-mode", default="toward-target", choices=SURROGATE_MODES)
     parser.add_argument("--denoiser-weight", type=float, default=1.0, help="the term's weight (1: like one view's)")
     args = parser.parse_args()
     overrides = dict(parse_override(text) for text in args.set)
     denoiser = None
     if args.surrogate:
         model = load_surrogate(args.surrogate, torch.device("cpu"))
-        label = f"{RENDITION_PREFIX}{args.target}"
-        if args.denoiser_mode == "both":
-            denoiser = BothTerms(
-                DenoiserTerm(model, "away", label, args.denoiser_weight),
-                DenoiserTerm(model, "toward-target", label, args.denoiser_weight),
-            )
-        else:
-            denoiser = DenoiserTerm(model, args.denoiser_mode, label, args.denoiser_weight)
+        denoiser = denoiser_for(model, args.denoiser_mode, args.target, args.denoiser_weight)
     cloaker = Cloaker(CloakSettings.from_presets(args.intensity, target=args.target), denoiser=denoiser)
     config = dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings), **overrides)
     cloaker.optimizer_config = lambda: config  # type: ignore[method-assign]  # the design under test

@@ -91,6 +91,8 @@ def settings_for_options(options: Mapping[str, Any]) -> CloakSettings:
         overrides["surrogate"] = str(options["surrogate"])
     if options.get("surrogate_weight") is not None:
         overrides["surrogate_weight"] = float(options["surrogate_weight"])
+    if options.get("surrogate_mode"):
+        overrides["surrogate_mode"] = str(options["surrogate_mode"])
     if options.get("target_at_mimic_size") is not None:
         overrides["target_at_mimic_size"] = bool(options["target_at_mimic_size"])
     return CloakSettings.from_presets(options["intensity"], options["quality"], **overrides)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .settings import INTENSITY_PRESETS, QUALITY_PRESETS, VIEW_OBJECTIVES, CloakSettings
+from .settings import INTENSITY_PRESETS, QUALITY_PRESETS, SURROGATE_MODES, VIEW_OBJECTIVES, CloakSettings
 
 _CLOAK = CloakSettings()  # the library's defaults, which the command line shows and uses
 DEFAULT_PURIFIERS = ("jpeg75", "noise8+upscale", "vae_roundtrip")
@@ -243,7 +243,7 @@ CLOAK_OPTIONS = (
         "(procedural images) or benchmarks/bench_surrogate.py (other art); the cloak also makes the shrunk "
         "copies hard for that model to denoise, as Mist does through Stable Diffusion. Against our test mimic "
         "it helped on one artist's prints, was not shown to hold after noise and upscaling, and did nothing "
-        "on a second artist; see docs/protection.md",
+        "on a second artist (its default term; see --surrogate-mode); see docs/protection.md",
     ),
     option(
         "--surrogate-weight",
@@ -251,6 +251,15 @@ CLOAK_OPTIONS = (
         default=None,
         metavar="W",
         help="experimental, with --surrogate: its term's weight against the target distance (default: 1)",
+    ),
+    option(
+        "--surrogate-mode",
+        default=None,
+        choices=list(SURROGATE_MODES),
+        help="experimental, with --surrogate: which term it adds (default: away, hard for the model to "
+        "denoise; toward-target: what the model takes for the target style, which needs a catalogue "
+        "--target; both). Against our test mimic away helped on one artist's prints and not on the "
+        "renaissance works, toward-target (toward pop-art) the reverse; see docs/protection.md",
     ),
     option(
         "--precision",

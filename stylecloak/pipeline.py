@@ -29,26 +29,42 @@ from .targets.cache import render_cached
 from .visibility import VisibilityFigures, measure_visibility
 
 if TYPE_CHECKING:
-    from .models.surrogate import DenoiserTerm
+    from .evaluation.mimic import TrainedMimic
+    from .models.surrogate import CombinedTerm, DenoiserTerm
 
 
-def load_denoiser(settings: CloakSettings, device: torch.device) -> DenoiserTerm | None:
-    """The surrogate diffusion model's term that ``settings.surrogate`` asks for, or None. Raises ValueError
-    with a one-line reason when the file is missing or not a surrogate."""
+def load_surrogate_model(settings: CloakSettings, device: torch.device) -> TrainedMimic | None:
+    """The surrogate diffusion model of ``settings.surrogate``, or None. Raises ValueError with a one-line reason
+    when the file is missing or not a surrogate."""
     if settings.surrogate is None:
         return None
-    from .models.surrogate import DenoiserTerm, load_surrogate
+    from .models.surrogate import load_surrogate
 
     path = Path(settings.surrogate).expanduser()
     if not path.is_file():
         raise ValueError(f"surrogate model not found: {path}")
     try:
-        model = load_surrogate(path, device)
+        return load_surrogate(path, device)
     except (KeyError, RuntimeError, OSError, pickle.UnpicklingError) as error:
         raise ValueError(
             f"{path} is not a surrogate model from `stylecloak surrogate` ({type(error).__name__})"
         ) from None
-    return DenoiserTerm(model, "away", weight=settings.surrogate_weight, seed=settings.seed)
+
+
+def load_denoiser(
+    settings: CloakSettings, device: torch.device, target_name: str | None = None, model: TrainedMimic | None = None
+) -> DenoiserTerm | CombinedTerm | None:
+    """The surrogate's term that ``settings`` asks for (``surrogate_mode``, ``surrogate_weight``) for a cloak
+    toward the catalogue target ``target_name`` (default: ``settings.target``), or None without a surrogate.
+    ``model`` is the loaded surrogate (default: loaded from ``settings.surrogate``). Raises ValueError with a
+    one-line reason (see :func:`load_surrogate_model` and :func:`stylecloak.models.surrogate.denoiser_for`)."""
+    model = model if model is not None else load_surrogate_model(settings, device)
+    if model is None:
+        return None
+    from .models.surrogate import denoiser_for
+
+    name = settings.target if target_name is None else target_name
+    return denoiser_for(model, settings.surrogate_mode, name, settings.surrogate_weight, settings.seed)
 
 
 @dataclass
@@ -116,19 +132,35 @@ class Cloaker:
         cache_targets: bool = True,
         target_cache_dir: Path | None = None,
         target: TargetStyle | None = None,
-        denoiser: DenoiserTerm | None = None,
+        denoiser: DenoiserTerm | CombinedTerm | None = None,
+        surrogate_model: TrainedMimic | None = None,
     ) -> None:
         """Rendered targets are kept in ``target_cache_dir`` (default: ``<user cache>/targets``) unless
         ``cache_targets`` is false. ``target`` is a target style object that is not in the catalogue (reference
         images); otherwise ``settings.target`` names one. ``denoiser`` (experimental) is a surrogate diffusion
-        model's term in the optimiser's loss (:mod:`stylecloak.models.surrogate`)."""
+        model's term in the optimiser's loss (:mod:`stylecloak.models.surrogate`), used as given for every
+        target; without it the term is built from ``settings`` (``surrogate_mode``) for this cloaker's target,
+        through ``surrogate_model`` (default: loaded from ``settings.surrogate``)."""
         self.settings = settings or CloakSettings()
         self.target_cache_dir = (target_cache_dir or user_cache_dir() / "targets") if cache_targets else None
         self.device = resolve_device(self.settings.device)
         self.target = target if target is not None else get_target(self.settings.target)
         self.encoder = encoder if encoder is not None else load_encoder(self.settings.encoder, self.device)
         self.perceptual = perceptual if perceptual is not None else load_lpips(self.settings.lpips_net, self.device)
-        self.denoiser = denoiser if denoiser is not None else load_denoiser(self.settings, self.device)
+        self._given_denoiser = denoiser is not None
+        self.surrogate_model = (
+            surrogate_model
+            if surrogate_model is not None or denoiser is not None
+            else load_surrogate_model(self.settings, self.device)
+        )
+        # A target outside the catalogue (reference images) has no class in the surrogate: None, and
+        # ``toward-target`` says so when it is asked for.
+        target_name = self.settings.target if target is None else None
+        self.denoiser = (
+            denoiser
+            if denoiser is not None
+            else load_denoiser(self.settings, self.device, target_name, self.surrogate_model)
+        )
 
     def retarget(self, name: str, style: TargetStyle | None = None) -> Cloaker:
         """A cloaker for another target (a catalogue ``name``, or ``style`` when it is not in the catalogue) that
@@ -140,7 +172,10 @@ class Cloaker:
             cache_targets=self.target_cache_dir is not None,
             target_cache_dir=self.target_cache_dir,
             target=style,
-            denoiser=self.denoiser,
+            # A given term stays; one built from the settings is built again for the new target (the
+            # ``toward-target`` class changes with it), from the model already loaded.
+            denoiser=self.denoiser if self._given_denoiser else None,
+            surrogate_model=self.surrogate_model,
         )
 
     def optimizer_config(self) -> OptimizerConfig:

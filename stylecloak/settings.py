@@ -76,6 +76,8 @@ class QualityPreset:
 
 # What the optimiser's loss at each shrunk size may compare with the target (CloakSettings.view_objective).
 VIEW_OBJECTIVES = ("latent", "decoded", "decoded-lpips")
+# The surrogate's terms (stylecloak.models.surrogate.denoiser_for): one of them, or both summed.
+SURROGATE_MODES = ("away", "toward-target", "both")
 
 
 def check_view_objective(objective: str) -> None:
@@ -168,6 +170,11 @@ class CloakSettings:
     # this weight against the view's target distance. Experimental, off (None); see docs/protection.md.
     surrogate: str | None = None
     surrogate_weight: float = 1.0
+    # Which term the surrogate adds (stylecloak.models.surrogate.SURROGATE_MODES): "away" (above);
+    # "toward-target", score distillation toward the target style's class, which needs a catalogue target the
+    # surrogate learned; or "both". In our runs "away" moved the mimic of one artist's prints and not of the
+    # renaissance works, "toward-target" (toward pop-art) the reverse (docs/protection.md): no mode for both.
+    surrogate_mode: str = "away"
     intensity: str | None = "medium"
     quality: str | None = "default"
 
@@ -227,6 +234,11 @@ class CloakSettings:
             raise ValueError(f"surrogate_weight (--surrogate-weight) must be in (0, 100], got {self.surrogate_weight}")
         if self.surrogate is not None:
             self._require_shrunk_size("surrogate (--surrogate) acts on the shrunk sizes")
+        if self.surrogate_mode not in SURROGATE_MODES:
+            raise ValueError(
+                f"surrogate_mode (--surrogate-mode) must be one of {', '.join(SURROGATE_MODES)}, "
+                f"got {self.surrogate_mode!r}"
+            )
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")
 

@@ -111,6 +111,9 @@ def test_the_full_size_weight_reaches_the_optimiser_within_its_range() -> None:
 def test_the_surrogate_options_reach_the_settings() -> None:
     settings = settings_for_options(_cloak_args("--surrogate", "model.pt", "--surrogate-weight", "2"))
     assert settings.surrogate == "model.pt" and settings.surrogate_weight == 2.0
+    assert settings.surrogate_mode == "away"  # the default term
+    chosen = settings_for_options(_cloak_args("--surrogate", "model.pt", "--surrogate-mode", "toward-target"))
+    assert chosen.surrogate_mode == "toward-target"
     assert settings_for_options(_cloak_args()).surrogate is None
     with pytest.raises(ValueError, match=r"needs a mimic_downscales \(--mimic-downscales\) factor above 1"):
         settings_for_options(_cloak_args("--mimic-downscales", "1", "--surrogate", "model.pt"))

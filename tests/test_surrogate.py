@@ -3,6 +3,8 @@ UNet), saved and loaded, and its two terms in the optimiser's loss."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -110,6 +112,44 @@ def test_settings_load_the_surrogate_as_the_away_term_and_refuse_what_cannot_wor
         CloakSettings(surrogate=str(path), mimic_downscales=(1,))
     with pytest.raises(ValueError, match="surrogate_weight"):
         CloakSettings(surrogate_weight=0)
+
+
+def test_settings_choose_the_term_for_the_cloakers_target_and_retargeting_rebuilds_it(
+    encoder, lpips_alex, surrogate
+) -> None:
+    from stylecloak.models.surrogate import CombinedTerm
+    from stylecloak.pipeline import Cloaker, load_denoiser
+    from stylecloak.settings import CloakSettings
+
+    model, path = surrogate
+    cpu = torch.device("cpu")
+    toward = CloakSettings(surrogate=str(path), surrogate_mode="toward-target", target="ink-hatching", seed=3)
+    term = load_denoiser(toward, cpu)
+    assert term.mode == "toward-target" and term.label == "rendition:ink-hatching" and term.seed == 3
+    both = load_denoiser(replace(toward, surrogate_mode="both", surrogate_weight=2.0), cpu, model=model)
+    assert isinstance(both, CombinedTerm) and [t.mode for t in both.terms] == ["away", "toward-target"]
+    assert both.weight == 4.0  # each term keeps its own weight
+    latents = torch.randn(1, model.mean.shape[1], 6, 6, requires_grad=True)
+    both.loss(latents, ("view",)).backward()
+    assert latents.grad is not None and latents.grad.abs().sum() > 0
+    # A target the surrogate never learned cannot be pulled toward: one line that names what it knows.
+    with pytest.raises(ValueError, match="has none for 'mosaic'; it knows: ink-hatching"):
+        load_denoiser(replace(toward, target="mosaic"), cpu, model=model)
+    # "away" needs no class, so it works for any target.
+    assert load_denoiser(replace(toward, surrogate_mode="away", target="mosaic"), cpu, model=model).mode == "away"
+    with pytest.raises(ValueError, match="surrogate_mode"):
+        CloakSettings(surrogate_mode="sideways")
+    # The cloaker loads the model once; a new target gets its own class from the same model.
+    cloaker = Cloaker(toward, encoder=encoder, perceptual=lpips_alex, cache_targets=False)
+    assert cloaker.denoiser.label == "rendition:ink-hatching"
+    moved = cloaker.retarget("ink-hatching")
+    assert moved.surrogate_model is cloaker.surrogate_model and moved.denoiser is not cloaker.denoiser
+    with pytest.raises(ValueError, match="has none for 'mosaic'"):
+        cloaker.retarget("mosaic")
+    # A term handed in is kept as it is, whatever the target.
+    given = DenoiserTerm(model, "away")
+    kept = Cloaker(toward, encoder=encoder, perceptual=lpips_alex, cache_targets=False, denoiser=given)
+    assert kept.retarget("mosaic").denoiser is given
 
 
 def test_synthetic_paintings_are_repeatable_varied_images():

@@ -15,6 +15,11 @@ Two terms, on the latents of each shrunk view the optimiser sees (:class:`Denois
   score distillation does). What a diffusion model takes to be that style, not only the encoder's distance.
 - ``away``: the AdvDM/Mist "semantic" term: raise the surrogate's denoising loss on the view (unconditioned),
   so that a model fine-tuned on the cloak must spend itself on patterns it finds hard to predict.
+- ``both``: the two together, each normalised on its own and each with the weight (:class:`CombinedTerm`).
+
+Which one moves a mimic depends on the artist in our runs (docs/protection.md): ``away`` on the ukiyo-e prints,
+``toward-target`` (toward pop-art) on the renaissance works, neither on both; so the mode is a setting
+(``CloakSettings.surrogate_mode``), and :func:`denoiser_for` builds the term for one target.
 
 Each term is normalised by its mean size over noise levels on the first latents it sees in a view (the
 original's, at the first step), so that ``weight`` 1 weighs it like that view's target distance (which starts
@@ -42,6 +47,7 @@ from ..evaluation.mimic import (
     train_mimic,
 )
 from ..imaging import atomic_write_bytes
+from ..settings import SURROGATE_MODES
 from .encoders import LatentEncoder
 
 DENOISER_MODES = ("toward-target", "away")
@@ -208,3 +214,53 @@ class DenoiserTerm:
             velocity = free + self.guidance * (conditional - free)
             estimate = a.sqrt() * noisy - (1 - a).sqrt() * velocity  # the clean latent it sees, in that style
         return (z - estimate[..., :height, :width]).pow(2).sum()
+
+
+@dataclass
+class CombinedTerm:
+    """Several terms summed, each normalised on its own and weighted by its own weight: to the optimiser one
+    denoiser (``weight``, ``loss``, ``reset``)."""
+
+    terms: tuple[DenoiserTerm, ...]
+
+    @property
+    def weight(self) -> float:
+        return sum(term.weight for term in self.terms)
+
+    def loss(self, latents: torch.Tensor, scale_key: tuple[int, ...]) -> torch.Tensor:
+        return sum((term.loss(latents, scale_key) for term in self.terms), torch.zeros((), device=latents.device))
+
+    def reset(self) -> None:
+        for term in self.terms:
+            term.reset()
+
+
+def target_class(target_name: str) -> str:
+    """The surrogate's class of a catalogue target's renditions (what ``toward-target`` pulls toward)."""
+    from ..evaluation.attack import RENDITION_PREFIX
+
+    return f"{RENDITION_PREFIX}{target_name}"
+
+
+def denoiser_for(
+    model: TrainedMimic, mode: str, target_name: str | None, weight: float = 1.0, seed: int = 0
+) -> DenoiserTerm | CombinedTerm:
+    """The term of ``mode`` (one of :data:`SURROGATE_MODES`) through ``model`` for a cloak toward the catalogue
+    target ``target_name``. ``toward-target`` and ``both`` need the surrogate to have learned that target's
+    renditions (``stylecloak surrogate`` learns every catalogue style's); raises ValueError with a one-line
+    reason when it has not, or when the target is not a catalogue style (``target_name`` None)."""
+    if mode not in SURROGATE_MODES:
+        raise ValueError(f"surrogate mode must be one of {', '.join(SURROGATE_MODES)}, got {mode!r}")
+    if mode == "away":
+        return DenoiserTerm(model, "away", weight=weight, seed=seed)
+    label = None if target_name is None else target_class(target_name)
+    if label not in model.labels:
+        known = sorted(name.split(":", 1)[1] for name in model.labels if ":" in name)
+        raise ValueError(
+            f"surrogate mode {mode!r} pulls toward the target's class, and the surrogate has none for "
+            f"{target_name or 'this target'!r}; it knows: {', '.join(known) or 'no target styles'}"
+        )
+    toward = DenoiserTerm(model, "toward-target", label, weight, seed=seed)
+    if mode == "toward-target":
+        return toward
+    return CombinedTerm((DenoiserTerm(model, "away", label, weight, seed=seed), toward))
