@@ -30,7 +30,7 @@ from stylecloak.countermeasures import COUNTERMEASURE_SEED, noise_then_upscale
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_image
 from stylecloak.metrics import decoded_target_progress
-from stylecloak.models.surrogate import denoiser_for, load_surrogate
+from stylecloak.models.surrogate import CombinedTerm, denoiser_for, load_surrogate
 from stylecloak.optimize import OptimizerConfig
 from stylecloak.pipeline import Cloaker
 from stylecloak.settings import INTENSITY_PRESETS, SURROGATE_MODES, CloakSettings
@@ -69,12 +69,22 @@ def main() -> None:
     )
     parser.add_argument("--denoiser-mode", default="toward-target", choices=SURROGATE_MODES)
     parser.add_argument("--denoiser-weight", type=float, default=1.0, help="the term's weight (1: like one view's)")
+    parser.add_argument(
+        "--toward-weight",
+        type=float,
+        help="with --denoiser-mode both: the toward-target term's own weight (default: --denoiser-weight)",
+    )
     args = parser.parse_args()
     overrides = dict(parse_override(text) for text in args.set)
     denoiser = None
     if args.surrogate:
         model = load_surrogate(args.surrogate, torch.device("cpu"))
         denoiser = denoiser_for(model, args.denoiser_mode, args.target, args.denoiser_weight)
+        if args.toward_weight is not None:
+            if not isinstance(denoiser, CombinedTerm):
+                raise SystemExit("--toward-weight goes with --denoiser-mode both")
+            away, toward = denoiser.terms
+            denoiser = CombinedTerm((away, dataclasses.replace(toward, weight=args.toward_weight)))
     cloaker = Cloaker(CloakSettings.from_presets(args.intensity, target=args.target), denoiser=denoiser)
     config = dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings), **overrides)
     cloaker.optimizer_config = lambda: config  # type: ignore[method-assign]  # the design under test
@@ -119,6 +129,8 @@ def main() -> None:
         record = {"name": args.name, "intensity": args.intensity, "target": args.target, "set": args.set}
         if args.surrogate:
             record |= {"surrogate": str(args.surrogate), "denoiser": [args.denoiser_mode, args.denoiser_weight]}
+            if args.toward_weight is not None:
+                record["toward_weight"] = args.toward_weight
         handle.write(json.dumps(record | {"medians": medians, "rows": rows}) + "\n")
 
 
