@@ -164,6 +164,11 @@ def purified(
 RENDITION_PREFIX = "rendition:"
 
 
+def rendition_label(target_name: str) -> str:
+    """The class of a catalogue target's renditions, for the judges and the surrogate alike."""
+    return f"{RENDITION_PREFIX}{target_name}"
+
+
 def rendition_classes(
     others: Mapping[str, Sequence[torch.Tensor]], targets: Sequence[Any], seed: int = 0
 ) -> dict[str, list[torch.Tensor]]:
@@ -171,7 +176,7 @@ def rendition_classes(
     (``targets``: :class:`~stylecloak.targets.base.TargetStyle` objects), labelled ``rendition:NAME``. Never the
     artist's works, so that the judge cannot learn the artist's compositions under another name."""
     works = [image for images in others.values() for image in images]
-    return {f"{RENDITION_PREFIX}{t.name}": [t.render(image, seed=seed).clamp(0, 1) for image in works] for t in targets}
+    return {rendition_label(t.name): [t.render(image, seed=seed).clamp(0, 1) for image in works] for t in targets}
 
 
 def attack_conditions(

@@ -235,13 +235,6 @@ class CombinedTerm:
             term.reset()
 
 
-def target_class(target_name: str) -> str:
-    """The surrogate's class of a catalogue target's renditions (what ``toward-target`` pulls toward)."""
-    from ..evaluation.attack import RENDITION_PREFIX
-
-    return f"{RENDITION_PREFIX}{target_name}"
-
-
 def denoiser_for(
     model: TrainedMimic, mode: str, target_name: str | None, weight: float = 1.0, seed: int = 0
 ) -> DenoiserTerm | CombinedTerm:
@@ -253,7 +246,9 @@ def denoiser_for(
         raise ValueError(f"surrogate mode must be one of {', '.join(SURROGATE_MODES)}, got {mode!r}")
     if mode == "away":
         return DenoiserTerm(model, "away", weight=weight, seed=seed)
-    label = None if target_name is None else target_class(target_name)
+    from ..evaluation.attack import rendition_label
+
+    label = None if target_name is None else rendition_label(target_name)
     if label not in model.labels:
         known = sorted(name.split(":", 1)[1] for name in model.labels if ":" in name)
         raise ValueError(
