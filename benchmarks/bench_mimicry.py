@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="'OPTIONS'",
         help="more options for `stylecloak cloak`, in one quoted string (e.g. '--mimic-downscales 2,4')",
     )
+    parser.add_argument(
+        "--post-only",
+        action="store_true",
+        help="write WORK/clean and WORK/others (with its manifest.csv) and stop: the posted folders for "
+        "bench_designs.py and bench_mimic_sets.py",
+    )
     parser.add_argument("mimic_args", nargs="*", help="extra options for `stylecloak mimic` (after --)")
     args = parser.parse_args(argv)
 
@@ -72,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             shrink_to_png(args.paintings / row["file"], others / name, args.long_side)
             labels.append(f"{name},{row['style']}\n")
     (others / "manifest.csv").write_text("file,style\n" + "".join(labels))
+    if args.post_only:
+        print(
+            f"posted {len(list(clean.glob('*.png')))} works of {args.artist_style} in {clean}, {len(labels)} in {others}"
+        )
+        return 0
 
     started = time.perf_counter()
     cloak = stylecloak(
