@@ -32,6 +32,7 @@ from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_
 from stylecloak.metrics import decoded_target_progress
 from stylecloak.models.surrogate import CombinedTerm, denoiser_for, load_surrogate
 from stylecloak.optimize import OptimizerConfig
+from stylecloak.options import parse_factors
 from stylecloak.pipeline import Cloaker
 from stylecloak.settings import INTENSITY_PRESETS, SURROGATE_MODES, CloakSettings
 
@@ -47,7 +48,7 @@ def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
     if default is None:
         return name, value
     if isinstance(default, tuple):
-        return name, tuple(int(v) for v in value.split(",") if v)
+        return name, parse_factors(value) if value else ()
     if isinstance(default, bool):
         return name, value.lower() in ("1", "true", "yes")
     return name, type(default)(value)

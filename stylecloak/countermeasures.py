@@ -56,7 +56,7 @@ def downscale_upscale(image: torch.Tensor, factor: float = 0.5) -> torch.Tensor:
     return quantize_8bit(F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False))
 
 
-def downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
+def downscale(image: torch.Tensor, factor: float) -> torch.Tensor:
     """Shrink by ``factor`` (antialiased bicubic, as training pipelines resize) and save as 8 bits: the image a
     mimic that trains at 1/``factor`` of the posted size actually learns from."""
     if factor < 1:

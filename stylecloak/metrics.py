@@ -114,7 +114,7 @@ MIMIC_DOWNSCALES = (1, 2, 4)
 MIN_SCALED_SIDE = 32
 
 
-def mimic_view_factors(factors: tuple[int, ...], size: tuple[int, ...]) -> list[int]:
+def mimic_view_factors(factors: tuple[float, ...], size: tuple[int, ...]) -> list[float]:
     """The shrink factors the optimiser also works at for an image of ``size`` (height, width): those above 1
     that leave both sides at least MIN_SCALED_SIDE px. Smaller than that, the encoder sees a few latent cells
     and reports leave the figure out (``progress_by_scale``), so it would cost steps and measure nothing."""

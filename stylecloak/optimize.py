@@ -79,7 +79,7 @@ class OptimizerConfig:
     max_change: int = _DEFAULTS.max_change
     # Also optimise the image as a mimic sees it after shrinking it by each of these factors (e.g. (2, 4)): the
     # expected loss over the full size and these sizes. Empty: the full size alone.
-    mimic_downscales: tuple[int, ...] = tuple(_DEFAULTS.mimic_downscales)
+    mimic_downscales: tuple[float, ...] = tuple(_DEFAULTS.mimic_downscales)
     # Draw each step's shrink factor around each of mimic_downscales and a random crop offset (see _ShrunkView).
     mimic_jitter: bool = _DEFAULTS.mimic_jitter
     # The full size's weight in the expected loss and in the choice of the kept step, relative to each shrunk
@@ -275,7 +275,7 @@ class _ShrunkView:
         encoder: LatentEncoder,
         original: torch.Tensor,
         target: torch.Tensor,
-        factor: int,
+        factor: float,
         tile_size: int,
         jitter: torch.Generator | None = None,
         objective: str = "latent",

@@ -9,6 +9,7 @@ a default or a help text is changed here and nowhere else. The cloak's defaults 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,15 +52,22 @@ class Command:
 # -- value parsers: text -> value, or ValueError with the reason ------------------------------------------------
 
 
-def parse_factors(value: str) -> tuple[int, ...]:
-    """``2,4`` -> (2, 4): whole downscale factors of at least 1."""
+def parse_factors(value: str) -> tuple[float, ...]:
+    """``2,4`` -> (2, 4); ``2,2.5`` -> (2, 2.5): downscale factors of at least 1 (a whole one stays an int, so that
+    records read ``2`` and not ``2.0``)."""
     try:
-        factors = tuple(int(part) for part in value.split(",") if part.strip())
+        factors = tuple(_number(part) for part in value.split(",") if part.strip())
     except ValueError:
-        raise ValueError(f"expected whole factors separated by commas, e.g. 2,4; got {value!r}") from None
-    if not factors or any(f < 1 for f in factors):
-        raise ValueError(f"factors must be whole numbers >= 1, got {value!r}")
+        raise ValueError(f"expected factors separated by commas, e.g. 2,4 or 2,2.5,3; got {value!r}") from None
+    if not factors or any(not math.isfinite(f) or f < 1 for f in factors):
+        raise ValueError(f"factors must be numbers >= 1, got {value!r}")
     return factors
+
+
+def _number(text: str) -> float:
+    """``2`` -> 2 (int), ``2.5`` -> 2.5, ``3.0`` -> 3 (int)."""
+    number = float(text)
+    return int(number) if number.is_integer() else number
 
 
 def parse_descriptor(value: str) -> str:

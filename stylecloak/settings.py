@@ -8,10 +8,18 @@ Quality is the effort: optimisation steps and schedule. Every field can be set d
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from .visibility import VisibilityBounds
+
+
+def is_factor(value: object) -> bool:
+    """Whether ``value`` is a downscale factor: a finite number >= 1 (not a bool). Whole or not: a mimic shrinks
+    by whatever takes the posted size to its training size."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 1
+
 
 Intensity = Literal["low", "medium", "high"]
 Quality = Literal["fast", "default", "max"]
@@ -138,7 +146,8 @@ class CloakSettings:
     # shrinks what it scrapes 2-4x before it learns from it, and a cloak optimised at full size alone keeps about
     # a sixth of its effect at half size; with (2, 4) our test mimic drew the target's strokes twice as often as
     # from clean art, where the full-size-only cloak made no difference (docs/protection.md).
-    mimic_downscales: tuple[int, ...] = (2, 4)
+    # Factors need not be whole: a mimic shrinks by whatever takes the posted size to its training size.
+    mimic_downscales: tuple[float, ...] = (2, 4)
     # With mimic_downscales: draw each step's factor around each one (within sqrt(2)) and a random crop offset
     # off the encoder's grid, instead of optimising for the exact, aligned factors only.
     mimic_jitter: bool = False
@@ -210,8 +219,8 @@ class CloakSettings:
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         _ = self.bounds  # building the bounds checks each one
-        if any(not isinstance(f, int) or f < 1 for f in self.mimic_downscales):
-            raise ValueError(f"mimic_downscales must be whole factors >= 1, got {self.mimic_downscales}")
+        if any(not is_factor(f) for f in self.mimic_downscales):
+            raise ValueError(f"mimic_downscales must be numbers >= 1, got {self.mimic_downscales}")
         if self.mimic_jitter:
             # Jitter draws factors around the shrunk ones; with none it would silently optimise the full size alone.
             self._require_shrunk_size("mimic_jitter (--mimic-jitter) draws its factors around the shrunk ones")

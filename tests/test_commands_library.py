@@ -82,6 +82,16 @@ def test_settings_refuse_jitter_without_a_shrunk_factor_for_every_caller() -> No
     assert CloakSettings(mimic_downscales=(1, 4), mimic_jitter=True).mimic_jitter is True
 
 
+def test_settings_take_non_whole_factors_and_refuse_what_is_not_one() -> None:
+    from stylecloak.optimize import OptimizerConfig
+
+    settings = CloakSettings(mimic_downscales=(2, 2.5, 3))
+    assert OptimizerConfig.from_settings(settings).mimic_downscales == (2, 2.5, 3)
+    for bad in [(0.5,), (True,), (float("inf"),), ("2",)]:
+        with pytest.raises(ValueError, match="mimic_downscales must be numbers >= 1"):
+            CloakSettings(mimic_downscales=bad)  # type: ignore[arg-type]
+
+
 def test_the_view_objective_reaches_the_optimiser_and_needs_a_shrunk_size() -> None:
     from stylecloak.optimize import OptimizerConfig
 
@@ -121,7 +131,10 @@ def test_the_surrogate_options_reach_the_settings() -> None:
 
 def test_value_parsers_say_what_is_wrong() -> None:
     assert options.parse_factors("2, 4") == (2, 4)
-    for bad, words in [("0", ">= 1"), ("x", "whole factors"), ("", ">= 1")]:
+    # A mimic shrinks by whatever factor takes the posted size to its training size: non-whole ones too, and a
+    # whole one stays an int, so that the settings recorded in a cloak read 2, not 2.0.
+    assert options.parse_factors("2,2.5,3.0") == (2, 2.5, 3) and isinstance(options.parse_factors("3.0")[0], int)
+    for bad, words in [("0", ">= 1"), ("x", "separated by commas"), ("", ">= 1"), ("0.5", ">= 1"), ("nan", ">= 1")]:
         with pytest.raises(ValueError, match=words):
             options.parse_factors(bad)
     assert options.parse_folds("LOO") == "loo" and options.parse_folds("3") == 3
@@ -248,7 +261,7 @@ def test_the_model_table_says_what_each_model_is_and_where(monkeypatch: pytest.M
 def test_argparse_shows_the_librarys_reason_for_a_bad_value(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["cloak", "x.png", "--mimic-downscales", "0"])
-    assert "factors must be whole numbers >= 1" in capsys.readouterr().err
+    assert "factors must be numbers >= 1" in capsys.readouterr().err
     assert isinstance(build_parser(), argparse.ArgumentParser)
 
 

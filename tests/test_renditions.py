@@ -216,6 +216,7 @@ def test_a_target_drawn_at_the_mimics_size_keeps_its_strokes_there() -> None:
     assert wrapped.name == "ink-hatching@1/4" and RenderedAtMimicSize(hatching, 1).name == "ink-hatching"
     with pytest.raises(ValueError, match="factor"):
         RenderedAtMimicSize(hatching, 0)
+    assert RenderedAtMimicSize(hatching, 2.5).name == "ink-hatching@1/2.5"  # a non-whole factor keeps its own name
 
 
 def test_the_target_is_drawn_for_the_smallest_view_the_cloak_works_at() -> None:

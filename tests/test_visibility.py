@@ -202,6 +202,12 @@ def test_optimising_where_the_mimic_looks_moves_the_shrunk_image_further(encoder
     assert shrunk.visibility is not None and shrunk.visibility.violations(OptimizerConfig().bounds) == []
     at_half = [progress_by_scale(encoder, original, o.cloaked, target, factors=(2,))["2x"] for o in (plain, shrunk)]
     assert at_half[1] > at_half[0] + 0.05
+    # A factor need not be whole (a mimic shrinks by whatever its training size asks): 256 px shrunk 2.5x.
+    between = optimize_cloak(
+        original, target, encoder, lpips_alex, OptimizerConfig(steps=6, learning_rate=0.02, mimic_downscales=(2.5,))
+    )
+    at_2_5 = [progress_by_scale(encoder, original, o.cloaked, target, factors=(2.5,))["2.5x"] for o in (plain, between)]
+    assert at_2_5[1] > at_2_5[0] + 0.05
 
 
 def test_the_optimiser_works_only_at_shrunk_sizes_that_reports_measure() -> None:
@@ -211,6 +217,7 @@ def test_the_optimiser_works_only_at_shrunk_sizes_that_reports_measure() -> None
     assert mimic_view_factors((2, 4), (100, 300)) == [2]  # 25 px at 1/4: too small to say anything
     assert mimic_view_factors((1, 2, 4), (48, 48)) == []  # a thumbnail: the full size alone
     assert mimic_view_factors((), (512, 512)) == []
+    assert mimic_view_factors((2.5, 3), (512, 384)) == [2.5, 3]
 
 
 def test_jittered_mimic_resizes_stay_near_their_factor_off_the_grid_and_repeat_with_the_seed(encoder) -> None:

@@ -17,6 +17,7 @@ import torch
 
 from ..imaging import atomic_write_bytes, image_to_tensor, load_image, quantize_8bit, save_image
 from ..models.base import LatentEncoder
+from ..settings import is_factor
 from ..targets.base import TargetStyle
 from .evaluate import (
     EvaluationResult,
@@ -161,8 +162,8 @@ def evaluate_files(
     cloaked = quantize_8bit(image_to_tensor(cloaked_image.rgb).to(models.device))
     if recorded.get("target_at_mimic_size") is True:  # the cloak aimed at the target drawn at the mimic's size
         factors = recorded.get("mimic_downscales") or []
-        if not isinstance(factors, list) or not all(isinstance(f, int) and f >= 1 for f in factors):
-            raise ValueError(f"records mimic_downscales that are not whole factors ({factors!r})")
+        if not isinstance(factors, list) or not all(is_factor(f) for f in factors):
+            raise ValueError(f"records mimic_downscales that are not factors >= 1 ({factors!r})")
         target_style = target_at_mimic_size(target_style, tuple(factors), original.shape[-2:])
     rendered = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
     result = evaluate_pair(

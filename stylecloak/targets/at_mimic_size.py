@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..countermeasures import downscale
 from ..metrics import mimic_view_factors
+from ..settings import is_factor
 from .base import TargetStyle
 
 __all__ = ["RenderedAtMimicSize", "target_at_mimic_size"]
@@ -32,11 +33,11 @@ class RenderedAtMimicSize:
     shrinks it), enlarged back to the image's size (bicubic). A :class:`~stylecloak.targets.base.TargetStyle`."""
 
     style: TargetStyle
-    factor: int
+    factor: float
 
     def __post_init__(self) -> None:
-        if not isinstance(self.factor, int) or self.factor < 1:
-            raise ValueError(f"factor must be a whole number >= 1, got {self.factor!r}")
+        if not is_factor(self.factor):
+            raise ValueError(f"factor must be a number >= 1, got {self.factor!r}")
 
     @property
     def name(self) -> str:
@@ -55,7 +56,7 @@ class RenderedAtMimicSize:
         return enlarged.clamp(0, 1).to(image.dtype)
 
 
-def target_at_mimic_size(style: TargetStyle, mimic_downscales: tuple[int, ...], size: tuple[int, ...]) -> TargetStyle:
+def target_at_mimic_size(style: TargetStyle, mimic_downscales: tuple[float, ...], size: tuple[int, ...]) -> TargetStyle:
     """``style`` drawn for the smallest view of an image of ``size`` (height, width) that the cloak is optimised
     for (the largest of ``mimic_downscales`` that ``mimic_view_factors`` keeps), or ``style`` itself when there
     is none: the full size is then all the mimic is assumed to see."""
