@@ -206,9 +206,10 @@ CLOAK_OPTIONS = (
         default=_CLOAK.mimic_downscales,
         metavar="F[,F...]",
         help="also optimise for the image shrunk by these factors, whole or not (e.g. 2,2.5,3), as a mimic "
-        "that trains on smaller copies sees it (default: 2,4; 1: the full size alone, which moves the full-size image further "
-        "and the shrunk ones about six times less, and takes about a fifth less time). Our test mimic noticed "
-        "the default more than the full size alone, but neither stops it (see docs/protection.md)",
+        "that trains on smaller copies sees it (default: 2,4; 1: the full size alone, which moves the "
+        "full-size image further and the shrunk ones about six times less, and takes about a fifth less "
+        "time). Our test mimic noticed the default more than the full size alone, but neither stops it "
+        "(see docs/protection.md)",
     ),
     option(
         "--mimic-jitter",
