@@ -9,12 +9,11 @@ a default or a help text is changed here and nowhere else. The cloak's defaults 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .settings import INTENSITY_PRESETS, QUALITY_PRESETS, SURROGATE_MODES, VIEW_OBJECTIVES, CloakSettings
+from .settings import INTENSITY_PRESETS, QUALITY_PRESETS, SURROGATE_MODES, VIEW_OBJECTIVES, CloakSettings, is_factor
 
 _CLOAK = CloakSettings()  # the library's defaults, which the command line shows and uses
 DEFAULT_PURIFIERS = ("jpeg75", "noise8+upscale", "vae_roundtrip")
@@ -59,7 +58,7 @@ def parse_factors(value: str) -> tuple[float, ...]:
         factors = tuple(_number(part) for part in value.split(",") if part.strip())
     except ValueError:
         raise ValueError(f"expected factors separated by commas, e.g. 2,4 or 2,2.5,3; got {value!r}") from None
-    if not factors or any(not math.isfinite(f) or f < 1 for f in factors):
+    if not factors or not all(is_factor(f) for f in factors):
         raise ValueError(f"factors must be numbers >= 1, got {value!r}")
     return factors
 
