@@ -61,6 +61,15 @@ def main() -> None:
     parser.add_argument("--intensity", default="medium", choices=list(INTENSITY_PRESETS))
     parser.add_argument("--target", default="ink-hatching")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="an optimiser field")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a CloakSettings field over the intensity's preset, e.g. a bound (bench_protection_curve.py's "
+        "stronger budget: budget=0.12 ssim_min=0.85 ssim_window_min=0.72 psnr_min=25 jnd_strength=1.5 "
+        "max_change=20)",
+    )
     parser.add_argument("--log", type=Path, default=Path("benchmarks/results/designs.jsonl"))
     parser.add_argument("--out", type=Path, help="a folder to write the cloaks to (NAME.cloaked.png)")
     parser.add_argument(
@@ -86,7 +95,8 @@ def main() -> None:
                 raise SystemExit("--toward-weight goes with --denoiser-mode both")
             away, toward = denoiser.terms
             denoiser = CombinedTerm((away, dataclasses.replace(toward, weight=args.toward_weight)))
-    cloaker = Cloaker(CloakSettings.from_presets(args.intensity, target=args.target), denoiser=denoiser)
+    settings = dict(parse_override(text, CloakSettings) for text in args.setting)
+    cloaker = Cloaker(CloakSettings.from_presets(args.intensity, target=args.target, **settings), denoiser=denoiser)
     config = dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings), **overrides)
     cloaker.optimizer_config = lambda: config  # type: ignore[method-assign]  # the design under test
     rows = []
@@ -128,6 +138,8 @@ def main() -> None:
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with args.log.open("a") as handle:
         record = {"name": args.name, "intensity": args.intensity, "target": args.target, "set": args.set}
+        if args.setting:
+            record["setting"] = args.setting
         if args.surrogate:
             record |= {"surrogate": str(args.surrogate), "denoiser": [args.denoiser_mode, args.denoiser_weight]}
             if args.toward_weight is not None:
