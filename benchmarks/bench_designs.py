@@ -51,7 +51,10 @@ def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
         return name, parse_factors(value) if value else ()
     if isinstance(default, bool):
         return name, value.lower() in ("1", "true", "yes")
-    return name, type(default)(value)
+    try:
+        return name, type(default)(value)
+    except ValueError:
+        raise SystemExit(f"{of.__name__} field {name}: {value!r} is not a valid {type(default).__name__}") from None
 
 
 def main() -> None:
