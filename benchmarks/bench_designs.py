@@ -69,9 +69,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="a CloakSettings field over the intensity's preset, e.g. a bound (bench_protection_curve.py's "
-        "stronger budget: budget=0.12 ssim_min=0.85 ssim_window_min=0.72 psnr_min=25 jnd_strength=1.5 "
-        "max_change=20)",
+        help="a CloakSettings field over the intensity's preset, e.g. a bound (for the protection curve's "
+        "stronger budget, one --setting per field of STRONGER in bench_protection_curve.py, with --intensity high)",
     )
     parser.add_argument("--log", type=Path, default=Path("benchmarks/results/designs.jsonl"))
     parser.add_argument("--out", type=Path, help="a folder to write the cloaks to (NAME.cloaked.png)")
