@@ -47,14 +47,14 @@ def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
     default = getattr(of(), name)
     if default is None:
         return name, value
-    if isinstance(default, tuple):
-        return name, parse_factors(value) if value else ()
     if isinstance(default, bool):
         return name, value.lower() in ("1", "true", "yes")
     try:
+        if isinstance(default, tuple):
+            return name, parse_factors(value) if value else ()
         return name, type(default)(value)
-    except ValueError:
-        raise SystemExit(f"{of.__name__} field {name}: {value!r} is not a valid {type(default).__name__}") from None
+    except ValueError as error:
+        raise SystemExit(f"{of.__name__} field {name}: {value!r}: {error}") from None
 
 
 def main() -> None:
@@ -98,7 +98,11 @@ def main() -> None:
             away, toward = denoiser.terms
             denoiser = CombinedTerm((away, dataclasses.replace(toward, weight=args.toward_weight)))
     settings = dict(parse_override(text, CloakSettings) for text in args.setting)
-    cloaker = Cloaker(CloakSettings.from_presets(args.intensity, target=args.target, **settings), denoiser=denoiser)
+    try:
+        cloak_settings = CloakSettings.from_presets(args.intensity, target=args.target, **settings)
+    except ValueError as error:  # a value out of its range, e.g. budget=5
+        raise SystemExit(f"--setting: {error}") from None
+    cloaker = Cloaker(cloak_settings, denoiser=denoiser)
     config = dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings), **overrides)
     cloaker.optimizer_config = lambda: config  # type: ignore[method-assign]  # the design under test
     rows = []
