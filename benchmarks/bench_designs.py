@@ -103,8 +103,11 @@ def main() -> None:
     except ValueError as error:  # a value out of its range, e.g. budget=5
         raise SystemExit(f"--setting: {error}") from None
     cloaker = Cloaker(cloak_settings, denoiser=denoiser)
-    config = dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings), **overrides)
-    cloaker.optimizer_config = lambda: config  # type: ignore[method-assign]  # the design under test
+
+    def design(size: tuple[int, ...]) -> OptimizerConfig:  # the design under test
+        return dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings, size), **overrides)
+
+    cloaker.optimizer_config = design  # type: ignore[method-assign]
     rows = []
     for path in args.images:
         rgb = load_image(path).rgb

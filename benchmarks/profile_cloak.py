@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         resize_long_side(image_to_tensor(load_image(PAINTINGS / args.painting).rgb), args.long_side)
     ).to(device)
     target = quantize_8bit(get_target(settings.target).render(image.cpu())).to(device)
-    config = OptimizerConfig.from_settings(settings)
+    config = OptimizerConfig.from_settings(settings, image.shape[-2:])
     optimize_cloak(image, target, encoder, perceptual, OptimizerConfig(steps=1, precision=args.precision))  # warm-up
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     started = time.perf_counter()

@@ -81,6 +81,8 @@ def settings_for_options(options: Mapping[str, Any]) -> CloakSettings:
     overrides |= {name: options[name] for name in ("steps", "budget") if options.get(name) is not None}
     if options.get("mimic_downscales"):
         overrides["mimic_downscales"] = tuple(options["mimic_downscales"])
+    if options.get("mimic_sizes"):
+        overrides["mimic_sizes"] = tuple(options["mimic_sizes"])
     if options.get("mimic_jitter"):
         overrides["mimic_jitter"] = True
     if options.get("view_objective"):

@@ -102,7 +102,11 @@ class OptimizerConfig:
         return VisibilityBounds.of(self)
 
     @classmethod
-    def from_settings(cls, settings: CloakSettings) -> OptimizerConfig:
+    def from_settings(cls, settings: CloakSettings, size: tuple[int, ...] | None = None) -> OptimizerConfig:
+        """The optimiser's config for an image of ``size`` (height, width): with ``settings.mimic_sizes`` the
+        shrink factors depend on it (``CloakSettings.view_factors``), so it is then required."""
+        if settings.mimic_sizes and size is None:
+            raise ValueError("mimic_sizes aims at factors that depend on the image: pass its size")
         return cls(
             budget=settings.budget,
             steps=settings.steps,
@@ -118,7 +122,7 @@ class OptimizerConfig:
             psnr_min=settings.psnr_min,
             jnd_strength=settings.jnd_strength,
             max_change=settings.max_change,
-            mimic_downscales=tuple(settings.mimic_downscales),
+            mimic_downscales=settings.view_factors(size) if size is not None else tuple(settings.mimic_downscales),
             mimic_jitter=settings.mimic_jitter,
             view_objective=settings.view_objective,
             full_size_weight=settings.full_size_weight,
@@ -437,7 +441,10 @@ def optimize_cloak(
     ]
     if denoiser is not None:
         if not views:
-            raise ValueError("the denoiser term works on the shrunk views: it needs mimic_downscales")
+            raise ValueError(
+                "the denoiser term works on the shrunk views: it needs a mimic_downscales factor, or a mimic_sizes "
+                "size smaller than the image, that leaves both sides at least 32 px"
+            )
         denoiser.reset()  # every image from the same draws
     full_weight = config.full_size_weight if views else 1.0
     total_weight = full_weight + len(views)

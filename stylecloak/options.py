@@ -13,7 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .settings import INTENSITY_PRESETS, QUALITY_PRESETS, SURROGATE_MODES, VIEW_OBJECTIVES, CloakSettings, is_factor
+from .settings import (
+    INTENSITY_PRESETS,
+    QUALITY_PRESETS,
+    SURROGATE_MODES,
+    VIEW_OBJECTIVES,
+    CloakSettings,
+    is_factor,
+    is_mimic_size,
+)
 
 _CLOAK = CloakSettings()  # the library's defaults, which the command line shows and uses
 DEFAULT_PURIFIERS = ("jpeg75", "noise8+upscale", "vae_roundtrip")
@@ -61,6 +69,17 @@ def parse_factors(value: str) -> tuple[float, ...]:
     if not factors or not all(is_factor(f) for f in factors):
         raise ValueError(f"factors must be numbers >= 1, got {value!r}")
     return factors
+
+
+def parse_sizes(value: str) -> tuple[int, ...]:
+    """``512,1024`` -> (512, 1024): a mimic's training sizes, whole numbers of pixels of at least 32."""
+    try:
+        sizes = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected sizes in pixels separated by commas, e.g. 512,1024; got {value!r}") from None
+    if not sizes or not all(is_mimic_size(s) for s in sizes):
+        raise ValueError(f"sizes must be whole numbers of pixels >= 32, got {value!r}")
+    return sizes
 
 
 def _number(text: str) -> float:
@@ -209,6 +228,16 @@ CLOAK_OPTIONS = (
         "full-size image further and the shrunk ones about six times less, and takes about a fifth less "
         "time). Our test mimic noticed the default more than the full size alone, but neither stops it "
         "(see docs/protection.md)",
+    ),
+    option(
+        "--mimic-sizes",
+        type=parse_sizes,
+        default=None,
+        metavar="PX[,PX...]",
+        help="experimental, instead of --mimic-downscales: aim at the sizes a mimic trains at (long side in "
+        "pixels, e.g. 512,1024): each image is also optimised shrunk to each size smaller than it, whatever "
+        "size it is posted at. Aimed so, it can only protect against a mimic that trains at one of them "
+        "(see docs/protection.md for what our test mimic made of it)",
     ),
     option(
         "--mimic-jitter",

@@ -178,15 +178,16 @@ class Cloaker:
             surrogate_model=self.surrogate_model,
         )
 
-    def optimizer_config(self) -> OptimizerConfig:
-        return OptimizerConfig.from_settings(self.settings)
+    def optimizer_config(self, size: tuple[int, ...]) -> OptimizerConfig:
+        """The optimiser's config for an image of ``size`` (height, width)."""
+        return OptimizerConfig.from_settings(self.settings, size)
 
     def render_target(self, image: torch.Tensor) -> torch.Tensor:
         """The target for ``image`` (8-bit values) at the image's size, cached by content: rendered at that size,
         or with ``target_at_mimic_size`` at the smallest size the cloak is optimised for, then enlarged."""
         s = self.settings
         style = (
-            target_at_mimic_size(self.target, s.mimic_downscales, image.shape[-2:])
+            target_at_mimic_size(self.target, s.view_factors(image.shape[-2:]), image.shape[-2:])
             if s.target_at_mimic_size
             else self.target
         )
@@ -209,7 +210,7 @@ class Cloaker:
         target = self.render_target(original)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.settings.seed)
-            config = self.optimizer_config()
+            config = self.optimizer_config(original.shape[-2:])
             return optimize_cloak(
                 original, target, self.encoder, self.perceptual, config, progress, self.denoiser
             ), target

@@ -21,6 +21,21 @@ def is_factor(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 1
 
 
+def is_mimic_size(value: object) -> bool:
+    """Whether ``value`` is a mimic's training size: a whole number of pixels, at least 32 (smaller, the encoder
+    sees a few latent cells; ``stylecloak.metrics.MIN_SCALED_SIDE``)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 32
+
+
+def factors_for_sizes(sizes: tuple[int, ...], size: tuple[int, ...]) -> tuple[float, ...]:
+    """The factors that shrink an image of ``size`` (height, width) so that its long side is each of ``sizes``,
+    as a mimic that trains at that size resizes it; sizes at or above the long side are left out (a mimic does
+    not enlarge). A whole factor stays an int: (512, 384) with sizes (128, 256, 512) -> (4, 2)."""
+    long_side = max(size)
+    factors = [long_side / s for s in sizes if s < long_side]
+    return tuple(int(f) if float(f).is_integer() else f for f in factors)
+
+
 Intensity = Literal["low", "medium", "high"]
 Quality = Literal["fast", "default", "max"]
 
@@ -148,6 +163,13 @@ class CloakSettings:
     # from clean art, where the full-size-only cloak made no difference (docs/protection.md).
     # Factors need not be whole: a mimic shrinks by whatever takes the posted size to its training size.
     mimic_downscales: tuple[float, ...] = (2, 4)
+    # Aim at the sizes a mimic trains at instead of at fixed factors (replaces mimic_downscales when given): each
+    # image is also optimised shrunk so that its long side is each of these, in pixels, where it is larger, which
+    # is the factor a mimic that trains at that size shrinks it by, whatever size the art is posted at. Fixed
+    # factors miss a shrink that falls between them (0.56-0.67 where the aimed one gave 0.83-0.92 on our test
+    # mimic, docs/protection.md); this moves the guess from the factor to the training size, and protects only
+    # against a mimic that trains at one of the sizes given.
+    mimic_sizes: tuple[int, ...] = ()
     # With mimic_downscales: draw each step's factor around each one (within sqrt(2)) and a random crop offset
     # off the encoder's grid, instead of optimising for the exact, aligned factors only.
     mimic_jitter: bool = False
@@ -221,6 +243,8 @@ class CloakSettings:
         _ = self.bounds  # building the bounds checks each one
         if any(not is_factor(f) for f in self.mimic_downscales):
             raise ValueError(f"mimic_downscales must be numbers >= 1, got {self.mimic_downscales}")
+        if any(not is_mimic_size(size) for size in self.mimic_sizes):
+            raise ValueError(f"mimic_sizes must be whole numbers of pixels >= 32, got {self.mimic_sizes}")
         if self.mimic_jitter:
             # Jitter draws factors around the shrunk ones; with none it would silently optimise the full size alone.
             self._require_shrunk_size("mimic_jitter (--mimic-jitter) draws its factors around the shrunk ones")
@@ -251,9 +275,15 @@ class CloakSettings:
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")
 
+    def view_factors(self, size: tuple[int, ...]) -> tuple[float, ...]:
+        """The shrink factors the cloak of an image of ``size`` (height, width) aims at: those that take it to
+        each of ``mimic_sizes`` when they are given, else ``mimic_downscales``."""
+        return factors_for_sizes(self.mimic_sizes, size) if self.mimic_sizes else tuple(self.mimic_downscales)
+
     def _require_shrunk_size(self, reason: str) -> None:
-        """ValueError ``REASON: it needs a mimic_downscales factor above 1`` when there is no shrunk size."""
-        if not any(f > 1 for f in self.mimic_downscales):
+        """ValueError ``REASON: it needs a mimic_downscales factor above 1`` when there is no shrunk size. With
+        ``mimic_sizes`` the image decides (one no larger than every size is optimised at full size alone)."""
+        if not self.mimic_sizes and not any(f > 1 for f in self.mimic_downscales):
             raise ValueError(
                 f"{reason}: it needs a mimic_downscales (--mimic-downscales) factor above 1; "
                 f"got {self.mimic_downscales}"

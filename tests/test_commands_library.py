@@ -92,6 +92,34 @@ def test_settings_take_non_whole_factors_and_refuse_what_is_not_one() -> None:
             CloakSettings(mimic_downscales=bad)  # type: ignore[arg-type]
 
 
+def test_mimic_sizes_aim_each_image_at_the_factors_that_take_it_to_them() -> None:
+    from stylecloak.optimize import OptimizerConfig
+    from stylecloak.settings import factors_for_sizes
+
+    # A mimic that trains at 128 or 256 px shrinks art posted at 320 px 2.5x and 1.25x, at 512 px 4x and 2x; it
+    # does not enlarge, so a size at or above the long side gives no view. The long side decides (our mimic's
+    # resize_for_mimic), a whole factor stays an int.
+    assert factors_for_sizes((128, 256), (240, 320)) == (2.5, 1.25)
+    assert factors_for_sizes((128, 256, 512), (512, 384)) == (4, 2) and isinstance(
+        factors_for_sizes((128,), (256, 256))[0], int
+    )
+    assert factors_for_sizes((512,), (300, 400)) == ()
+    settings = settings_for_options(_cloak_args("--mimic-sizes", "128,256"))
+    assert settings.mimic_sizes == (128, 256) and settings.view_factors((352, 200)) == (2.75, 1.375)
+    assert OptimizerConfig.from_settings(settings, (352, 200)).mimic_downscales == (2.75, 1.375)
+    assert CloakSettings().view_factors((352, 200)) == (2, 4)  # without sizes, the fixed factors
+    with pytest.raises(ValueError, match="depend on the image: pass its size"):
+        OptimizerConfig.from_settings(settings)
+    # The sizes replace the factors, so a term that needs a shrunk view takes them as its shrunk size.
+    assert CloakSettings(mimic_downscales=(1,), mimic_sizes=(128,), view_objective="decoded").mimic_sizes == (128,)
+    for bad in [(16,), (128.0,), (True,)]:
+        with pytest.raises(ValueError, match="mimic_sizes must be whole numbers of pixels >= 32"):
+            CloakSettings(mimic_sizes=bad)  # type: ignore[arg-type]
+    for text, words in [("512,abc", "separated by commas"), ("16", ">= 32"), ("", ">= 32"), ("1.5", "separated")]:
+        with pytest.raises(ValueError, match=words):
+            options.parse_sizes(text)
+
+
 def test_the_view_objective_reaches_the_optimiser_and_needs_a_shrunk_size() -> None:
     from stylecloak.optimize import OptimizerConfig
 

@@ -210,6 +210,21 @@ def test_optimising_where_the_mimic_looks_moves_the_shrunk_image_further(encoder
     assert at_2_5[1] > at_2_5[0] + 0.05
 
 
+def test_a_cloak_aimed_at_training_sizes_is_the_cloak_aimed_at_the_factors_they_give(encoder, lpips_alex) -> None:
+    from stylecloak.pipeline import Cloaker
+
+    # A mimic that trains at 64 px shrinks a 160 px posting 2.5x and a 128 px one 2x. The cloaker aims each at its
+    # own factor (and draws the target at it), bit for bit as the fixed factor does.
+    sizes = CloakSettings(steps=1, mimic_sizes=(64,), target="ink-hatching", target_at_mimic_size=True)
+    by_sizes = Cloaker(sizes, encoder=encoder, perceptual=lpips_alex, cache_targets=False)
+    assert by_sizes.optimizer_config((128, 90)).mimic_downscales == (2,)
+    assert by_sizes.optimizer_config((110, 160)).mimic_downscales == (2.5,)
+    rgb = load_painting("hokusai_great_wave.png", 160)
+    fixed = dataclasses.replace(sizes, mimic_sizes=(), mimic_downscales=(2.5,))
+    by_factor = Cloaker(fixed, encoder=encoder, perceptual=lpips_alex, cache_targets=False)
+    assert np.array_equal(by_sizes.cloak_rgb(rgb)[0], by_factor.cloak_rgb(rgb)[0])
+
+
 def test_the_optimiser_works_only_at_shrunk_sizes_that_reports_measure() -> None:
     from stylecloak.metrics import mimic_view_factors
 

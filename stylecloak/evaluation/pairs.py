@@ -17,7 +17,7 @@ import torch
 
 from ..imaging import atomic_write_bytes, image_to_tensor, load_image, quantize_8bit, save_image
 from ..models.base import LatentEncoder
-from ..settings import is_factor
+from ..settings import factors_for_sizes, is_factor, is_mimic_size
 from ..targets.base import TargetStyle
 from .evaluate import (
     EvaluationResult,
@@ -161,9 +161,14 @@ def evaluate_files(
     original = quantize_8bit(image_to_tensor(original_image.rgb).to(models.device))
     cloaked = quantize_8bit(image_to_tensor(cloaked_image.rgb).to(models.device))
     if recorded.get("target_at_mimic_size") is True:  # the cloak aimed at the target drawn at the mimic's size
+        sizes = recorded.get("mimic_sizes") or []
         factors = recorded.get("mimic_downscales") or []
+        if not isinstance(sizes, list) or not all(is_mimic_size(s) for s in sizes):
+            raise ValueError(f"records mimic_sizes that are not sizes of at least 32 px ({sizes!r})")
         if not isinstance(factors, list) or not all(is_factor(f) for f in factors):
             raise ValueError(f"records mimic_downscales that are not factors >= 1 ({factors!r})")
+        if sizes:  # the cloak aimed at the sizes, at the factors that take this image to them
+            factors = list(factors_for_sizes(tuple(sizes), tuple(original.shape[-2:])))
         target_style = target_at_mimic_size(target_style, tuple(factors), original.shape[-2:])
     rendered = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
     result = evaluate_pair(

@@ -29,6 +29,10 @@ class StylecloakMethod:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.settings.seed)
             outcome = optimize_cloak(
-                original, style_target, encoder, perceptual, OptimizerConfig.from_settings(self.settings)
+                original,
+                style_target,
+                encoder,
+                perceptual,
+                OptimizerConfig.from_settings(self.settings, original.shape[-2:]),
             )
         return MethodResult(outcome.cloaked, style_target, outcome.steps_run)
