@@ -83,6 +83,8 @@ def settings_for_options(options: Mapping[str, Any]) -> CloakSettings:
         overrides["mimic_downscales"] = tuple(options["mimic_downscales"])
     if options.get("mimic_sizes"):
         overrides["mimic_sizes"] = tuple(options["mimic_sizes"])
+    if options.get("mimic_size_of"):
+        overrides["mimic_size_of"] = options["mimic_size_of"]
     if options.get("mimic_jitter"):
         overrides["mimic_jitter"] = True
     if options.get("view_objective"):

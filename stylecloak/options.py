@@ -15,6 +15,7 @@ from typing import Any
 
 from .settings import (
     INTENSITY_PRESETS,
+    MIMIC_SIZE_MEASURES,
     QUALITY_PRESETS,
     SURROGATE_MODES,
     VIEW_OBJECTIVES,
@@ -234,10 +235,19 @@ CLOAK_OPTIONS = (
         type=parse_sizes,
         default=None,
         metavar="PX[,PX...]",
-        help="experimental, instead of --mimic-downscales: aim at the sizes a mimic trains at (long side in "
-        "pixels, e.g. 512,1024): each image is also optimised shrunk to each size smaller than it, whatever "
-        "size it is posted at. Aimed so, it can only protect against a mimic that trains at one of them "
-        "(see docs/protection.md for what our test mimic made of it)",
+        help="experimental, instead of --mimic-downscales: aim at the sizes a mimic trains at (pixels, e.g. "
+        "512,1024; of the side --mimic-size-of names): each image is also optimised shrunk to each size "
+        "smaller than it, whatever size it is posted at. Aimed so, it can only protect against a mimic "
+        "that trains at one of them (see docs/protection.md for what our test mimic made of it)",
+    ),
+    option(
+        "--mimic-size-of",
+        choices=list(MIMIC_SIZE_MEASURES),
+        default=_CLOAK.mimic_size_of,
+        help="with --mimic-sizes, which of the image's dimensions a mimic brings to its training size "
+        "(default: short-side, as diffusers' DreamBooth and LoRA scripts resize before a square crop; "
+        "long-side: fit within the square; area: the square root of the pixel count, as aspect-ratio "
+        "bucketing does)",
     ),
     option(
         "--mimic-jitter",

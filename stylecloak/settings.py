@@ -27,12 +27,23 @@ def is_mimic_size(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 32
 
 
-def factors_for_sizes(sizes: tuple[int, ...], size: tuple[int, ...]) -> tuple[float, ...]:
-    """The factors that shrink an image of ``size`` (height, width) so that its long side is each of ``sizes``,
-    as a mimic that trains at that size resizes it; sizes at or above the long side are left out (a mimic does
-    not enlarge). A whole factor stays an int: (512, 384) with sizes (128, 256, 512) -> (4, 2)."""
-    long_side = max(size)
-    factors = [long_side / s for s in sizes if s < long_side]
+# Which of an image's dimensions a mimic brings to its training size (``factors_for_sizes``).
+MIMIC_SIZE_MEASURES = ("short-side", "long-side", "area")
+
+
+def factors_for_sizes(sizes: tuple[int, ...], size: tuple[int, ...], measure: str = "short-side") -> tuple[float, ...]:
+    """The factors that shrink an image of ``size`` (height, width) so that its ``measure`` is each of ``sizes``,
+    as a mimic that trains at that size resizes it; sizes at or above the image's measure are left out (a mimic
+    does not enlarge). ``measure``: "short-side" (diffusers' DreamBooth and LoRA scripts resize the short side to
+    the training size, then crop a square), "long-side" (fit within the square; our test mimic,
+    ``resize_for_mimic``), or "area" (the square root of the pixel count, as aspect-ratio bucketing keeps the
+    area near size x size). A whole factor stays an int: (384, 512) with sizes (128, 256, 512), long side ->
+    (4, 2)."""
+    if measure not in MIMIC_SIZE_MEASURES:
+        raise ValueError(f"the size measure must be one of {', '.join(MIMIC_SIZE_MEASURES)}, got {measure!r}")
+    height, width = size[-2], size[-1]
+    side = {"short-side": min(height, width), "long-side": max(height, width), "area": math.sqrt(height * width)}
+    factors = [side[measure] / s for s in sizes if s < side[measure]]
     return tuple(int(f) if float(f).is_integer() else f for f in factors)
 
 
@@ -170,6 +181,10 @@ class CloakSettings:
     # mimic, docs/protection.md); this moves the guess from the factor to the training size, and protects only
     # against a mimic that trains at one of the sizes given.
     mimic_sizes: tuple[int, ...] = ()
+    # Which of the image's dimensions mimic_sizes measure (MIMIC_SIZE_MEASURES): "short-side" by default, as
+    # diffusers' DreamBooth and LoRA training scripts resize; "long-side" as our test mimic does; "area" as
+    # aspect-ratio bucketing does. A wrong one is a wrong guess of the factor for every image that is not square.
+    mimic_size_of: str = "short-side"
     # With mimic_downscales: draw each step's factor around each one (within sqrt(2)) and a random crop offset
     # off the encoder's grid, instead of optimising for the exact, aligned factors only.
     mimic_jitter: bool = False
@@ -245,6 +260,11 @@ class CloakSettings:
             raise ValueError(f"mimic_downscales must be numbers >= 1, got {self.mimic_downscales}")
         if any(not is_mimic_size(size) for size in self.mimic_sizes):
             raise ValueError(f"mimic_sizes must be whole numbers of pixels >= 32, got {self.mimic_sizes}")
+        if self.mimic_size_of not in MIMIC_SIZE_MEASURES:
+            raise ValueError(
+                f"mimic_size_of (--mimic-size-of) must be one of {', '.join(MIMIC_SIZE_MEASURES)}, "
+                f"got {self.mimic_size_of!r}"
+            )
         if self.mimic_jitter:
             # Jitter draws factors around the shrunk ones; with none it would silently optimise the full size alone.
             self._require_shrunk_size("mimic_jitter (--mimic-jitter) draws its factors around the shrunk ones")
@@ -278,7 +298,9 @@ class CloakSettings:
     def view_factors(self, size: tuple[int, ...]) -> tuple[float, ...]:
         """The shrink factors the cloak of an image of ``size`` (height, width) aims at: those that take it to
         each of ``mimic_sizes`` when they are given, else ``mimic_downscales``."""
-        return factors_for_sizes(self.mimic_sizes, size) if self.mimic_sizes else tuple(self.mimic_downscales)
+        if self.mimic_sizes:
+            return factors_for_sizes(self.mimic_sizes, size, self.mimic_size_of)
+        return tuple(self.mimic_downscales)
 
     def _require_shrunk_size(self, reason: str) -> None:
         """ValueError ``REASON: it needs a mimic_downscales factor above 1`` when there is no shrunk size. With

@@ -96,18 +96,25 @@ def test_mimic_sizes_aim_each_image_at_the_factors_that_take_it_to_them() -> Non
     from stylecloak.optimize import OptimizerConfig
     from stylecloak.settings import factors_for_sizes
 
-    # A mimic that trains at 128 or 256 px shrinks art posted at 320 px 2.5x and 1.25x, at 512 px 4x and 2x; it
-    # does not enlarge, so a size at or above the long side gives no view. The long side decides (our mimic's
-    # resize_for_mimic), a whole factor stays an int.
-    assert factors_for_sizes((128, 256), (240, 320)) == (2.5, 1.25)
-    assert factors_for_sizes((128, 256, 512), (512, 384)) == (4, 2) and isinstance(
-        factors_for_sizes((128,), (256, 256))[0], int
-    )
-    assert factors_for_sizes((512,), (300, 400)) == ()
-    settings = settings_for_options(_cloak_args("--mimic-sizes", "128,256"))
+    # A mimic that trains at 128 or 256 px and fits the long side shrinks art posted at 320 px 2.5x and 1.25x,
+    # at 512 px 4x and 2x; it does not enlarge, so a size at or above the image's gives no view. A whole factor
+    # stays an int. Diffusers' DreamBooth scripts bring the short side to the size (the default), bucketing
+    # trainers the area.
+    assert factors_for_sizes((128, 256), (240, 320), "long-side") == (2.5, 1.25)
+    assert factors_for_sizes((128, 256, 512), (384, 512), "long-side") == (4, 2)
+    assert isinstance(factors_for_sizes((128,), (256, 256))[0], int)
+    assert factors_for_sizes((128, 256), (384, 512)) == (3, 1.5)  # the short side
+    assert factors_for_sizes((100,), (200, 800), "area") == (4,)
+    assert factors_for_sizes((512,), (300, 400), "long-side") == ()
+    with pytest.raises(ValueError, match="must be one of short-side, long-side, area"):
+        factors_for_sizes((128,), (256, 256), "diagonal")
+    settings = settings_for_options(_cloak_args("--mimic-sizes", "128,256", "--mimic-size-of", "long-side"))
     assert settings.mimic_sizes == (128, 256) and settings.view_factors((352, 200)) == (2.75, 1.375)
     assert OptimizerConfig.from_settings(settings, (352, 200)).mimic_downscales == (2.75, 1.375)
+    assert settings_for_options(_cloak_args("--mimic-sizes", "128,256")).view_factors((352, 200)) == (1.5625,)
     assert CloakSettings().view_factors((352, 200)) == (2, 4)  # without sizes, the fixed factors
+    with pytest.raises(ValueError, match=r"mimic_size_of \(--mimic-size-of\) must be one of"):
+        CloakSettings(mimic_sizes=(128,), mimic_size_of="diagonal")
     with pytest.raises(ValueError, match="depend on the image: pass its size"):
         OptimizerConfig.from_settings(settings)
     # The sizes replace the factors, so a term that needs a shrunk view takes them as its shrunk size.

@@ -213,9 +213,11 @@ def test_optimising_where_the_mimic_looks_moves_the_shrunk_image_further(encoder
 def test_a_cloak_aimed_at_training_sizes_is_the_cloak_aimed_at_the_factors_they_give(encoder, lpips_alex) -> None:
     from stylecloak.pipeline import Cloaker
 
-    # A mimic that trains at 64 px shrinks a 160 px posting 2.5x and a 128 px one 2x. The cloaker aims each at its
-    # own factor (and draws the target at it), bit for bit as the fixed factor does.
-    sizes = CloakSettings(steps=1, mimic_sizes=(64,), target="ink-hatching", target_at_mimic_size=True)
+    # A mimic that trains at 64 px (long side) shrinks a 160 px posting 2.5x and a 128 px one 2x. The cloaker
+    # aims each at its own factor (and draws the target at it), bit for bit as the fixed factor does.
+    sizes = CloakSettings(
+        steps=1, mimic_sizes=(64,), mimic_size_of="long-side", target="ink-hatching", target_at_mimic_size=True
+    )
     by_sizes = Cloaker(sizes, encoder=encoder, perceptual=lpips_alex, cache_targets=False)
     assert by_sizes.optimizer_config((128, 90)).mimic_downscales == (2,)
     assert by_sizes.optimizer_config((110, 160)).mimic_downscales == (2.5,)

@@ -17,7 +17,7 @@ import torch
 
 from ..imaging import atomic_write_bytes, image_to_tensor, load_image, quantize_8bit, save_image
 from ..models.base import LatentEncoder
-from ..settings import factors_for_sizes, is_factor, is_mimic_size
+from ..settings import MIMIC_SIZE_MEASURES, CloakSettings, factors_for_sizes, is_factor, is_mimic_size
 from ..targets.base import TargetStyle
 from .evaluate import (
     EvaluationResult,
@@ -168,7 +168,10 @@ def evaluate_files(
         if not isinstance(factors, list) or not all(is_factor(f) for f in factors):
             raise ValueError(f"records mimic_downscales that are not factors >= 1 ({factors!r})")
         if sizes:  # the cloak aimed at the sizes, at the factors that take this image to them
-            factors = list(factors_for_sizes(tuple(sizes), tuple(original.shape[-2:])))
+            measure = recorded.get("mimic_size_of", CloakSettings().mimic_size_of)
+            if measure not in MIMIC_SIZE_MEASURES:
+                raise ValueError(f"records a mimic_size_of that is not one of {', '.join(MIMIC_SIZE_MEASURES)}")
+            factors = list(factors_for_sizes(tuple(sizes), tuple(original.shape[-2:]), measure))
         target_style = target_at_mimic_size(target_style, tuple(factors), original.shape[-2:])
     rendered = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
     result = evaluate_pair(
