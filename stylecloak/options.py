@@ -63,24 +63,25 @@ class Command:
 def parse_factors(value: str) -> tuple[float, ...]:
     """``2,4`` -> (2, 4); ``2,2.5`` -> (2, 2.5): downscale factors of at least 1 (a whole one stays an int, so that
     records read ``2`` and not ``2.0``)."""
-    try:
-        factors = tuple(_number(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"expected factors separated by commas, e.g. 2,4 or 2,2.5,3; got {value!r}") from None
-    if not factors or not all(is_factor(f) for f in factors):
-        raise ValueError(f"factors must be numbers >= 1, got {value!r}")
-    return factors
+    return _parse_list(value, _number, is_factor, "factors", "2,4 or 2,2.5,3", "numbers >= 1")
 
 
 def parse_sizes(value: str) -> tuple[int, ...]:
     """``512,1024`` -> (512, 1024): a mimic's training sizes, whole numbers of pixels of at least 32."""
+    return _parse_list(value, int, is_mimic_size, "sizes in pixels", "512,1024", "whole numbers of pixels >= 32")
+
+
+def _parse_list(
+    value: str, convert: Callable[[str], Any], valid: Callable[[Any], bool], what: str, example: str, rule: str
+) -> tuple[Any, ...]:
+    """Comma-separated items, each converted and checked; ValueError saying which rule the text breaks."""
     try:
-        sizes = tuple(int(part) for part in value.split(",") if part.strip())
+        items = tuple(convert(part) for part in value.split(",") if part.strip())
     except ValueError:
-        raise ValueError(f"expected sizes in pixels separated by commas, e.g. 512,1024; got {value!r}") from None
-    if not sizes or not all(is_mimic_size(s) for s in sizes):
-        raise ValueError(f"sizes must be whole numbers of pixels >= 32, got {value!r}")
-    return sizes
+        raise ValueError(f"expected {what} separated by commas, e.g. {example}; got {value!r}") from None
+    if not items or not all(valid(item) for item in items):
+        raise ValueError(f"{what.split()[0]} must be {rule}, got {value!r}")
+    return items
 
 
 def _number(text: str) -> float:
