@@ -175,11 +175,12 @@ class CloakSettings:
     # Factors need not be whole: a mimic shrinks by whatever takes the posted size to its training size.
     mimic_downscales: tuple[float, ...] = (2, 4)
     # Aim at the sizes a mimic trains at instead of at fixed factors (replaces mimic_downscales when given): each
-    # image is also optimised shrunk so that its long side is each of these, in pixels, where it is larger, which
-    # is the factor a mimic that trains at that size shrinks it by, whatever size the art is posted at. Fixed
-    # factors miss a shrink that falls between them (0.56-0.67 where the aimed one gave 0.83-0.92 on our test
-    # mimic, docs/protection.md); this moves the guess from the factor to the training size, and protects only
-    # against a mimic that trains at one of the sizes given.
+    # image is also optimised shrunk so that its side (mimic_size_of) is each of these, in pixels, where it is
+    # larger: the factor a mimic that trains at that size shrinks it by, whatever size the art is posted at.
+    # Fixed factors miss a shrink that falls between them (`2,4`: 0.56-0.67 where the aimed factor gave
+    # 0.83-0.92 on our test mimic); sizes 128 and 256 for our 128 px mimic gave 0.71-0.83 there
+    # (docs/protection.md). It moves the guess from the factor to the training size, and protects only against
+    # a mimic that trains at one of the sizes given.
     mimic_sizes: tuple[int, ...] = ()
     # Which of the image's dimensions mimic_sizes measure (MIMIC_SIZE_MEASURES): "short-side" by default, as
     # diffusers' DreamBooth and LoRA training scripts resize; "long-side" as our test mimic does; "area" as
