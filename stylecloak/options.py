@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .metrics import MIN_SCALED_SIDE
 from .settings import (
     INTENSITY_PRESETS,
     MIMIC_SIZE_MEASURES,
@@ -67,8 +68,10 @@ def parse_factors(value: str) -> tuple[float, ...]:
 
 
 def parse_sizes(value: str) -> tuple[int, ...]:
-    """``512,1024`` -> (512, 1024): a mimic's training sizes, whole numbers of pixels of at least 32."""
-    return _parse_list(value, int, is_mimic_size, "sizes in pixels", "512,1024", "whole numbers of pixels >= 32")
+    """``512,1024`` -> (512, 1024): a mimic's training sizes, whole numbers of pixels of at least MIN_SCALED_SIDE."""
+    return _parse_list(
+        value, int, is_mimic_size, "sizes in pixels", "512,1024", f"whole numbers of pixels >= {MIN_SCALED_SIDE}"
+    )
 
 
 def _parse_list(

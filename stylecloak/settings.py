@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from .metrics import MIN_SCALED_SIDE
 from .visibility import VisibilityBounds
 
 
@@ -22,9 +23,9 @@ def is_factor(value: object) -> bool:
 
 
 def is_mimic_size(value: object) -> bool:
-    """Whether ``value`` is a mimic's training size: a whole number of pixels, at least 32 (smaller, the encoder
-    sees a few latent cells; ``stylecloak.metrics.MIN_SCALED_SIDE``)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 32
+    """Whether ``value`` is a mimic's training size: a whole number of pixels, at least MIN_SCALED_SIDE (smaller,
+    the encoder sees a few latent cells and reports leave the figure out)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= MIN_SCALED_SIDE
 
 
 # Which of an image's dimensions a mimic brings to its training size (``factors_for_sizes``).
@@ -260,7 +261,9 @@ class CloakSettings:
         if any(not is_factor(f) for f in self.mimic_downscales):
             raise ValueError(f"mimic_downscales must be numbers >= 1, got {self.mimic_downscales}")
         if any(not is_mimic_size(size) for size in self.mimic_sizes):
-            raise ValueError(f"mimic_sizes must be whole numbers of pixels >= 32, got {self.mimic_sizes}")
+            raise ValueError(
+                f"mimic_sizes must be whole numbers of pixels >= {MIN_SCALED_SIDE}, got {self.mimic_sizes}"
+            )
         if self.mimic_size_of not in MIMIC_SIZE_MEASURES:
             raise ValueError(
                 f"mimic_size_of (--mimic-size-of) must be one of {', '.join(MIMIC_SIZE_MEASURES)}, "

@@ -127,6 +127,20 @@ def test_mimic_sizes_aim_each_image_at_the_factors_that_take_it_to_them() -> Non
             options.parse_sizes(text)
 
 
+def test_evaluate_rebuilds_the_factors_a_cloak_recorded_it_aimed_at() -> None:
+    from stylecloak.evaluation.pairs import _recorded_aim
+
+    # A cloak's recorded settings (JSON lists) give back the factors it aimed at for this image's size.
+    assert _recorded_aim({"mimic_downscales": [2, 4]}).view_factors((256, 384)) == (2, 4)
+    sizes = {"mimic_downscales": [2, 4], "mimic_sizes": [128, 256], "mimic_size_of": "long-side"}
+    assert _recorded_aim(sizes).view_factors((256, 320)) == (2.5, 1.25)
+    for bad in [{"mimic_downscales": [0.5]}, {"mimic_sizes": [16]}, {"mimic_sizes": [128], "mimic_size_of": "x"}]:
+        with pytest.raises(ValueError, match="records settings it cannot have been cloaked with"):
+            _recorded_aim(bad)
+    with pytest.raises(ValueError, match="records shrinks that are not lists"):
+        _recorded_aim({"mimic_downscales": "2,4"})
+
+
 def test_the_view_objective_reaches_the_optimiser_and_needs_a_shrunk_size() -> None:
     from stylecloak.optimize import OptimizerConfig
 

@@ -17,7 +17,7 @@ import torch
 
 from ..imaging import atomic_write_bytes, image_to_tensor, load_image, quantize_8bit, save_image
 from ..models.base import LatentEncoder
-from ..settings import MIMIC_SIZE_MEASURES, CloakSettings, factors_for_sizes, is_factor, is_mimic_size
+from ..settings import CloakSettings
 from ..targets.base import TargetStyle
 from .evaluate import (
     EvaluationResult,
@@ -51,6 +51,20 @@ def plan_pairs(original: str | Path, cloaked: str | Path) -> PairPlan:
         return PairPlan([(original.stem, original, cloaked)], [], cloaked.parent / "model-view")
     pairing = pair_folders(original, cloaked)
     return PairPlan(list(pairing.pairs), list(pairing.unpaired), cloaked / "model-view")
+
+
+def _recorded_aim(recorded: dict[str, Any]) -> CloakSettings:
+    """The shrinks a cloak recorded that it aimed at (``mimic_downscales``, or ``mimic_sizes`` measured on
+    ``mimic_size_of``), as settings checked by their own rules, so that ``view_factors`` gives this image's
+    factors as the cloak computed them. ValueError naming what the file records."""
+    downscales, sizes = recorded.get("mimic_downscales") or [], recorded.get("mimic_sizes") or []
+    if not isinstance(downscales, list) or not isinstance(sizes, list):
+        raise ValueError(f"records shrinks that are not lists ({downscales!r}, {sizes!r})")
+    measure = recorded.get("mimic_size_of", CloakSettings.mimic_size_of)
+    try:
+        return CloakSettings(mimic_downscales=tuple(downscales), mimic_sizes=tuple(sizes), mimic_size_of=measure)
+    except ValueError as error:
+        raise ValueError(f"records settings it cannot have been cloaked with: {error}") from None
 
 
 def recorded_settings(path: str | Path) -> dict[str, Any]:
@@ -161,18 +175,8 @@ def evaluate_files(
     original = quantize_8bit(image_to_tensor(original_image.rgb).to(models.device))
     cloaked = quantize_8bit(image_to_tensor(cloaked_image.rgb).to(models.device))
     if recorded.get("target_at_mimic_size") is True:  # the cloak aimed at the target drawn at the mimic's size
-        sizes = recorded.get("mimic_sizes") or []
-        factors = recorded.get("mimic_downscales") or []
-        if not isinstance(sizes, list) or not all(is_mimic_size(s) for s in sizes):
-            raise ValueError(f"records mimic_sizes that are not sizes of at least 32 px ({sizes!r})")
-        if not isinstance(factors, list) or not all(is_factor(f) for f in factors):
-            raise ValueError(f"records mimic_downscales that are not factors >= 1 ({factors!r})")
-        if sizes:  # the cloak aimed at the sizes, at the factors that take this image to them
-            measure = recorded.get("mimic_size_of", CloakSettings().mimic_size_of)
-            if measure not in MIMIC_SIZE_MEASURES:
-                raise ValueError(f"records a mimic_size_of that is not one of {', '.join(MIMIC_SIZE_MEASURES)}")
-            factors = list(factors_for_sizes(tuple(sizes), tuple(original.shape[-2:]), measure))
-        target_style = target_at_mimic_size(target_style, tuple(factors), original.shape[-2:])
+        factors = _recorded_aim(recorded).view_factors(tuple(original.shape[-2:]))
+        target_style = target_at_mimic_size(target_style, factors, original.shape[-2:])
     rendered = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
     result = evaluate_pair(
         original,
