@@ -30,7 +30,7 @@ from stylecloak.countermeasures import COUNTERMEASURE_SEED, noise_then_upscale
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_image
 from stylecloak.metrics import decoded_target_progress
-from stylecloak.models.surrogate import CombinedTerm, denoiser_for, load_surrogate
+from stylecloak.models.surrogate import CombinedTerm, DenoiserTerm, denoiser_for, load_surrogate
 from stylecloak.optimize import OptimizerConfig
 from stylecloak.options import parse_factors
 from stylecloak.pipeline import Cloaker
@@ -55,6 +55,28 @@ def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
         return name, type(default)(value)
     except ValueError as error:
         raise SystemExit(f"{of.__name__} field {name}: {value!r}: {error}") from None
+
+
+def _with_term_fields(
+    denoiser: DenoiserTerm | CombinedTerm, guidance: float | None, levels: str | None
+) -> DenoiserTerm | CombinedTerm:
+    """``denoiser`` with each of its terms' guidance and noise-level range replaced where given."""
+    fields: dict[str, object] = {}
+    if guidance is not None:
+        fields["guidance"] = guidance
+    if levels is not None:
+        try:
+            low, high = (int(part) for part in levels.split(","))
+        except ValueError:
+            raise SystemExit(f"--denoiser-levels takes LOW,HIGH whole noise levels, got {levels!r}") from None
+        if not 0 <= low < high <= 1000:
+            raise SystemExit(f"--denoiser-levels must satisfy 0 <= LOW < HIGH <= 1000, got {levels!r}")
+        fields["timestep_range"] = (low, high)
+    if not fields:
+        return denoiser
+    if isinstance(denoiser, CombinedTerm):
+        return CombinedTerm(tuple(dataclasses.replace(term, **fields) for term in denoiser.terms))
+    return dataclasses.replace(denoiser, **fields)
 
 
 def main() -> None:
@@ -86,6 +108,16 @@ def main() -> None:
         type=float,
         help="with --denoiser-mode both: the toward-target term's own weight (default: --denoiser-weight)",
     )
+    parser.add_argument(
+        "--denoiser-guidance",
+        type=float,
+        help="the toward-target term's classifier-free guidance scale (default: DenoiserTerm's, 7.5)",
+    )
+    parser.add_argument(
+        "--denoiser-levels",
+        metavar="LOW,HIGH",
+        help="the noise levels (of the 1000 training steps) the term draws from (default: DenoiserTerm's, 20,980)",
+    )
     args = parser.parse_args()
     overrides = dict(parse_override(text) for text in args.set)
     denoiser = None
@@ -97,6 +129,7 @@ def main() -> None:
                 raise SystemExit("--toward-weight goes with --denoiser-mode both")
             away, toward = denoiser.terms
             denoiser = CombinedTerm((away, dataclasses.replace(toward, weight=args.toward_weight)))
+        denoiser = _with_term_fields(denoiser, args.denoiser_guidance, args.denoiser_levels)
     settings = dict(parse_override(text, CloakSettings) for text in args.setting)
     try:
         cloak_settings = CloakSettings.from_presets(args.intensity, target=args.target, **settings)
@@ -151,6 +184,7 @@ def main() -> None:
             record["setting"] = args.setting
         if args.surrogate:
             record |= {"surrogate": str(args.surrogate), "denoiser": [args.denoiser_mode, args.denoiser_weight]}
+            record |= {"denoiser_guidance": args.denoiser_guidance, "denoiser_levels": args.denoiser_levels}
             if args.toward_weight is not None:
                 record["toward_weight"] = args.toward_weight
         handle.write(json.dumps(record | {"medians": medians, "rows": rows}) + "\n")
