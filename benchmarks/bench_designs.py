@@ -30,11 +30,18 @@ from stylecloak.countermeasures import COUNTERMEASURE_SEED, noise_then_upscale
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_image
 from stylecloak.metrics import decoded_target_progress
-from stylecloak.models.surrogate import CombinedTerm, DenoiserTerm, denoiser_for, load_surrogate
+from stylecloak.models.surrogate import CombinedTerm, denoiser_for, load_surrogate
 from stylecloak.optimize import OptimizerConfig
-from stylecloak.options import parse_factors
+from stylecloak.options import parse_factors, parse_noise_levels
 from stylecloak.pipeline import Cloaker
-from stylecloak.settings import INTENSITY_PRESETS, SURROGATE_MODES, CloakSettings
+from stylecloak.settings import (
+    INTENSITY_PRESETS,
+    SURROGATE_GUIDANCE,
+    SURROGATE_LEVELS,
+    SURROGATE_MODES,
+    CloakSettings,
+    check_surrogate_levels,
+)
 
 
 def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
@@ -57,26 +64,14 @@ def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
         raise SystemExit(f"{of.__name__} field {name}: {value!r}: {error}") from None
 
 
-def _with_term_fields(
-    denoiser: DenoiserTerm | CombinedTerm, guidance: float | None, levels: str | None
-) -> DenoiserTerm | CombinedTerm:
-    """``denoiser`` with each of its terms' guidance and noise-level range replaced where given."""
-    fields: dict[str, object] = {}
-    if guidance is not None:
-        fields["guidance"] = guidance
-    if levels is not None:
-        try:
-            low, high = (int(part) for part in levels.split(","))
-        except ValueError:
-            raise SystemExit(f"--denoiser-levels takes LOW,HIGH whole noise levels, got {levels!r}") from None
-        if not 0 <= low < high <= 1000:
-            raise SystemExit(f"--denoiser-levels must satisfy 0 <= LOW < HIGH <= 1000, got {levels!r}")
-        fields["timestep_range"] = (low, high)
-    if not fields:
-        return denoiser
-    if isinstance(denoiser, CombinedTerm):
-        return CombinedTerm(tuple(dataclasses.replace(term, **fields) for term in denoiser.terms))
-    return dataclasses.replace(denoiser, **fields)
+def _noise_levels(text: str) -> tuple[int, int]:
+    """LOW,HIGH noise levels for argparse, checked as the settings check them."""
+    try:
+        levels = parse_noise_levels(text)
+        check_surrogate_levels(levels)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return levels
 
 
 def main() -> None:
@@ -111,25 +106,35 @@ def main() -> None:
     parser.add_argument(
         "--denoiser-guidance",
         type=float,
-        help="the toward-target term's classifier-free guidance scale (default: DenoiserTerm's, 7.5)",
+        default=SURROGATE_GUIDANCE,
+        help=f"the toward-target term's classifier-free guidance scale (default: {SURROGATE_GUIDANCE:g})",
     )
     parser.add_argument(
         "--denoiser-levels",
+        type=_noise_levels,
+        default=SURROGATE_LEVELS,
         metavar="LOW,HIGH",
-        help="the noise levels (of the 1000 training steps) the term draws from (default: DenoiserTerm's, 20,980)",
+        help="the noise levels (of the 1000 training steps) the term draws from "
+        f"(default: {SURROGATE_LEVELS[0]},{SURROGATE_LEVELS[1]})",
     )
     args = parser.parse_args()
     overrides = dict(parse_override(text) for text in args.set)
     denoiser = None
     if args.surrogate:
         model = load_surrogate(args.surrogate, torch.device("cpu"))
-        denoiser = denoiser_for(model, args.denoiser_mode, args.target, args.denoiser_weight)
+        denoiser = denoiser_for(
+            model,
+            args.denoiser_mode,
+            args.target,
+            args.denoiser_weight,
+            guidance=args.denoiser_guidance,
+            levels=args.denoiser_levels,
+        )
         if args.toward_weight is not None:
             if not isinstance(denoiser, CombinedTerm):
                 raise SystemExit("--toward-weight goes with --denoiser-mode both")
             away, toward = denoiser.terms
             denoiser = CombinedTerm((away, dataclasses.replace(toward, weight=args.toward_weight)))
-        denoiser = _with_term_fields(denoiser, args.denoiser_guidance, args.denoiser_levels)
     settings = dict(parse_override(text, CloakSettings) for text in args.setting)
     try:
         cloak_settings = CloakSettings.from_presets(args.intensity, target=args.target, **settings)

@@ -97,6 +97,10 @@ def settings_for_options(options: Mapping[str, Any]) -> CloakSettings:
         overrides["surrogate_weight"] = float(options["surrogate_weight"])
     if options.get("surrogate_mode"):
         overrides["surrogate_mode"] = str(options["surrogate_mode"])
+    if options.get("surrogate_guidance") is not None:
+        overrides["surrogate_guidance"] = float(options["surrogate_guidance"])
+    if options.get("surrogate_levels"):
+        overrides["surrogate_levels"] = tuple(options["surrogate_levels"])
     if options.get("target_at_mimic_size") is not None:
         overrides["target_at_mimic_size"] = bool(options["target_at_mimic_size"])
     return CloakSettings.from_presets(options["intensity"], options["quality"], **overrides)

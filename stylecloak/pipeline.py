@@ -54,7 +54,8 @@ def load_surrogate_model(settings: CloakSettings, device: torch.device) -> Train
 def load_denoiser(
     settings: CloakSettings, device: torch.device, target_name: str | None = None, model: TrainedMimic | None = None
 ) -> DenoiserTerm | CombinedTerm | None:
-    """The surrogate's term that ``settings`` asks for (``surrogate_mode``, ``surrogate_weight``) for a cloak
+    """The surrogate's term that ``settings`` asks for (``surrogate_mode``, ``surrogate_weight``,
+    ``surrogate_guidance``, ``surrogate_levels``) for a cloak
     toward the catalogue target ``target_name`` (default: ``settings.target``), or None without a surrogate.
     ``model`` is the loaded surrogate (default: loaded from ``settings.surrogate``). Raises ValueError with a
     one-line reason (see :func:`load_surrogate_model` and :func:`stylecloak.models.surrogate.denoiser_for`)."""
@@ -64,7 +65,15 @@ def load_denoiser(
     from .models.surrogate import denoiser_for
 
     name = settings.target if target_name is None else target_name
-    return denoiser_for(model, settings.surrogate_mode, name, settings.surrogate_weight, settings.seed)
+    return denoiser_for(
+        model,
+        settings.surrogate_mode,
+        name,
+        settings.surrogate_weight,
+        settings.seed,
+        guidance=settings.surrogate_guidance,
+        levels=settings.surrogate_levels,
+    )
 
 
 @dataclass

@@ -113,6 +113,26 @@ class QualityPreset:
 VIEW_OBJECTIVES = ("latent", "decoded", "decoded-lpips")
 # The surrogate's terms (stylecloak.models.surrogate.denoiser_for): one of them, or both summed.
 SURROGATE_MODES = ("away", "toward-target", "both")
+# The toward-target term's classifier-free guidance scale (the scale of Stable Diffusion's samplers). 15 with the
+# high noise levels below gained about 0.1 on the renaissance works in three draws, measured on one artist only
+# (docs/protection.md, "The toward-target term's guidance and noise levels"), so the first settings stay.
+SURROGATE_GUIDANCE = 7.5
+# The noise levels (of the surrogate's 1000 training steps) each term draws from: the extremes say little about
+# style. The high half carries layout and palette, the low half texture.
+SURROGATE_LEVELS = (20, 980)
+
+
+def check_surrogate_levels(levels: tuple[int, int]) -> None:
+    """Raise ValueError unless ``levels`` is LOW, HIGH whole noise levels with 0 <= LOW < HIGH <= 1000."""
+    if (
+        len(levels) != 2
+        or not all(isinstance(level, int) and not isinstance(level, bool) for level in levels)
+        or not 0 <= levels[0] < levels[1] <= 1000
+    ):
+        raise ValueError(
+            f"surrogate_levels (--surrogate-levels) must be two whole noise levels LOW,HIGH with "
+            f"0 <= LOW < HIGH <= 1000, got {','.join(map(str, levels))}"
+        )
 
 
 def check_view_objective(objective: str) -> None:
@@ -223,6 +243,10 @@ class CloakSettings:
     # surrogate learned; or "both". In our runs "away" moved the mimic of one artist's prints and not of the
     # renaissance works, "toward-target" (toward pop-art) the reverse (docs/protection.md): no mode for both.
     surrogate_mode: str = "away"
+    # The toward-target term's guidance scale, and the noise levels LOW, HIGH that the surrogate's terms draw
+    # from (see SURROGATE_GUIDANCE and SURROGATE_LEVELS above).
+    surrogate_guidance: float = SURROGATE_GUIDANCE
+    surrogate_levels: tuple[int, int] = SURROGATE_LEVELS
     intensity: str | None = "medium"
     quality: str | None = "default"
 
@@ -296,6 +320,11 @@ class CloakSettings:
                 f"surrogate_mode (--surrogate-mode) must be one of {', '.join(SURROGATE_MODES)}, "
                 f"got {self.surrogate_mode!r}"
             )
+        if not 0 <= self.surrogate_guidance <= 100:
+            raise ValueError(
+                f"surrogate_guidance (--surrogate-guidance) must be within [0, 100], got {self.surrogate_guidance}"
+            )
+        check_surrogate_levels(self.surrogate_levels)
         if self.tile_size < 64 or self.tile_size % 8:
             raise ValueError(f"tile_size must be a multiple of 8 and at least 64, got {self.tile_size}")
 

@@ -174,11 +174,22 @@ def test_the_surrogate_options_reach_the_settings() -> None:
     chosen = settings_for_options(_cloak_args("--surrogate", "model.pt", "--surrogate-mode", "toward-target"))
     assert chosen.surrogate_mode == "toward-target"
     assert settings_for_options(_cloak_args()).surrogate is None
+    tuned = settings_for_options(
+        _cloak_args("--surrogate", "m.pt", "--surrogate-guidance", "15", "--surrogate-levels", "500,980")
+    )
+    assert (tuned.surrogate_guidance, tuned.surrogate_levels) == (15.0, (500, 980))
+    assert (settings.surrogate_guidance, settings.surrogate_levels) == (7.5, (20, 980))  # the settings' defaults
+    with pytest.raises(ValueError, match="0 <= LOW < HIGH <= 1000, got 980,500"):
+        settings_for_options(_cloak_args("--surrogate", "m.pt", "--surrogate-levels", "980,500"))
     with pytest.raises(ValueError, match=r"needs a mimic_downscales \(--mimic-downscales\) factor above 1"):
         settings_for_options(_cloak_args("--mimic-downscales", "1", "--surrogate", "model.pt"))
 
 
 def test_value_parsers_say_what_is_wrong() -> None:
+    assert options.parse_noise_levels("500, 980") == (500, 980)
+    for bad in ("500", "1,2,3", "low,high"):
+        with pytest.raises(ValueError, match="noise levels"):
+            options.parse_noise_levels(bad)
     assert options.parse_factors("2, 4") == (2, 4)
     # A mimic shrinks by whatever factor takes the posted size to its training size: non-whole ones too, and a
     # whole one stays an int, so that the settings recorded in a cloak read 2, not 2.0.

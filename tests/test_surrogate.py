@@ -129,6 +129,12 @@ def test_settings_choose_the_term_for_the_cloakers_target_and_retargeting_rebuil
     both = load_denoiser(replace(toward, surrogate_mode="both", surrogate_weight=2.0), cpu, model=model)
     assert isinstance(both, CombinedTerm) and [t.mode for t in both.terms] == ["away", "toward-target"]
     assert both.weight == 4.0  # each term keeps its own weight
+    # The guidance and the noise levels come from the settings, the levels to every term.
+    assert (term.guidance, term.timestep_range) == (7.5, (20, 980))
+    tuned = load_denoiser(
+        replace(toward, surrogate_mode="both", surrogate_guidance=15.0, surrogate_levels=(500, 980)), cpu, model=model
+    )
+    assert [t.timestep_range for t in tuned.terms] == [(500, 980), (500, 980)] and tuned.terms[1].guidance == 15.0
     latents = torch.randn(1, model.mean.shape[1], 6, 6, requires_grad=True)
     both.loss(latents, ("view",)).backward()
     assert latents.grad is not None and latents.grad.abs().sum() > 0
@@ -139,6 +145,11 @@ def test_settings_choose_the_term_for_the_cloakers_target_and_retargeting_rebuil
     assert load_denoiser(replace(toward, surrogate_mode="away", target="mosaic"), cpu, model=model).mode == "away"
     with pytest.raises(ValueError, match="surrogate_mode"):
         CloakSettings(surrogate_mode="sideways")
+    for levels in ((980, 500), (0, 1001), (1, 2, 3), (0.5, 900)):
+        with pytest.raises(ValueError, match=r"surrogate_levels \(--surrogate-levels\) must be two whole"):
+            CloakSettings(surrogate_levels=levels)
+    with pytest.raises(ValueError, match="surrogate_guidance"):
+        CloakSettings(surrogate_guidance=-1)
     # The cloaker loads the model once; a new target gets its own class from the same model.
     cloaker = Cloaker(toward, encoder=encoder, perceptual=lpips_alex, cache_targets=False)
     assert cloaker.denoiser.label == "rendition:ink-hatching"

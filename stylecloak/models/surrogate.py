@@ -47,7 +47,7 @@ from ..evaluation.mimic import (
     train_mimic,
 )
 from ..imaging import atomic_write_bytes
-from ..settings import SURROGATE_MODES
+from ..settings import SURROGATE_GUIDANCE, SURROGATE_LEVELS, SURROGATE_MODES
 from .encoders import LatentEncoder
 
 DENOISER_MODES = ("toward-target", "away")
@@ -141,9 +141,9 @@ class DenoiserTerm:
     mode: str = "toward-target"
     label: str | None = None  # the class pulled toward ("toward-target")
     weight: float = 1.0
-    guidance: float = 7.5
-    # Noise levels drawn (of the 1000 training steps): the extremes say little about style.
-    timestep_range: tuple[int, int] = (20, 980)
+    guidance: float = SURROGATE_GUIDANCE  # "toward-target" only
+    # Noise levels drawn (of the 1000 training steps): see stylecloak.settings.SURROGATE_LEVELS.
+    timestep_range: tuple[int, int] = SURROGATE_LEVELS
     seed: int = 0
     _generator: torch.Generator = field(init=False, repr=False)
     _scales: dict[tuple[int, ...], float] = field(init=False, repr=False, default_factory=dict)
@@ -236,16 +236,24 @@ class CombinedTerm:
 
 
 def denoiser_for(
-    model: TrainedMimic, mode: str, target_name: str | None, weight: float = 1.0, seed: int = 0
+    model: TrainedMimic,
+    mode: str,
+    target_name: str | None,
+    weight: float = 1.0,
+    seed: int = 0,
+    guidance: float = SURROGATE_GUIDANCE,
+    levels: tuple[int, int] = SURROGATE_LEVELS,
 ) -> DenoiserTerm | CombinedTerm:
     """The term of ``mode`` (one of :data:`SURROGATE_MODES`) through ``model`` for a cloak toward the catalogue
-    target ``target_name``. ``toward-target`` and ``both`` need the surrogate to have learned that target's
+    target ``target_name``, each term drawing its noise levels from ``levels`` (LOW, HIGH), the toward-target
+    term guided at ``guidance``. ``toward-target`` and ``both`` need the surrogate to have learned that target's
     renditions (``stylecloak surrogate`` learns every catalogue style's); raises ValueError with a one-line
     reason when it has not, or when the target is not a catalogue style (``target_name`` None)."""
     if mode not in SURROGATE_MODES:
         raise ValueError(f"surrogate mode must be one of {', '.join(SURROGATE_MODES)}, got {mode!r}")
+    levels = (int(levels[0]), int(levels[1]))
     if mode == "away":
-        return DenoiserTerm(model, "away", weight=weight, seed=seed)
+        return DenoiserTerm(model, "away", weight=weight, timestep_range=levels, seed=seed)
     from ..evaluation.attack import rendition_label
 
     label = None if target_name is None else rendition_label(target_name)
@@ -255,7 +263,7 @@ def denoiser_for(
             f"surrogate mode {mode!r} pulls toward the target's class, and the surrogate has none for "
             f"{target_name or 'this target'!r}; it knows: {', '.join(known) or 'no target styles'}"
         )
-    toward = DenoiserTerm(model, "toward-target", label, weight, seed=seed)
+    toward = DenoiserTerm(model, "toward-target", label, weight, guidance, levels, seed=seed)
     if mode == "toward-target":
         return toward
-    return CombinedTerm((DenoiserTerm(model, "away", label, weight, seed=seed), toward))
+    return CombinedTerm((DenoiserTerm(model, "away", label, weight, timestep_range=levels, seed=seed), toward))
