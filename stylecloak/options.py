@@ -328,9 +328,9 @@ CLOAK_OPTIONS = (
         default=None,
         metavar="G",
         help="experimental, with --surrogate-mode toward-target or both: how hard the term pulls toward what "
-        f"the model takes for the target style (classifier-free guidance; default: {_CLOAK.surrogate_guidance:g}). "
-        "On the renaissance "
-        "works 15, with --surrogate-levels 500,980, gained about 0.1 in three draws; one artist only",
+        "the model takes for the target style (classifier-free guidance; "
+        f"default: {_CLOAK.surrogate_guidance:g}). On the renaissance works 15, with --surrogate-levels "
+        "500,980, gained about 0.1 in three draws; one artist only",
     ),
     option(
         "--surrogate-levels",
