@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .descriptors import gram_matrix
 from .imaging import quantize_8bit
 from .metrics import WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, mimic_view_factors, ssim_map, window_means
 from .models.encoders import LatentEncoder
@@ -262,6 +263,19 @@ class _Resize:
         return _shrink(image[..., top:, left:], self.factor)
 
 
+# The view objectives that compare the decoder's whole image through the perceptual metric's network.
+_WHOLE_IMAGE_OBJECTIVES = ("decoded-lpips", "decoded-gram")
+
+
+def perceptual_grams(perceptual: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """The Gram matrices of the perceptual metric's unit-normalised features of ``image`` (in [0, 1]), one
+    flat vector over its layers: the image's style statistics, without where anything is (Gatys et al.).
+    Each layer's Gram has trace 1 (every position's feature vector has unit length), so the layers weigh
+    alike."""
+    features = perceptual.features(image, normalize=True)
+    return torch.cat([gram_matrix(layer).flatten() for layer in features])
+
+
 class _ShrunkView:
     """The loss of the image as a mimic that trains at a smaller size takes it.
 
@@ -294,33 +308,44 @@ class _ShrunkView:
         if noise > 0 and noise_generator is None:
             raise ValueError("a noisy view needs its seeded generator")
         self.noise, self.noise_generator = noise, noise_generator
+        self.objective = objective
         self.decoder = TiledDecoder(encoder) if objective.startswith("decoded") else None
-        # "decoded-lpips": the decoder's images compared by LPIPS instead of pixel by pixel (experimental).
-        self.perceptual = perceptual if objective == "decoded-lpips" else None
-        if objective == "decoded-lpips" and perceptual is None:
-            raise ValueError("the decoded-lpips objective needs the perceptual metric")
+        # "decoded-lpips": the decoder's images compared by LPIPS instead of pixel by pixel; "decoded-gram": by
+        # the Gram statistics of the perceptual metric's features (experimental, both).
+        self.perceptual = perceptual if objective in _WHOLE_IMAGE_OBJECTIVES else None
+        if objective in _WHOLE_IMAGE_OBJECTIVES and perceptual is None:
+            raise ValueError(f"the {objective} objective needs the perceptual metric")
         self._fixed = self._prepare(_Resize(float(factor)))
         self._now = self._fixed
 
     def _seen(self, latents: torch.Tensor) -> torch.Tensor:
-        """What the loss compares: the latents themselves, or the decoder's image of them (in tiles: memory
-        stays bounded on large images)."""
+        """What the loss compares: the latents themselves, the decoder's image of them (in tiles: memory
+        stays bounded on large images), or that image's Gram statistics (decoded whole)."""
+        if self.objective == "decoded-gram":
+            assert self.perceptual is not None
+            return perceptual_grams(self.perceptual, self._decode_whole(latents))
         return self.decoder.decode(latents) if self.decoder is not None else latents
+
+    def _decode_whole(self, latents: torch.Tensor) -> torch.Tensor:
+        """The decoder's image in one piece, for the objectives that compare whole images."""
+        assert self.decoder is not None
+        if not self.decoder.single_tile(latents):
+            # LPIPS and Gram statistics compare whole images: these experimental objectives do not decode in tiles.
+            raise ValueError(
+                f"view_objective {self.objective!r} decodes each shrunk view whole, up to "
+                f"{self.decoder.tile_latent * self.encoder.downscale} px a side, and this image's are "
+                "larger (the 'decoded' objective decodes them in tiles)"
+            )
+        return self.encoder.decode(latents)
 
     def _distance_sq(self, latents: torch.Tensor, target_seen: torch.Tensor) -> torch.Tensor:
         """``||seen(latents) - target_seen||^2``, differentiable; the decoder's tiles back-propagate one by one.
         With the perceptual objective, the squared LPIPS of the whole decoded image (so that the progress,
         1 - sqrt(distance / start), is 1 - LPIPS / LPIPS at the start)."""
+        if self.objective == "decoded-gram":
+            return (self._seen(latents) - target_seen).pow(2).sum()
         if self.perceptual is not None:
-            assert self.decoder is not None
-            if not self.decoder.single_tile(latents):
-                # LPIPS compares whole images: this experimental objective does not decode in tiles.
-                raise ValueError(
-                    "view_objective 'decoded-lpips' decodes each shrunk view whole, up to "
-                    f"{self.decoder.tile_latent * self.encoder.downscale} px a side, and this image's are "
-                    "larger (the 'decoded' objective decodes them in tiles)"
-                )
-            decoded = self.encoder.decode(latents)
+            decoded = self._decode_whole(latents)
             return self.perceptual(decoded, target_seen, normalize=True).sum().pow(2)
         if self.decoder is not None:
             return self.decoder.squared_distance(latents, target_seen)

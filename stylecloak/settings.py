@@ -110,7 +110,7 @@ class QualityPreset:
 
 
 # What the optimiser's loss at each shrunk size may compare with the target (CloakSettings.view_objective).
-VIEW_OBJECTIVES = ("latent", "decoded", "decoded-lpips")
+VIEW_OBJECTIVES = ("latent", "decoded", "decoded-lpips", "decoded-gram")
 # The surrogate's terms (stylecloak.models.surrogate.denoiser_for): one of them, or both summed.
 SURROGATE_MODES = ("away", "toward-target", "both")
 # The toward-target term's classifier-free guidance scale (the scale of Stable Diffusion's samplers). 15 with the
@@ -220,8 +220,9 @@ class CloakSettings:
     # latent mimic can reproduce: a latent move can hide in directions the decoder ignores (docs/protection.md,
     # "What the decoder renders"); or "decoded-lpips", those decoded images compared by LPIPS rather than pixel
     # by pixel (pixels reward the target's palette, which the bounds let the cloak change little); it moved them
-    # far by LPIPS's measure but our test mimic no further than "decoded" did. Needs an encoder with a decoder
-    # and a mimic_downscales factor above 1.
+    # far by LPIPS's measure but our test mimic no further than "decoded" did; or "decoded-gram", the Gram
+    # statistics of the perceptual metric's features of those images (style without layout, as Gatys et al.'s
+    # style transfer compares them). Needs an encoder with a decoder and a mimic_downscales factor above 1.
     view_objective: str = "latent"
     # The full size's weight in the optimiser's expected loss, against each shrunk size's 1 (0: the shrunk sizes
     # alone). Below 1 the cloak spends more of its visibility budget where a mimic that shrinks the art looks
