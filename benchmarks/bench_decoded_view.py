@@ -7,7 +7,9 @@ decoder ignores; a pixel blend with the target moves both. For each folder of tr
 paired with the clean works by file name, this prints the medians of:
 
 - ``latent``: ``target_progress`` of the latents at the mimic's size (the figure the cloak reports give);
-- ``decoded``: the same for the decoder's images of those latents (``metrics.decoded_target_progress``).
+- ``decoded``: the same for the decoder's images of those latents (``metrics.decoded_target_progress``);
+- ``gram``: the same for the style statistics of those images (``metrics.decoded_gram_progress``: Gram
+  matrices of the LPIPS network's features, the figure of the ``decoded-gram`` view objective).
 
 The target of each work is rendered as ``stylecloak cloak`` renders it (--target, seed 0, on the clean work as
 posted). Seconds per set on a CPU.
@@ -27,8 +29,9 @@ import torch
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder
 from stylecloak.imaging import quantize_8bit
-from stylecloak.metrics import decoded_target_progress, target_progress
+from stylecloak.metrics import decoded_gram_progress, decoded_target_progress, target_progress
 from stylecloak.models.encoders import load_encoder
+from stylecloak.models.lpips import load_lpips
 from stylecloak.models.weights import user_cache_dir
 from stylecloak.targets import get_target
 from stylecloak.targets.cache import render_cached
@@ -43,6 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cpu")
     encoder = load_encoder("taef2", device)
+    perceptual = load_lpips("alex", device)
     style = get_target(args.target)
     clean, names = load_art_folder(args.clean)
     works = {}
@@ -56,9 +60,15 @@ def main() -> None:
         for name, image in zip(set_names, images):
             original, target = works[artwork_key(Path(name))]
             small = [resize_for_mimic(x, args.mimic_size) for x in (original, image, target)]
-            rows.append((target_progress(encoder, *small), decoded_target_progress(encoder, *small)))
-        latent, decoded = (statistics.median(row[i] for row in rows) for i in (0, 1))
-        print(f"{label}: {len(rows)} images, latent {latent:.3f}, decoded {decoded:.3f}", flush=True)
+            rows.append(
+                (
+                    target_progress(encoder, *small),
+                    decoded_target_progress(encoder, *small),
+                    decoded_gram_progress(encoder, perceptual, *small),
+                )
+            )
+        latent, decoded, gram = (statistics.median(row[i] for row in rows) for i in (0, 1, 2))
+        print(f"{label}: {len(rows)} images, latent {latent:.3f}, decoded {decoded:.3f}, gram {gram:.3f}", flush=True)
 
 
 if __name__ == "__main__":

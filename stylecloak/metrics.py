@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .countermeasures import decode_latents, downscale
+from .descriptors import gram_matrix
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledEncoder
 from .tiling import plan_tiles
@@ -106,6 +107,35 @@ def decoded_target_progress(
     decoded = latent_and_decoded_progress(encoder, original, cloaked, target, tile_size)[1]
     assert decoded is not None
     return decoded
+
+
+def perceptual_grams(perceptual: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """The Gram matrices of the perceptual metric's unit-normalised features of ``image`` (1x3xHxW in [0, 1]),
+    one flat vector over its layers: the image's style statistics, wherever anything is (Gatys et al.). Each
+    layer's Gram has trace 1 (every position's feature vector has unit length), so the layers weigh alike.
+    ``perceptual`` is the LPIPS module (its ``features``)."""
+    features = perceptual.features(image, normalize=True)
+    return torch.cat([gram_matrix(layer).flatten() for layer in features])
+
+
+@torch.no_grad()
+def decoded_gram_progress(
+    encoder: LatentEncoder,
+    perceptual: torch.nn.Module,
+    original: torch.Tensor,
+    cloaked: torch.Tensor,
+    target: torch.Tensor,
+    tile_size: int = 512,
+) -> float:
+    """``target_progress`` of the style statistics of what the decoder makes of the latents: ``1 - ||G(cloaked)
+    - G(t)|| / ||G(x) - G(t)||``, with G the Gram statistics (``perceptual_grams``) of ``D(E(.))`` (decoded in
+    tiles, in [0, 1]). The figure of the "decoded-gram" view objective. Needs an encoder with a decoder."""
+    if not encoder.can_decode:
+        raise ValueError(f"encoder {encoder.name!r} has no decoder")
+    height, width = original.shape[-2:]
+    tiled = TiledEncoder(encoder, height, width, tile_size)
+    seen = [decode_latents(encoder, tiled.encode(image), height, width) for image in (original, cloaked, target)]
+    return _progress([perceptual_grams(perceptual, image) for image in seen])
 
 
 # Where a mimic looks: it shrinks scraped art to its training size, typically 2-4x smaller than what is posted.

@@ -33,9 +33,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .descriptors import gram_matrix
 from .imaging import quantize_8bit
-from .metrics import WHOLE_IMAGE_LPIPS_MAX_PIXELS, lpips_distance, mimic_view_factors, ssim_map, window_means
+from .metrics import (
+    WHOLE_IMAGE_LPIPS_MAX_PIXELS,
+    lpips_distance,
+    mimic_view_factors,
+    perceptual_grams,
+    ssim_map,
+    window_means,
+)
 from .models.encoders import LatentEncoder
 from .models.tiled import TiledDecoder, TiledEncoder
 from .settings import CloakSettings, check_view_objective
@@ -265,15 +271,6 @@ class _Resize:
 
 # The view objectives that compare the decoder's whole image through the perceptual metric's network.
 _WHOLE_IMAGE_OBJECTIVES = ("decoded-lpips", "decoded-gram")
-
-
-def perceptual_grams(perceptual: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """The Gram matrices of the perceptual metric's unit-normalised features of ``image`` (in [0, 1]), one
-    flat vector over its layers: the image's style statistics, without where anything is (Gatys et al.).
-    Each layer's Gram has trace 1 (every position's feature vector has unit length), so the layers weigh
-    alike."""
-    features = perceptual.features(image, normalize=True)
-    return torch.cat([gram_matrix(layer).flatten() for layer in features])
 
 
 class _ShrunkView:
