@@ -323,7 +323,6 @@ def test_the_perceptual_decoded_objective_moves_the_decoders_image_by_lpips(enco
     # "decoded-lpips" compares the decoder's images by LPIPS: within the bounds it closes much of the LPIPS gap
     # between the decoder's image of the shrunk art and of the shrunk target (docs/protection.md).
     from stylecloak.countermeasures import downscale
-    from stylecloak.optimize import _ShrunkView
 
     original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
     target = get_target("ink-hatching").render(original, seed=0)
@@ -336,13 +335,6 @@ def test_the_perceptual_decoded_objective_moves_the_decoders_image_by_lpips(enco
         seen = [encoder.decode(encoder.encode(downscale(x, 2))) for x in (original, outcome.cloaked, target)]
         before, after = (float(lpips_alex(x, seen[2], normalize=True).sum()) for x in seen[:2])
     assert after < 0.8 * before
-    with pytest.raises(ValueError, match="needs the perceptual metric"):
-        _ShrunkView(encoder, original, target, 2, 512, objective="decoded-lpips")
-    view = _ShrunkView(encoder, original, target, 2, 512, objective="decoded-lpips", perceptual=lpips_alex)
-    assert view.decoder is not None
-    view.decoder.tile_latent = 1  # as if the view were larger than one decoder tile: a clear error, not tiles
-    with pytest.raises(ValueError, match="decodes each shrunk view whole"):
-        view.progress(original)
 
 
 def test_the_gram_decoded_objective_moves_the_style_statistics_of_the_decoders_image(encoder, lpips_alex) -> None:
@@ -351,7 +343,6 @@ def test_the_gram_decoded_objective_moves_the_style_statistics_of_the_decoders_i
     # further than the pixel-wise "decoded" objective does (docs/protection.md).
     from stylecloak.countermeasures import downscale
     from stylecloak.metrics import decoded_gram_progress
-    from stylecloak.optimize import _ShrunkView
 
     original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
     target = get_target("ink-hatching").render(original, seed=0)
@@ -368,12 +359,22 @@ def test_the_gram_decoded_objective_moves_the_style_statistics_of_the_decoders_i
     small_original, small_target = downscale(original, 2), downscale(target, 2)
     assert decoded_gram_progress(encoder, lpips_alex, small_original, small_original, small_target) == 0.0
     assert decoded_gram_progress(encoder, lpips_alex, small_original, small_target, small_target) == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="decoded-gram objective needs the perceptual metric"):
-        _ShrunkView(encoder, original, target, 2, 512, objective="decoded-gram")
-    view = _ShrunkView(encoder, original, target, 2, 512, objective="decoded-gram", perceptual=lpips_alex)
+
+
+@pytest.mark.parametrize("objective", ["decoded-lpips", "decoded-gram"])
+def test_the_whole_image_objectives_need_the_metric_and_one_decoder_tile(encoder, lpips_alex, objective) -> None:
+    # LPIPS and Gram statistics compare whole images: without the metric, or on a view larger than one decoder
+    # tile, each says so in one line instead of decoding in tiles.
+    from stylecloak.optimize import _ShrunkView
+
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    with pytest.raises(ValueError, match=f"the {objective} objective needs the perceptual metric"):
+        _ShrunkView(encoder, original, target, 2, 512, objective=objective)
+    view = _ShrunkView(encoder, original, target, 2, 512, objective=objective, perceptual=lpips_alex)
     assert view.decoder is not None
-    view.decoder.tile_latent = 1  # as if the view were larger than one decoder tile: a clear error, not tiles
-    with pytest.raises(ValueError, match="'decoded-gram' decodes each shrunk view whole"):
+    view.decoder.tile_latent = 1  # as if the view were larger than one decoder tile
+    with pytest.raises(ValueError, match=f"'{objective}' decodes each shrunk view whole"):
         view.progress(original)
 
 
