@@ -29,7 +29,7 @@ import torch
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder
 from stylecloak.imaging import quantize_8bit
-from stylecloak.metrics import decoded_gram_progress, decoded_target_progress, target_progress
+from stylecloak.metrics import decoded_gram_progress, latent_and_decoded_progress
 from stylecloak.models.encoders import load_encoder
 from stylecloak.models.lpips import load_lpips
 from stylecloak.models.weights import user_cache_dir
@@ -60,12 +60,9 @@ def main() -> None:
         for name, image in zip(set_names, images):
             original, target = works[artwork_key(Path(name))]
             small = [resize_for_mimic(x, args.mimic_size) for x in (original, image, target)]
+            # The latents' and the decoder's figures from one encode of each image.
             rows.append(
-                (
-                    target_progress(encoder, *small),
-                    decoded_target_progress(encoder, *small),
-                    decoded_gram_progress(encoder, perceptual, *small),
-                )
+                (*latent_and_decoded_progress(encoder, *small), decoded_gram_progress(encoder, perceptual, *small))
             )
         latent, decoded, gram = (statistics.median(row[i] for row in rows) for i in (0, 1, 2))
         print(f"{label}: {len(rows)} images, latent {latent:.3f}, decoded {decoded:.3f}, gram {gram:.3f}", flush=True)

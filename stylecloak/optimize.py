@@ -337,8 +337,9 @@ class _ShrunkView:
 
     def _distance_sq(self, latents: torch.Tensor, target_seen: torch.Tensor) -> torch.Tensor:
         """``||seen(latents) - target_seen||^2``, differentiable; the decoder's tiles back-propagate one by one.
-        With the perceptual objective, the squared LPIPS of the whole decoded image (so that the progress,
-        1 - sqrt(distance / start), is 1 - LPIPS / LPIPS at the start)."""
+        With "decoded-lpips", the squared LPIPS of the whole decoded image (so that the progress,
+        1 - sqrt(distance / start), is 1 - LPIPS / LPIPS at the start); with "decoded-gram", the squared
+        distance between the Gram statistics of the whole decoded images."""
         if self.objective == "decoded-gram":
             return (self._seen(latents) - target_seen).pow(2).sum()
         if self.perceptual is not None:
