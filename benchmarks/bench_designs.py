@@ -30,7 +30,7 @@ from stylecloak.countermeasures import COUNTERMEASURE_SEED, noise_then_upscale
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_image
 from stylecloak.metrics import decoded_target_progress
-from stylecloak.models.surrogate import CombinedTerm, denoiser_for, load_surrogate
+from stylecloak.models.surrogate import CombinedTerm, ensemble_denoiser, load_surrogate
 from stylecloak.optimize import OptimizerConfig
 from stylecloak.options import parse_factors, parse_noise_levels
 from stylecloak.pipeline import Cloaker
@@ -94,7 +94,10 @@ def main() -> None:
     parser.add_argument(
         "--surrogate",
         type=Path,
-        help="a surrogate diffusion model from bench_surrogate.py: adds its term to every shrunk view's loss",
+        action="append",
+        default=[],
+        help="a surrogate diffusion model from `stylecloak surrogate`: adds its term to every shrunk view's loss; "
+        "given more than once, an ensemble (the weight split evenly between the models)",
     )
     parser.add_argument("--denoiser-mode", default="toward-target", choices=SURROGATE_MODES)
     parser.add_argument("--denoiser-weight", type=float, default=1.0, help="the term's weight (1: like one view's)")
@@ -121,9 +124,9 @@ def main() -> None:
     overrides = dict(parse_override(text) for text in args.set)
     denoiser = None
     if args.surrogate:
-        model = load_surrogate(args.surrogate, torch.device("cpu"))
-        denoiser = denoiser_for(
-            model,
+        models = [load_surrogate(path, torch.device("cpu")) for path in args.surrogate]
+        denoiser = ensemble_denoiser(
+            models,
             args.denoiser_mode,
             args.target,
             args.denoiser_weight,
@@ -131,8 +134,8 @@ def main() -> None:
             levels=args.denoiser_levels,
         )
         if args.toward_weight is not None:
-            if not isinstance(denoiser, CombinedTerm):
-                raise SystemExit("--toward-weight goes with --denoiser-mode both")
+            if not isinstance(denoiser, CombinedTerm) or len(models) > 1 or args.denoiser_mode != "both":
+                raise SystemExit("--toward-weight goes with --denoiser-mode both and one --surrogate")
             away, toward = denoiser.terms
             denoiser = CombinedTerm((away, dataclasses.replace(toward, weight=args.toward_weight)))
     settings = dict(parse_override(text, CloakSettings) for text in args.setting)
@@ -188,7 +191,10 @@ def main() -> None:
         if args.setting:
             record["setting"] = args.setting
         if args.surrogate:
-            record |= {"surrogate": str(args.surrogate), "denoiser": [args.denoiser_mode, args.denoiser_weight]}
+            record |= {
+                "surrogate": [str(path) for path in args.surrogate],
+                "denoiser": [args.denoiser_mode, args.denoiser_weight],
+            }
             record |= {"denoiser_guidance": args.denoiser_guidance, "denoiser_levels": args.denoiser_levels}
             if args.toward_weight is not None:
                 record["toward_weight"] = args.toward_weight

@@ -216,3 +216,26 @@ def test_the_surrogate_command_saves_a_model_the_cloak_loads_and_never_overwrite
     assert "exists" in capsys.readouterr().err and out.read_bytes() == before
     assert main(["surrogate", str(tmp_path / "missing" / "s.pt")]) == 2
     assert "no folder" in capsys.readouterr().err
+
+
+def test_an_ensemble_splits_the_weight_between_its_models_and_draws_its_own_noise_for_each(surrogate) -> None:
+    from stylecloak.models.surrogate import CombinedTerm, denoiser_for, ensemble_denoiser
+
+    model, path = surrogate
+    other = load_surrogate(path, torch.device("cpu"))  # another copy stands in for a second surrogate
+    # One model: the term denoiser_for gives, unchanged.
+    single = ensemble_denoiser([model], "toward-target", "ink-hatching", 2.0, seed=3)
+    alone = denoiser_for(model, "toward-target", "ink-hatching", 2.0, seed=3)
+    assert isinstance(single, DenoiserTerm) and repr(single) == repr(alone)
+    pair = ensemble_denoiser([model, other], "both", "ink-hatching", 2.0, seed=3, levels=(500, 980))
+    assert isinstance(pair, CombinedTerm) and [t.model for t in pair.terms] == [model, model, other, other]
+    assert [t.mode for t in pair.terms] == ["away", "toward-target"] * 2
+    assert [t.seed for t in pair.terms] == [3, 3, 4, 4] and {t.timestep_range for t in pair.terms} == {(500, 980)}
+    assert pair.weight == 4.0  # "both" weighs each term at the weight; the models share it
+    latents = torch.randn(1, model.mean.shape[1], 6, 6, requires_grad=True)
+    pair.loss(latents, ("view",)).backward()
+    assert latents.grad is not None and latents.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least one model"):
+        ensemble_denoiser([], "away", None)
+    with pytest.raises(ValueError, match="has none for 'mosaic'"):
+        ensemble_denoiser([model, other], "toward-target", "mosaic")

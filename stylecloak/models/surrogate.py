@@ -267,3 +267,29 @@ def denoiser_for(
     if mode == "toward-target":
         return toward
     return CombinedTerm((DenoiserTerm(model, "away", label, weight, timestep_range=levels, seed=seed), toward))
+
+
+def ensemble_denoiser(
+    models: Sequence[TrainedMimic],
+    mode: str,
+    target_name: str | None,
+    weight: float = 1.0,
+    seed: int = 0,
+    guidance: float = SURROGATE_GUIDANCE,
+    levels: tuple[int, int] = SURROGATE_LEVELS,
+) -> DenoiserTerm | CombinedTerm:
+    """The term of ``mode`` through each of ``models`` (surrogates trained apart), summed: an ensemble, as
+    transfer attacks use so that the perturbation follows what the models share rather than one model's
+    quirks. The total ``weight`` is split evenly, so an ensemble weighs in the loss as one surrogate would;
+    each model draws its noise from a seed of its own (``seed`` + its index). One model gives
+    :func:`denoiser_for`'s term itself. Raises ValueError as :func:`denoiser_for` does, and for no models."""
+    if not models:
+        raise ValueError("an ensemble of surrogates needs at least one model")
+    if len(models) == 1:
+        return denoiser_for(models[0], mode, target_name, weight, seed, guidance, levels)
+    share = weight / len(models)
+    terms: list[DenoiserTerm] = []
+    for index, model in enumerate(models):
+        term = denoiser_for(model, mode, target_name, share, seed + index, guidance, levels)
+        terms.extend(term.terms if isinstance(term, CombinedTerm) else (term,))
+    return CombinedTerm(tuple(terms))
