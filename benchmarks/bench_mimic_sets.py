@@ -132,12 +132,16 @@ def main() -> None:
         f"judge {report.second_judge['name']}: sanity {report.second_judge['sanity']:.2f}, "
         f"control {report.second_judge['control_artist_rate']:.2f}"
     )
-    print("| training set | PSR gram | PSR texture | gram verdicts |")
+    print("| training set | PSR gram (95% interval over the verdicts) | PSR texture | gram verdicts |")
     print("|---|---|---|---|")
     for condition in report.conditions:
         label = first if condition.condition == "cloaked" else condition.condition.removeprefix("cloaked:")
         second_rate = condition.second_opinion["protection_success_rate"] if condition.second_opinion else float("nan")
-        print(f"| {label} | {condition.protection_success_rate:.2f} | {second_rate:.2f} | {condition.predictions} |")
+        low, high = condition.rate_interval or (float("nan"), float("nan"))
+        print(
+            f"| {label} | {condition.protection_success_rate:.2f} ({low:.2f}-{high:.2f}) | {second_rate:.2f} | "
+            f"{condition.predictions} |"
+        )
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

@@ -137,11 +137,15 @@ def main(argv: list[str] | None = None) -> int:
             f"control: the judge attributes {report['control_artist_rate']:.0%} of the clean mimic's images of the "
             f"other styles to the artist ({controls})"
         )
-    print("| training set | protection success rate | the judge's verdicts on the samples |")
-    print("|---|---|---|")
+    print("| training set | protection success rate | 95% interval over the verdicts | the judge's verdicts |")
+    print("|---|---|---|---|")
     for condition in report["conditions"]:
         verdicts = ", ".join(f"{label} {count}" for label, count in condition["predictions"].items())
-        print(f"| {condition['condition']} | {condition['protection_success_rate']:.2f} | {verdicts} |")
+        low, high = condition.get("rate_interval") or (float("nan"), float("nan"))
+        print(
+            f"| {condition['condition']} | {condition['protection_success_rate']:.2f} | {low:.2f}-{high:.2f} | "
+            f"{verdicts} |"
+        )
     return 0
 
 

@@ -124,6 +124,8 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
     for condition in report.conditions:
         assert condition.samples == 3 and sum(condition.predictions.values()) == 3
         assert 0.0 <= condition.protection_success_rate <= 1.0
+        low, high = condition.rate_interval  # 3 verdicts allow little: a wide interval around the rate
+        assert low <= condition.protection_success_rate <= high and high - low > 0.5
         assert (tmp_path / f"samples_{condition.condition}.png").is_file()
     # The judge's control: the clean mimic's images of each other style, and how many it calls the artist's.
     assert set(report.control_predictions) == {"blue", "green"}
@@ -131,6 +133,24 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
     assert report.control_artist_rate is not None and 0.0 <= report.control_artist_rate <= 1.0
     assert (tmp_path / "control_blue.png").is_file()
     json.dumps(report.to_dict())  # the report is plain data
+    from stylecloak.evaluation.mimicry_run import mimicry_summary
+
+    summary = mimicry_summary(report, {"out": str(tmp_path), "seconds": 1.0})
+    low, high = report.conditions[0].rate_interval
+    assert "95% interval" in summary and f"{low:.0%}-{high:.0%}" in summary
+
+
+def test_the_rates_interval_is_wilsons_and_stays_within_zero_and_one() -> None:
+    from stylecloak.evaluation._intervals import wilson_interval
+
+    # 0 of 48 is not "exactly 0": up to 7.4% fits the count; 38 of 48 (0.79) spans 0.66 to 0.88.
+    assert wilson_interval(0, 48) == pytest.approx((0.0, 0.0741), abs=1e-4)
+    assert wilson_interval(38, 48) == pytest.approx((0.6574, 0.8827), abs=1e-4)  # worked by hand
+    low, high = wilson_interval(48, 48)
+    assert high == 1.0 and 0.92 < low < 0.93
+    for bad in ((1, 0), (-1, 5), (6, 5)):
+        with pytest.raises(ValueError):
+            wilson_interval(*bad)
 
 
 def test_a_second_judge_is_trained_checked_and_asked_beside_the_first(encoder) -> None:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..countermeasures import Countermeasure
 from ..models.encoders import LatentEncoder
+from ._intervals import wilson_interval
 from .classifier import StyleClassifier
 from .mimic import (
     LatentSet,
@@ -86,6 +87,10 @@ class ConditionResult:
     # moves where the rate cannot (every sample still the artist's, or none), so it shows whether a cloak
     # moved the mimic at all, and it is less noisy between runs than a count of 48 verdicts.
     artist_probability: float | None = None
+    # The 95% interval of the rate over these samples' verdicts (evaluation._intervals.wilson_interval): what
+    # the count alone allows. Two trainings of the mimic differ by more (docs/protection.md), so a rate is
+    # past a threshold only where this interval and repeated runs both say so.
+    rate_interval: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -420,9 +425,10 @@ def judge_condition(
         }
     summary = summarize_losses(losses)
     grid = save_grid(samples, out_dir / samples_file_name(name)) if out_dir else None
+    protected = sum(p != ARTIST_LABEL for p in predictions)
     return ConditionResult(
         condition=name,
-        protection_success_rate=sum(p != ARTIST_LABEL for p in predictions) / len(predictions),
+        protection_success_rate=protected / len(predictions),
         predictions=dict(sorted(Counter(predictions).items())),
         samples=len(predictions),
         loss_first=summary.get("loss_first", float("nan")),
@@ -431,4 +437,5 @@ def judge_condition(
         samples_image=str(grid) if grid else None,
         second_opinion=second_opinion,
         artist_probability=artist_probability,
+        rate_interval=wilson_interval(protected, len(predictions)),
     )

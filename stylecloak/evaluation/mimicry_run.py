@@ -275,17 +275,20 @@ def mimicry_summary(report: MimicryReport, result: dict[str, Any]) -> str:
             + (f", control {control:.0%}" if control is not None else "")
         )
     lines.append(
-        f"{'training set':24s} {'protection success':>18s} {'P(artist)':>9s}"
+        f"{'training set':24s} {'protection success':>18s} {'95% interval':>12s} {'P(artist)':>9s}"
         + (f" {'second judge':>12s}" if second else "")
         + "  predictions"
     )
     for condition in report.conditions:
         opinion = condition.second_opinion
+        interval = condition.rate_interval
         lines.append(
             f"{condition.condition:24s} {condition.protection_success_rate:>18.0%}"
+            + (f" {f'{interval[0]:.0%}-{interval[1]:.0%}':>12s}" if interval else f" {'-':>12s}")
             + (f" {condition.artist_probability:>9.2f}" if condition.artist_probability is not None else f" {'-':>9s}")
             + (f" {opinion['protection_success_rate']:>12.0%}" if opinion else "")
             + f"  {condition.predictions}"
         )
+    lines.append("(the interval is what the count of verdicts allows; two trainings of the mimic differ by more)")
     lines.append(f"samples and report.json in {result['out']}/ ({result['seconds']:.0f} s)")
     return "\n".join(lines)

@@ -129,6 +129,15 @@ def _number(value: Any, digits: int = 3) -> str:
     return html.escape(str(value))
 
 
+def _interval(condition: dict[str, Any]) -> str:
+    """The rate's 95% interval over its verdicts, " (0.66-0.88)", or nothing for a report from before it."""
+    interval = condition.get("rate_interval")
+    if not (isinstance(interval, list | tuple) and len(interval) == 2):
+        return ""
+    low, high = interval
+    return f" ({_number(float(low), 2)}-{_number(float(high), 2)})"
+
+
 def _img(uri: str | None, alt: str) -> str:
     return (
         f'<img src="{uri}" alt="{html.escape(alt)}">'
@@ -241,7 +250,8 @@ def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:
                 f"{_number(second.get('control_artist_rate'), 2)}.</p>"
             )
         parts.append(
-            "<table><thead><tr><th>mimic trained on</th><th>protection success rate</th>"
+            "<table><thead><tr><th>mimic trained on</th><th>protection success rate (95% interval over the "
+            "verdicts; two trainings of the mimic differ by more)</th>"
             "<th>classifier's mean P(artist)</th>"
             + ("<th>second judge</th>" if second else "")
             + "<th>classifier's verdicts</th></tr></thead><tbody>"
@@ -250,7 +260,7 @@ def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:
             opinion = condition.get("second_opinion") or {}
             parts.append(
                 f"<tr><td>{html.escape(str(condition.get('condition')))}</td>"
-                f"<td>{_number(condition.get('protection_success_rate'), 2)}</td>"
+                f"<td>{_number(condition.get('protection_success_rate'), 2)}{_interval(condition)}</td>"
                 f"<td>{_number(condition.get('artist_probability'), 2)}</td>"
                 + (f"<td>{_number(opinion.get('protection_success_rate'), 2)}</td>" if second else "")
                 + f"<td>{html.escape(json.dumps(condition.get('predictions', {})))}</td></tr>"
