@@ -82,6 +82,7 @@ def test_report_is_one_self_contained_page(tmp_path) -> None:
     assert "http://" not in page and "https://" not in page
     for text in ["wave.cloaked.png", "jpeg85", "protection success rate", "cloaked", "0.80 (0.66-0.88)", "Robustness"]:
         assert text in page
+    assert "95% interval" in page
 
 
 def test_report_of_an_empty_folder_says_what_to_run(tmp_path) -> None:
@@ -97,3 +98,14 @@ def test_report_command_writes_the_page(tmp_path, capsys) -> None:
     page = (tmp_path / "out" / "page.html").read_text()
     assert page.startswith("<!doctype html>") and "2 evaluation(s), 1 mimicry run(s)" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_a_mimicry_report_from_before_the_intervals_renders_without_them(tmp_path) -> None:
+    _results(tmp_path)
+    path = tmp_path / "mimicry" / "report.json"
+    report = json.loads(path.read_text())
+    for condition in report["conditions"]:
+        condition.pop("rate_interval", None)
+    path.write_text(json.dumps(report))
+    page, _ = build_report(tmp_path)
+    assert "0.80" in page and "95% interval" not in page

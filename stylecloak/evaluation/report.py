@@ -249,10 +249,11 @@ def _mimicry_section(mimicry: list[tuple[Path, dict[str, Any]]]) -> str:
                 f"{_number(second.get('sanity'), 2)} of the artist's clean crops to the artist; control "
                 f"{_number(second.get('control_artist_rate'), 2)}.</p>"
             )
+        intervals = any(_interval(condition) for condition in report["conditions"])  # none before they were kept
         parts.append(
-            "<table><thead><tr><th>mimic trained on</th><th>protection success rate (95% interval over the "
-            "verdicts; two trainings of the mimic differ by more)</th>"
-            "<th>classifier's mean P(artist)</th>"
+            "<table><thead><tr><th>mimic trained on</th><th>protection success rate"
+            + (" (95% interval over the verdicts; two trainings of the mimic differ by more)" if intervals else "")
+            + "</th><th>classifier's mean P(artist)</th>"
             + ("<th>second judge</th>" if second else "")
             + "<th>classifier's verdicts</th></tr></thead><tbody>"
         )
