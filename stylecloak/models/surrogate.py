@@ -285,11 +285,9 @@ def ensemble_denoiser(
     :func:`denoiser_for`'s term itself. Raises ValueError as :func:`denoiser_for` does, and for no models."""
     if not models:
         raise ValueError("an ensemble of surrogates needs at least one model")
-    if len(models) == 1:
-        return denoiser_for(models[0], mode, target_name, weight, seed, guidance, levels)
     share = weight / len(models)
     terms: list[DenoiserTerm] = []
     for index, model in enumerate(models):
         term = denoiser_for(model, mode, target_name, share, seed + index, guidance, levels)
         terms.extend(term.terms if isinstance(term, CombinedTerm) else (term,))
-    return CombinedTerm(tuple(terms))
+    return terms[0] if len(terms) == 1 else CombinedTerm(tuple(terms))
