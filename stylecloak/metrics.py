@@ -109,13 +109,15 @@ def decoded_target_progress(
     return decoded
 
 
-def perceptual_grams(perceptual: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
+def perceptual_grams(perceptual: torch.nn.Module, image: torch.Tensor, layers: int | None = None) -> torch.Tensor:
     """The Gram matrices of the perceptual metric's unit-normalised features of ``image`` (1x3xHxW in [0, 1]),
-    one flat vector over its layers: the image's style statistics, wherever anything is (Gatys et al.). Each
-    layer's Gram has trace 1 (every position's feature vector has unit length), so the layers weigh alike.
-    ``perceptual`` is the LPIPS module (its ``features``)."""
+    one flat vector over its first ``layers`` layers (None: all): the image's style statistics, wherever
+    anything is (Gatys et al.). Each layer's Gram has trace 1 (every position's feature vector has unit
+    length), so the layers weigh alike. ``perceptual`` is the LPIPS module (its ``features``)."""
     features = perceptual.features(image, normalize=True)
-    return torch.cat([gram_matrix(layer).flatten() for layer in features])
+    if layers is not None and not 1 <= layers <= len(features):
+        raise ValueError(f"layers must be between 1 and {len(features)}, got {layers}")
+    return torch.cat([gram_matrix(layer).flatten() for layer in features[:layers]])
 
 
 @torch.no_grad()
@@ -126,16 +128,18 @@ def decoded_gram_progress(
     cloaked: torch.Tensor,
     target: torch.Tensor,
     tile_size: int = 512,
+    layers: int | None = None,
 ) -> float:
     """``target_progress`` of the style statistics of what the decoder makes of the latents: ``1 - ||G(cloaked)
-    - G(t)|| / ||G(x) - G(t)||``, with G the Gram statistics (``perceptual_grams``) of ``D(E(.))`` (decoded in
-    tiles, in [0, 1]). The figure of the "decoded-gram" view objective. Needs an encoder with a decoder."""
+    - G(t)|| / ||G(x) - G(t)||``, with G the Gram statistics (``perceptual_grams``, of the network's first
+    ``layers`` layers; None: all) of ``D(E(.))`` (decoded in tiles, in [0, 1]). The figure of the
+    "decoded-gram" view objective. Needs an encoder with a decoder."""
     if not encoder.can_decode:
         raise ValueError(f"encoder {encoder.name!r} has no decoder")
     height, width = original.shape[-2:]
     tiled = TiledEncoder(encoder, height, width, tile_size)
     seen = [decode_latents(encoder, tiled.encode(image), height, width) for image in (original, cloaked, target)]
-    return _progress([perceptual_grams(perceptual, image) for image in seen])
+    return _progress([perceptual_grams(perceptual, image, layers) for image in seen])
 
 
 # Where a mimic looks: it shrinks scraped art to its training size, typically 2-4x smaller than what is posted.

@@ -100,6 +100,8 @@ class OptimizerConfig:
     # the target but the decoder's image by 0.03 (docs/protection.md, "What the decoder renders"). Needs an
     # encoder with a decoder.
     view_objective: str = _DEFAULTS.view_objective
+    # With "decoded-gram": how many of the perceptual network's first layers it compares (CloakSettings).
+    view_gram_layers: int = _DEFAULTS.view_gram_layers
     # Each step, Gaussian noise of a standard deviation drawn in [0, view_noise] 8-bit levels is added to every
     # shrunk view before the shrink (CloakSettings.view_noise; 0: none).
     view_noise: float = _DEFAULTS.view_noise
@@ -132,6 +134,7 @@ class OptimizerConfig:
             mimic_downscales=settings.view_factors(size) if size is not None else tuple(settings.mimic_downscales),
             mimic_jitter=settings.mimic_jitter,
             view_objective=settings.view_objective,
+            view_gram_layers=settings.view_gram_layers,
             full_size_weight=settings.full_size_weight,
             view_noise=settings.view_noise,
         )
@@ -283,7 +286,8 @@ class _ShrunkView:
     keeps about half its effect at the others (docs/protection.md).
 
     ``objective`` (see ``OptimizerConfig.view_objective``) says what is compared with the target: the latents,
-    or the decoder's image of them."""
+    or the decoder's image of them; ``gram_layers``, with "decoded-gram", how many of the perceptual network's
+    first layers give the style statistics (None: all)."""
 
     def __init__(
         self,
@@ -298,6 +302,7 @@ class _ShrunkView:
         noise_generator: torch.Generator | None = None,
         perceptual: torch.nn.Module | None = None,
         denoiser: DenoiserTerm | None = None,
+        gram_layers: int | None = None,
     ) -> None:
         self.encoder, self.original, self.target = encoder, original, target
         self.denoiser = denoiser  # a surrogate diffusion model's term on this view's latents (experimental)
@@ -305,7 +310,7 @@ class _ShrunkView:
         if noise > 0 and noise_generator is None:
             raise ValueError("a noisy view needs its seeded generator")
         self.noise, self.noise_generator = noise, noise_generator
-        self.objective = objective
+        self.objective, self.gram_layers = objective, gram_layers
         self.decoder = TiledDecoder(encoder) if objective.startswith("decoded") else None
         # "decoded-lpips": the decoder's images compared by LPIPS instead of pixel by pixel; "decoded-gram": by
         # the Gram statistics of the perceptual metric's features (experimental, both).
@@ -320,7 +325,7 @@ class _ShrunkView:
         stays bounded on large images), or that image's Gram statistics (decoded whole)."""
         if self.objective == "decoded-gram":
             assert self.perceptual is not None
-            return perceptual_grams(self.perceptual, self._decode_whole(latents))
+            return perceptual_grams(self.perceptual, self._decode_whole(latents), self.gram_layers)
         return self.decoder.decode(latents) if self.decoder is not None else latents
 
     def _decode_whole(self, latents: torch.Tensor) -> torch.Tensor:
@@ -459,6 +464,7 @@ def optimize_cloak(
             _noise_generator(config, i),
             perceptual,
             denoiser,
+            config.view_gram_layers,
         )
         for i, f in enumerate(mimic_view_factors(config.mimic_downscales, original.shape[-2:]))
     ]

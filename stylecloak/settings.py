@@ -111,6 +111,12 @@ class QualityPreset:
 
 # What the optimiser's loss at each shrunk size may compare with the target (CloakSettings.view_objective).
 VIEW_OBJECTIVES = ("latent", "decoded", "decoded-lpips", "decoded-gram")
+# How many of the perceptual network's first layers the "decoded-gram" objective compares (AlexNet has five).
+# The first two moved the judge's own (VGG16) Gram statistics of the model's view further than all five
+# (0.21 against 0.16 of the way on the prints), about as far as the judge's own network optimised directly
+# (0.23; a measurement, never a design), and the style-transfer attack 0.33 against 0.08 (docs/protection.md,
+# "Which style statistics reach the judge's network").
+VIEW_GRAM_LAYERS = 2
 # The surrogate's terms (stylecloak.models.surrogate.denoiser_for): one of them, or both summed.
 SURROGATE_MODES = ("away", "toward-target", "both")
 # The toward-target term's classifier-free guidance scale (the scale of Stable Diffusion's samplers). 15 with the
@@ -224,6 +230,9 @@ class CloakSettings:
     # statistics of the perceptual metric's features of those images (style without layout, as Gatys et al.'s
     # style transfer compares them). Needs an encoder with a decoder and a mimic_downscales factor above 1.
     view_objective: str = "latent"
+    # With "decoded-gram": the Gram statistics of the perceptual network's first this many layers (1 to 5; see
+    # VIEW_GRAM_LAYERS above). Earlier records of "decoded-gram" used all five.
+    view_gram_layers: int = VIEW_GRAM_LAYERS
     # The full size's weight in the optimiser's expected loss, against each shrunk size's 1 (0: the shrunk sizes
     # alone). Below 1 the cloak spends more of its visibility budget where a mimic that shrinks the art looks
     # and less where one that trains at the posted size looks (docs/protection.md).
@@ -298,6 +307,8 @@ class CloakSettings:
             # Jitter draws factors around the shrunk ones; with none it would silently optimise the full size alone.
             self._require_shrunk_size("mimic_jitter (--mimic-jitter) draws its factors around the shrunk ones")
         check_view_objective(self.view_objective)
+        if type(self.view_gram_layers) is not int or not 1 <= self.view_gram_layers <= 5:
+            raise ValueError(f"view_gram_layers must be a whole number from 1 to 5, got {self.view_gram_layers!r}")
         if not 0 <= self.view_noise <= 64:
             raise ValueError(f"view_noise must be between 0 and 64 8-bit levels, got {self.view_noise}")
         if self.view_objective != "latent":

@@ -354,11 +354,31 @@ def test_the_gram_decoded_objective_moves_the_style_statistics_of_the_decoders_i
         outcome = optimize_cloak(original, target, encoder, lpips_alex, config)
         assert outcome.visibility is not None and outcome.visibility.violations(config.bounds) == []
         small = [downscale(x, 2) for x in (original, outcome.cloaked, target)]
-        progress[objective] = decoded_gram_progress(encoder, lpips_alex, *small)
+        progress[objective] = decoded_gram_progress(encoder, lpips_alex, *small, layers=config.view_gram_layers)
     assert progress["decoded-gram"] > 0.05 and progress["decoded-gram"] > progress["decoded"]
     small_original, small_target = downscale(original, 2), downscale(target, 2)
     assert decoded_gram_progress(encoder, lpips_alex, small_original, small_original, small_target) == 0.0
     assert decoded_gram_progress(encoder, lpips_alex, small_original, small_target, small_target) == pytest.approx(1.0)
+
+
+def test_the_gram_objective_compares_the_first_layers_it_is_given(lpips_alex) -> None:
+    # view_gram_layers reaches the optimiser, and the statistics are those of the network's first layers alone
+    # (AlexNet's five taps have 64, 192, 384, 256 and 256 channels).
+    from stylecloak.metrics import perceptual_grams
+
+    image = image_to_tensor(load_painting("hokusai_great_wave.png", 64))
+    settings = CloakSettings(mimic_downscales=(2,), view_objective="decoded-gram", view_gram_layers=3)
+    assert OptimizerConfig.from_settings(settings).view_gram_layers == 3
+    assert CloakSettings().view_gram_layers == 2
+    everything = perceptual_grams(lpips_alex, image)
+    first_two = perceptual_grams(lpips_alex, image, 2)
+    assert first_two.numel() == 64**2 + 192**2 and everything.numel() == first_two.numel() + 384**2 + 2 * 256**2
+    assert torch.equal(first_two, everything[: first_two.numel()])
+    with pytest.raises(ValueError, match="layers must be between 1 and 5, got 6"):
+        perceptual_grams(lpips_alex, image, 6)
+    for bad in (0, 6, True, 2.0):
+        with pytest.raises(ValueError, match="view_gram_layers must be a whole number from 1 to 5"):
+            CloakSettings(view_gram_layers=bad)
 
 
 @pytest.mark.parametrize("objective", ["decoded-lpips", "decoded-gram"])
