@@ -9,7 +9,11 @@ paired with the clean works by file name, this prints the medians of:
 - ``latent``: ``target_progress`` of the latents at the mimic's size (the figure the cloak reports give);
 - ``decoded``: the same for the decoder's images of those latents (``metrics.decoded_target_progress``);
 - ``gram``: the same for the style statistics of those images (``metrics.decoded_gram_progress``: Gram
-  matrices of the LPIPS network's features, the figure of the ``decoded-gram`` view objective).
+  matrices of the LPIPS network's first --gram-layers layers, the figure of the ``decoded-gram`` view objective);
+- ``judge``: the same for the style features the Gram judge of ``stylecloak mimic`` reads (VGG16 Gram
+  statistics, ``GramFeatureExtractor``), which the style-transfer attack also matches. A measurement only: no
+  cloak is ever optimised through the judge's network. How much of ``gram`` reaches ``judge`` says whether a
+  move is the style's or only the optimised network's.
 
 The target of each work is rendered as ``stylecloak cloak`` renders it (--target, seed 0, on the clean work as
 posted). Seconds per set on a CPU.
@@ -26,13 +30,16 @@ from pathlib import Path
 
 import torch
 
+from stylecloak.countermeasures import encoder_decoder_round_trip
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder
+from stylecloak.evaluation.style_features import GramFeatureExtractor
 from stylecloak.imaging import quantize_8bit
 from stylecloak.metrics import decoded_gram_progress, latent_and_decoded_progress
 from stylecloak.models.encoders import load_encoder
-from stylecloak.models.lpips import load_lpips
+from stylecloak.models.lpips import load_lpips, load_vgg16_features
 from stylecloak.models.weights import user_cache_dir
+from stylecloak.settings import VIEW_GRAM_LAYERS
 from stylecloak.targets import get_target
 from stylecloak.targets.cache import render_cached
 
@@ -43,10 +50,26 @@ def main() -> None:
     parser.add_argument("--clean", type=Path, required=True, help="the clean works as posted")
     parser.add_argument("--target", default="ink-hatching")
     parser.add_argument("--mimic-size", type=int, default=MimicConfig().image_size, help="the mimic's long side")
+    parser.add_argument(
+        "--gram-layers",
+        type=int,
+        default=VIEW_GRAM_LAYERS,
+        help=f"the LPIPS network's first layers the gram column compares (default: {VIEW_GRAM_LAYERS}, as the "
+        "decoded-gram objective's view_gram_layers)",
+    )
     args = parser.parse_args()
     device = torch.device("cpu")
     encoder = load_encoder("taef2", device)
     perceptual = load_lpips("alex", device)
+    judge_features = GramFeatureExtractor(load_vgg16_features(device), cache=False)
+
+    def judge_progress(original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor) -> float:
+        """``target_progress`` of the judge's style features of the decoder's images of the three."""
+        x, c, t = (
+            judge_features.features(encoder_decoder_round_trip(image, encoder)) for image in (original, cloaked, target)
+        )
+        return 1.0 - float((c - t).norm() / (x - t).norm())
+
     style = get_target(args.target)
     clean, names = load_art_folder(args.clean)
     works = {}
@@ -62,10 +85,18 @@ def main() -> None:
             small = [resize_for_mimic(x, args.mimic_size) for x in (original, image, target)]
             # The latents' and the decoder's figures from one encode of each image.
             rows.append(
-                (*latent_and_decoded_progress(encoder, *small), decoded_gram_progress(encoder, perceptual, *small))
+                (
+                    *latent_and_decoded_progress(encoder, *small),
+                    decoded_gram_progress(encoder, perceptual, *small, layers=args.gram_layers),
+                    judge_progress(*small),
+                )
             )
-        latent, decoded, gram = (statistics.median(row[i] for row in rows) for i in (0, 1, 2))
-        print(f"{label}: {len(rows)} images, latent {latent:.3f}, decoded {decoded:.3f}, gram {gram:.3f}", flush=True)
+        latent, decoded, gram, judge = (statistics.median(row[i] for row in rows) for i in range(4))
+        print(
+            f"{label}: {len(rows)} images, latent {latent:.3f}, decoded {decoded:.3f}, gram {gram:.3f}, "
+            f"judge {judge:.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -285,8 +285,8 @@ CLOAK_OPTIONS = (
         help="experimental: what the cloak moves toward the target at the shrunk sizes (default: latent, the "
         "encoder's latents; decoded: the decoder's image of them, which is what a latent mimic can reproduce; "
         "decoded-lpips: the same images compared by LPIPS instead of pixel by pixel, no better against our test "
-        "mimic; decoded-gram: by their style statistics (Gram matrices), wherever things are; see "
-        "docs/protection.md)",
+        "mimic; decoded-gram: by their style statistics (Gram matrices of the LPIPS network's first two layers), "
+        "wherever things are; see docs/protection.md)",
     ),
     option(
         "--full-size-weight",
