@@ -133,7 +133,7 @@ def decoded_gram_progress(
     """``target_progress`` of the style statistics of what the decoder makes of the latents: ``1 - ||G(cloaked)
     - G(t)|| / ||G(x) - G(t)||``, with G the Gram statistics (``perceptual_grams``, of the network's first
     ``layers`` layers; None: all) of ``D(E(.))`` (decoded in tiles, in [0, 1]). The figure of the
-    "decoded-gram" view objective. Needs an encoder with a decoder."""
+    "decoded-gram" view objective when ``layers`` is its ``view_gram_layers``. Needs an encoder with a decoder."""
     if not encoder.can_decode:
         raise ValueError(f"encoder {encoder.name!r} has no decoder")
     height, width = original.shape[-2:]
