@@ -38,7 +38,9 @@ Statistics = Callable[[torch.nn.Module, torch.Tensor, "int | None"], torch.Tenso
 
 
 def _unit_gram(features: torch.Tensor) -> torch.Tensor:
-    """The Gram matrix of features unit-normalised at each position, as ``perceptual_grams`` takes them."""
+    """The Gram matrix of features unit-normalised at each position, as ``perceptual_grams`` takes them. Not
+    ``models.lpips.normalize_tensor``: its epsilon sits outside the root, and the sets in docs/protection.md were
+    made with this one (the same files byte for byte on a rerun)."""
     features = features / (features.pow(2).sum(1, keepdim=True) + 1e-10).sqrt()
     return gram_matrix(features).flatten()
 
