@@ -11,7 +11,8 @@ paired with the clean works by file name, this prints the medians of:
 - ``gram``: the same for the style statistics of those images (``metrics.decoded_gram_progress``: Gram
   matrices of the LPIPS network's first --gram-layers layers, the figure of the ``decoded-gram`` view objective);
 - ``judge``: the same for the style features the Gram judge of ``stylecloak mimic`` reads (VGG16 Gram
-  statistics, ``GramFeatureExtractor``), which the style-transfer attack also matches. A measurement only: no
+  statistics, ``nst_mimic.style_source_progress``; ``stylecloak evaluate``'s ``style_transfer_progress`` at
+  the 128 px mimic), which the style-transfer attack also matches. A measurement only: no
   cloak is ever optimised through the judge's network. How much of ``gram`` reaches ``judge`` says whether a
   move is the style's or only the optimised network's.
 
@@ -30,10 +31,9 @@ from pathlib import Path
 
 import torch
 
-from stylecloak.countermeasures import encoder_decoder_round_trip
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder
-from stylecloak.evaluation.style_features import GramFeatureExtractor
+from stylecloak.evaluation.nst_mimic import style_source_progress
 from stylecloak.imaging import quantize_8bit
 from stylecloak.metrics import decoded_gram_progress, latent_and_decoded_progress
 from stylecloak.models.encoders import load_encoder
@@ -61,15 +61,7 @@ def main() -> None:
     device = torch.device("cpu")
     encoder = load_encoder("taef2", device)
     perceptual = load_lpips("alex", device)
-    judge_features = GramFeatureExtractor(load_vgg16_features(device), cache=False)
-
-    def judge_progress(original: torch.Tensor, cloaked: torch.Tensor, target: torch.Tensor) -> float:
-        """``target_progress`` of the judge's style features of the decoder's images of the three."""
-        x, c, t = (
-            judge_features.features(encoder_decoder_round_trip(image, encoder)) for image in (original, cloaked, target)
-        )
-        return 1.0 - float((c - t).norm() / (x - t).norm())
-
+    judge_vgg = load_vgg16_features(device)
     style = get_target(args.target)
     clean, names = load_art_folder(args.clean)
     works = {}
@@ -88,7 +80,7 @@ def main() -> None:
                 (
                     *latent_and_decoded_progress(encoder, *small),
                     decoded_gram_progress(encoder, perceptual, *small, layers=args.gram_layers),
-                    judge_progress(*small),
+                    style_source_progress(encoder, judge_vgg, *small, image_size=args.mimic_size),
                 )
             )
         latent, decoded, gram, judge = (statistics.median(row[i] for row in rows) for i in range(4))

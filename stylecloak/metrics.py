@@ -69,8 +69,9 @@ def target_progress(
     return TargetProgress(encoder, original, target, tile_size)(cloaked)
 
 
-def _progress(seen: Sequence[torch.Tensor]) -> float:
-    """``1 - ||cloaked - target|| / ||original - target||`` of (original, cloaked, target) as seen."""
+def progress_toward(seen: Sequence[torch.Tensor]) -> float:
+    """``1 - ||cloaked - target|| / ||original - target||`` of (original, cloaked, target) as some model sees
+    them (latents, pixels, style statistics): 0 no move, 1 all the way; 0 where original and target look alike."""
     start = float((seen[0] - seen[2]).norm())
     return 1.0 - float((seen[1] - seen[2]).norm()) / start if start > 0 else 0.0
 
@@ -89,8 +90,8 @@ def latent_and_decoded_progress(
     tiled = TiledEncoder(encoder, height, width, tile_size)
     latents = [tiled.encode(image) for image in (original, cloaked, target)]
     if not (decoded and encoder.can_decode):
-        return _progress(latents), None
-    return _progress(latents), _progress([decode_latents(encoder, z, height, width) for z in latents])
+        return progress_toward(latents), None
+    return progress_toward(latents), progress_toward([decode_latents(encoder, z, height, width) for z in latents])
 
 
 def decoded_target_progress(
@@ -139,7 +140,7 @@ def decoded_gram_progress(
     height, width = original.shape[-2:]
     tiled = TiledEncoder(encoder, height, width, tile_size)
     seen = [decode_latents(encoder, tiled.encode(image), height, width) for image in (original, cloaked, target)]
-    return _progress([perceptual_grams(perceptual, image, layers) for image in seen])
+    return progress_toward([perceptual_grams(perceptual, image, layers) for image in seen])
 
 
 # Where a mimic looks: it shrinks scraped art to its training size, typically 2-4x smaller than what is posted.

@@ -35,6 +35,7 @@ FIELDS = (
     "robustness",
     "progress_by_scale",
     "decoded_progress_by_scale",
+    "style_transfer_progress",
     "model_view",
     "visibility_map",
     "seconds",
@@ -86,6 +87,7 @@ def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_
     decoded = result["decoded_progress_by_scale"]  # what the decoder draws, at the same sizes
     assert list(decoded) == ["1x", "2x", "4x"] and decoded["4x"] is None
     assert all(isinstance(decoded[k], float) and -1 < decoded[k] < 1 for k in ("1x", "2x"))
+    assert isinstance(result["style_transfer_progress"], float) and -1 < result["style_transfer_progress"] < 1
 
     view = Path(result["model_view"])
     assert view == tmp_path / "views" / "wave.model-view.png"
@@ -121,6 +123,7 @@ def test_evaluate_text_report_and_no_robustness(cloaked_pair, capsys) -> None:
     assert main(["evaluate", str(original), str(cloaked), "--no-robustness"]) == 0
     out = capsys.readouterr().out
     assert "target progress" in out and "ssim" in out and "after countermeasures" not in out
+    assert "style statistics" not in out  # a figure where a mimic looks: with the robustness figures only
     # The default model-view folder sits beside the cloaked file, never on an input.
     assert (cloaked.parent / "model-view" / "wave.model-view.png").is_file()
 

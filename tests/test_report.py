@@ -34,6 +34,7 @@ def _results(folder):
             "ssim": 0.93,
             "max_change": 12,
             "target_progress": 0.4 + index / 10,
+            "style_transfer_progress": 0.237,
             "robustness": {"jpeg85": 0.3, "noise4": 0.35, "vae_roundtrip": None},
             "original": str(original),
             "cloaked": str(cloaked),
@@ -81,6 +82,8 @@ def test_report_is_one_self_contained_page(tmp_path) -> None:
     assert len(sources) == 2 * 3 + 1 + 2 and all(s.startswith("data:image/") for s in sources)
     assert "http://" not in page and "https://" not in page
     for text in ["wave.cloaked.png", "jpeg85", "protection success rate", "cloaked", "0.80 (0.66-0.88)", "Robustness"]:
+        assert text in page
+    for text in ["style statistics at 128 px", "<td>0.237</td>"]:  # what a style transfer copies
         assert text in page
     assert "95% interval" in page
 

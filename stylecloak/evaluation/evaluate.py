@@ -21,7 +21,9 @@ from ..imaging import OUTPUT_MARK, list_images, quantize_8bit, quantize_rgb, ten
 from ..metrics import TargetProgress, lpips_distance, progress_tables
 from ..models.encoders import LatentEncoder
 from ..models.tiled import TiledEncoder
+from ..models.vgg import VGG16Features
 from ..visibility import change_heatmap, measure_visibility
+from .nst_mimic import NSTMimicConfig, style_source_progress
 
 # White columns between the two halves of the "what the model sees" image.
 MODEL_VIEW_GAP = 8
@@ -31,6 +33,8 @@ MODEL_VIEW_SUFFIX = ".model-view"
 HEATMAP_SUFFIX = ".visibility"
 RESULT_SUFFIX = ".evaluation.json"
 CLOAKED_MARK = OUTPUT_MARK + "."  # the naming rule is imaging.output_path_for's
+# The long side at which `stylecloak mimic --attack nst` takes the art: where style_transfer_progress looks.
+STYLE_TRANSFER_SIZE = NSTMimicConfig.image_size
 
 
 @dataclass
@@ -56,6 +60,10 @@ class EvaluationResult:
     # The same for the decoder's image of the latents (metrics.decoded_target_progress): what a latent mimic can
     # give back; empty without a decoder.
     decoded_progress_by_scale: dict[str, float | None] = field(default_factory=dict)
+    # How far the style statistics that style transfer copies move toward the target (nst_mimic's
+    # style_source_progress: VGG16 Gram features of the decoder's image at the attack's 128 px); None without a
+    # decoder or without the robustness figures.
+    style_transfer_progress: float | None = None
     original: str | None = None
     cloaked: str | None = None
     model_view: str | None = None
@@ -82,6 +90,11 @@ class EvaluationResult:
         if self.decoded_progress_by_scale:
             lines.append(
                 "  the same for what the decoder draws of the latents: " + _by_scale(self.decoded_progress_by_scale)
+            )
+        if self.style_transfer_progress is not None:
+            lines.append(
+                f"  style statistics a style transfer copies (the model's view at {STYLE_TRANSFER_SIZE} px): "
+                f"{self.style_transfer_progress:.3f} of the way to the target"
             )
         if self.visibility_map:
             lines.append(f"  where the change is most visible: {self.visibility_map}")
@@ -112,7 +125,9 @@ def evaluate_pair(
     tile_size: int = 512,
 ) -> EvaluationResult:
     """Measure ``cloaked`` against ``original`` (1x3xHxW in [0, 1], same shape; both are rounded to 8 bits, as
-    files hold them) and ``target`` (the target style's rendering of the original)."""
+    files hold them) and ``target`` (the target style's rendering of the original). With ``robustness``, also
+    the figures where a mimic looks; the style-transfer figure reads LPIPS-VGG's own VGG16 (``lpips_vgg.net``)
+    and is None where ``lpips_vgg`` has none or the encoder no decoder."""
     if original.shape != cloaked.shape or original.shape != target.shape:
         raise ValueError(
             f"shapes differ: original {tuple(original.shape)}, cloaked {tuple(cloaked.shape)}, "
@@ -130,6 +145,12 @@ def evaluate_pair(
     by_scale, decoded_by_scale = (
         progress_tables(encoder, original, cloaked, target, tile_size=tile_size) if robustness else ({}, {})
     )
+    style_vgg = getattr(lpips_vgg, "net", None)  # LPIPS-VGG's own VGG16: the same ImageNet weights the judge reads
+    style_transfer = (
+        style_source_progress(encoder, style_vgg, original, cloaked, target, STYLE_TRANSFER_SIZE)
+        if robustness and encoder.can_decode and isinstance(style_vgg, VGG16Features)
+        else None
+    )
     return EvaluationResult(
         target=target_name,
         encoder=encoder.name,
@@ -145,6 +166,7 @@ def evaluate_pair(
         robustness=table,
         progress_by_scale=by_scale,
         decoded_progress_by_scale=decoded_by_scale,
+        style_transfer_progress=style_transfer,
         seconds=time.perf_counter() - started,
     )
 

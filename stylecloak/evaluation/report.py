@@ -165,6 +165,7 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         "progress 4x smaller",
         "decoder's image 2x smaller",
         "decoder's image 4x smaller",
+        "style statistics at 128 px",
         *countermeasures,
     ]
     lines = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
@@ -183,6 +184,7 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
             e.get("progress_by_scale", {}).get("4x"),
             e.get("decoded_progress_by_scale", {}).get("2x"),
             e.get("decoded_progress_by_scale", {}).get("4x"),
+            e.get("style_transfer_progress"),
             *(e.get("robustness", {}).get(c) for c in countermeasures),
         ]
         lines.append(
