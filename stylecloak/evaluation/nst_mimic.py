@@ -54,6 +54,12 @@ class NSTMimicConfig:
         return asdict(self) | {"attack": "nst"}
 
 
+def _check_decoder(encoder: LatentEncoder) -> None:
+    """This attack and its figure both read the decoder's image of the latents."""
+    if not encoder.can_decode:
+        raise ValueError(f"encoder {encoder.name!r} has no decoder: there is no image of what the model sees")
+
+
 def style_source_progress(
     encoder: LatentEncoder,
     vgg: VGG16Features,
@@ -72,8 +78,7 @@ def style_source_progress(
     quarter to a third of the transfers away from the artist, 0.24 three quarters. A ranking, not a rate.
     Needs an encoder with a decoder.
     """
-    if not encoder.can_decode:
-        raise ValueError(f"encoder {encoder.name!r} has no decoder: there is no image of what the model sees")
+    _check_decoder(encoder)
     features = GramFeatureExtractor(vgg, cache=False)
     with torch.no_grad():
         seen = [
@@ -88,8 +93,7 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
     device, out_dir, progress = request.device, request.out_dir, request.progress
     classifier_name = request.judge_name
     check_attack_inputs(clean, cloaked, others)
-    if not encoder.can_decode:
-        raise ValueError(f"encoder {encoder.name!r} has no decoder: there is no image of what the model sees")
+    _check_decoder(encoder)
     size = config.image_size
     clean = [resize_for_mimic(image, size) for image in clean]
     cloaked = [resize_for_mimic(image, size) for image in cloaked]
