@@ -105,6 +105,12 @@ class OptimizerConfig:
     # Each step, Gaussian noise of a standard deviation drawn in [0, view_noise] 8-bit levels is added to every
     # shrunk view before the shrink (CloakSettings.view_noise; 0: none).
     view_noise: float = _DEFAULTS.view_noise
+    # Experimental, not a setting (it measured no gain, docs/protection.md): each shrunk view's share of the loss
+    # follows (1 - its progress on the step before) ** view_balance, and the kept step is the one whose least-moved
+    # view moved most (0: equal shares, and the mean picks the step). The aim was to spread the effect over the
+    # shrinks, one of which a mimic takes, instead of letting it go where it comes easiest; but the views'
+    # own progress differs little, so the shares hardly move.
+    view_balance: float = 0.0
 
     @property
     def bounds(self) -> VisibilityBounds:
@@ -431,6 +437,8 @@ def optimize_cloak(
         raise ValueError(f"full_size_weight must be >= 0, got {config.full_size_weight}")
     if config.view_noise < 0:
         raise ValueError(f"view_noise must be >= 0 8-bit levels, got {config.view_noise}")
+    if config.view_balance < 0:
+        raise ValueError(f"view_balance must be >= 0, got {config.view_balance}")
     check_view_objective(config.view_objective)
     if config.view_objective.startswith("decoded") and not encoder.can_decode:
         raise ValueError(
@@ -478,6 +486,7 @@ def optimize_cloak(
     full_weight = config.full_size_weight if views else 1.0
     total_weight = full_weight + len(views)
     share, full_share = 1.0 / total_weight, full_weight / total_weight
+    view_shares = [1.0] * len(views)  # each view's share relative to an even one (view_balance moves them)
 
     def latent_loss(latents: torch.Tensor) -> torch.Tensor:
         return (latents - target_latents).pow(2).sum() / start_distance_sq * full_share
@@ -504,7 +513,9 @@ def optimize_cloak(
                     distance_sq = float(tiled.backward(image, latent_loss)) * start_distance_sq / full_share
                 else:  # the full size is only measured
                     distance_sq = float((tiled.encode(image.detach()) - target_latents).pow(2).sum())
-                view_progress = [view.backward(image, share) for view in views]
+                view_progress = [view.backward(image, share * w) for view, w in zip(views, view_shares)]
+            if config.view_balance > 0:
+                view_shares = balanced_view_shares(view_progress, config.view_balance)
             lpips_value = lpips.penalise(image, working_budget, config.penalty_weight)
         else:
             distance_sq = float((tiled.encode(image) - target_latents).pow(2).sum())
@@ -513,7 +524,8 @@ def optimize_cloak(
         figures = visibility.figures(image.detach(), lpips_value)
         progress_now = 1.0 - (distance_sq / start_distance_sq) ** 0.5
         if views:  # the step kept is the best on average over the sizes a mimic may train at
-            progress_now = (full_weight * progress_now + sum(view_progress)) / total_weight
+            views_figure = min(view_progress) * len(views) if config.view_balance > 0 else sum(view_progress)
+            progress_now = (full_weight * progress_now + views_figure) / total_weight
         if denoiser is not None and visibility.within(figures) and progress_now > 0:
             # The denoiser's term is not in the progress figure, which it may lower: keep the latest step
             # within the bounds (each one resets the patience, which then stops only a run whose steps fail them).
@@ -554,6 +566,17 @@ def optimize_cloak(
         scale=enforced.scale,
         limited_by=enforced.limited_by,
     )
+
+
+def balanced_view_shares(progress: list[float], power: float) -> list[float]:
+    """Each shrunk view's share of the views' loss, relative to an even share (they average 1): proportional to
+    ``(1 - progress) ** power``, so that the views the cloak has moved least weigh most. A view past its target
+    (progress 1 or more) keeps a small share rather than none, so that it is not undone."""
+    if power < 0:
+        raise ValueError(f"the balance's power must be >= 0, got {power}")
+    remaining = [max(1.0 - p, 1e-3) ** power for p in progress]
+    total = sum(remaining)
+    return [len(progress) * r / total for r in remaining]
 
 
 def _jitter_generator(config: OptimizerConfig, index: int) -> torch.Generator | None:

@@ -407,3 +407,32 @@ def test_the_decoded_view_objective_needs_a_decoder_and_a_known_name(lpips_alex)
         optimize_cloak(original, 1 - original, encoder_only, lpips_alex, OptimizerConfig(view_objective="decoded"))
     with pytest.raises(ValueError, match="view_objective must be one of latent, decoded"):
         optimize_cloak(original, 1 - original, encoder_only, lpips_alex, OptimizerConfig(view_objective="pixels"))
+
+
+def test_balanced_views_share_the_loss_by_how_far_each_still_is_from_the_target(encoder, lpips_alex) -> None:
+    # A mimic shrinks by one factor the cloak cannot know: view_balance gives the least-moved view the most of
+    # the loss, so that the effect spreads over the views instead of going where it comes easiest.
+    from stylecloak.optimize import balanced_view_shares
+
+    assert balanced_view_shares([0.2, 0.2], 4.0) == pytest.approx([1.0, 1.0])
+    assert balanced_view_shares([0.5, 0.0], 1.0) == pytest.approx([2 / 3, 4 / 3])  # remaining 0.5 and 1
+    assert balanced_view_shares([0.5, 0.0], 2.0) == pytest.approx([0.4, 1.6])  # 0.25 and 1
+    assert balanced_view_shares([0.1, 0.3, 0.2], 0.0) == pytest.approx([1.0, 1.0, 1.0])
+    assert balanced_view_shares([1.2, 0.0], 1.0)[0] > 0  # a view past its target keeps a share
+    with pytest.raises(ValueError, match="must be >= 0"):
+        balanced_view_shares([0.1], -1.0)
+    assert OptimizerConfig().view_balance == 0  # experimental and off: not a setting
+
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 256)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    cloaks = []
+    for balance in (0.0, 8.0):
+        config = OptimizerConfig(
+            steps=4, patience=0, learning_rate=0.02, mimic_downscales=(2, 4), full_size_weight=0.0, view_balance=balance
+        )
+        outcome = optimize_cloak(original, target, encoder, lpips_alex, config)
+        assert outcome.lpips <= config.budget
+        cloaks.append(outcome.cloaked)
+    assert not torch.equal(*cloaks)  # the shares reached the views' losses
+    with pytest.raises(ValueError, match="view_balance must be >= 0"):
+        optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=1, view_balance=-1.0))
