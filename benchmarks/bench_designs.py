@@ -153,7 +153,10 @@ def main() -> None:
     for path in args.images:
         rgb = load_image(path).rgb
         started = time.perf_counter()
-        cloaked_rgb, report = cloaker.cloak_rgb(rgb)
+        try:
+            cloaked_rgb, report = cloaker.cloak_rgb(rgb)
+        except ValueError as error:  # a --set value the optimiser refuses, e.g. view_noise=-1: one line, not a trace
+            raise SystemExit(f"{path.name}: {error}") from None
         seconds = time.perf_counter() - started
         original = quantize_8bit(image_to_tensor(rgb))
         cloaked = image_to_tensor(cloaked_rgb.astype("float32") / 255)
