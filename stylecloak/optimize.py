@@ -523,7 +523,9 @@ def optimize_cloak(
             lpips_value = lpips.distance(image)
         figures = visibility.figures(image.detach(), lpips_value)
         progress_now = 1.0 - (distance_sq / start_distance_sq) ** 0.5
-        if views:  # the step kept is the best on average over the sizes a mimic may train at
+        # The step kept is the best on average over the sizes a mimic may train at (with view_balance, the best at
+        # the least-moved size).
+        if views:
             views_figure = min(view_progress) * len(views) if config.view_balance > 0 else sum(view_progress)
             progress_now = (full_weight * progress_now + views_figure) / total_weight
         if denoiser is not None and visibility.within(figures) and progress_now > 0:
