@@ -139,6 +139,9 @@ def main() -> None:
             away, toward = denoiser.terms
             denoiser = CombinedTerm((away, dataclasses.replace(toward, weight=args.toward_weight)))
     settings = dict(parse_override(text, CloakSettings) for text in args.setting)
+    if "mimic_downscales" in overrides and settings.get("mimic_sizes"):
+        # --set replaces the factors after each image's sizes are turned into factors: the sizes would be lost.
+        raise SystemExit("--set mimic_downscales replaces the factors --setting mimic_sizes gives; use one of them")
     try:
         cloak_settings = CloakSettings.from_presets(args.intensity, target=args.target, **settings)
     except ValueError as error:  # a value out of its range, e.g. budget=5
