@@ -14,7 +14,10 @@ paired with the clean works by file name, this prints the medians of:
   statistics, ``nst_mimic.style_source_progress``; ``stylecloak evaluate``'s ``style_transfer_progress`` at
   the 128 px mimic), which the style-transfer attack also matches. A measurement only: no
   cloak is ever optimised through the judge's network. How much of ``gram`` reaches ``judge`` says whether a
-  move is the style's or only the optimised network's.
+  move is the style's or only the optimised network's;
+- ``judge pooled``: ``judge`` of the set as the style-transfer attack pools it, the mean features of all the
+  works (``nst_mimic.pooled_style_source_progress``), with the lowest work's ``judge`` beside the median: a
+  work that barely moves pulls back what the transfer copies, and a median hides it.
 
 The target of each work is rendered as ``stylecloak cloak`` renders it (--target, seed 0, on the clean work as
 posted). Seconds per set on a CPU.
@@ -33,7 +36,7 @@ import torch
 
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder
-from stylecloak.evaluation.nst_mimic import style_source_progress
+from stylecloak.evaluation.nst_mimic import pooled_style_source_progress, style_source_progress
 from stylecloak.imaging import quantize_8bit
 from stylecloak.metrics import decoded_gram_progress, latent_and_decoded_progress
 from stylecloak.models.encoders import load_encoder
@@ -71,10 +74,11 @@ def main() -> None:
     print(f"{len(works)} works, mimic at {args.mimic_size} px, target {args.target}")
     for label, _, folder in (text.partition("=") for text in args.sets):
         images, set_names = load_art_folder(Path(folder))
-        rows = []
+        rows, triples = [], []
         for name, image in zip(set_names, images):
             original, target = works[artwork_key(Path(name))]
             small = [resize_for_mimic(x, args.mimic_size) for x in (original, image, target)]
+            triples.append(tuple(small))
             # The latents' and the decoder's figures from one encode of each image.
             rows.append(
                 (
@@ -84,9 +88,10 @@ def main() -> None:
                 )
             )
         latent, decoded, gram, judge = (statistics.median(row[i] for row in rows) for i in range(4))
+        pooled = pooled_style_source_progress(encoder, judge_vgg, triples, image_size=args.mimic_size)
         print(
             f"{label}: {len(rows)} images, latent {latent:.3f}, decoded {decoded:.3f}, gram {gram:.3f}, "
-            f"judge {judge:.3f}",
+            f"judge {judge:.3f} (lowest {min(row[3] for row in rows):.3f}), judge pooled {pooled:.3f}",
             flush=True,
         )
 

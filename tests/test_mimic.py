@@ -397,3 +397,28 @@ def test_style_source_progress_measures_what_style_transfer_copies(encoder) -> N
     assert 0 < weak < middle < strong < 1
     with pytest.raises(ValueError, match="has no decoder"):
         style_source_progress(SmallLocalEncoder(), vgg, original, original, target)
+
+
+def test_pooled_style_source_progress_counts_the_work_a_median_hides(encoder) -> None:
+    """The set's figure as the transfer pools it (the works' mean style features): one work is the
+    single-work figure; a work left unmoved pulls the set's figure down, where the median of two moved works
+    and one unmoved one would not; an empty set is one line."""
+    from stylecloak.evaluation.nst_mimic import pooled_style_source_progress, style_source_progress
+    from stylecloak.models.lpips import load_vgg16_features
+
+    from .conftest import load_painting
+
+    vgg = load_vgg16_features()
+    works = []
+    for name in ("hokusai_great_wave.png", "hokusai_poppies.png", "hokusai_ryogoku_bridge.png"):
+        original = torch.from_numpy(load_painting(name, 160)).permute(2, 0, 1)[None]
+        target = original.flip(1)
+        works.append((original, original + 0.8 * (target - original), target))
+    single = style_source_progress(encoder, vgg, *works[0])
+    assert pooled_style_source_progress(encoder, vgg, works[:1]) == pytest.approx(single, abs=1e-6)
+    moved = pooled_style_source_progress(encoder, vgg, works)
+    original, _, target = works[2]
+    held_back = pooled_style_source_progress(encoder, vgg, [*works[:2], (original, original, target)])
+    assert 0 < held_back < moved - 0.1
+    with pytest.raises(ValueError, match="no works"):
+        pooled_style_source_progress(encoder, vgg, [])

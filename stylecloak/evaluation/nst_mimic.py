@@ -73,17 +73,45 @@ def style_source_progress(
     decoder's image of each of the three (1x3xHxW in [0, 1]) shrunk to the attack's long side.
 
     The transfer copies VGG16 Gram statistics of exactly that image, so a cloak that leaves them in place
-    leaves the attack nothing to copy but the artist's style. On one artist's prints (docs/protection.md,
-    2026-12-05) it ranked the designs as the transfers' verdicts did, and steeply: 0.19-0.21 of the way gave a
-    quarter to a third of the transfers away from the artist, 0.24 three quarters. A ranking, not a rate.
-    Needs an encoder with a decoder.
+    leaves the attack nothing to copy but the artist's style. On one artist's prints posted at 256 px
+    (docs/protection.md, 2026-12-05) the sets' medians ranked the designs as the transfers' verdicts did, and
+    steeply: 0.19-0.21 of the way gave a quarter to a third of the transfers away from the artist, 0.24 three
+    quarters; at 512 px a median of 0.234 gave a third to a half (2026-12-06). A ranking, not a rate; for a
+    whole training set see :func:`pooled_style_source_progress`. Needs an encoder with a decoder.
+    """
+    return pooled_style_source_progress(encoder, vgg, [(original, cloaked, target)], image_size)
+
+
+def pooled_style_source_progress(
+    encoder: LatentEncoder,
+    vgg: VGG16Features,
+    works: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    image_size: int = NSTMimicConfig.image_size,
+) -> float:
+    """:func:`style_source_progress` of a whole training set, as this attack pools it: the ``target_progress``
+    of the mean style features of the originals, the cloaks and the targets (each ``works`` item one work's
+    (original, cloaked, target)).
+
+    The transfer copies the mean Gram matrices of all the artist's works (this averages the judge's features of
+    them instead, a close stand-in), so a work the cloak barely moves pulls back what is copied; a median over
+    the works hides it. On the prints posted at 512 px two works of nine, smaller than the rest, moved half as
+    far: the median stayed where the 256 px set's gave three quarters of the transfers away, this figure fell,
+    and so did the transfers (a third to a half away). A ranking within one posted size, not a rate
+    (docs/protection.md, 2026-12-06).
     """
     _check_decoder(encoder)
+    if not works:
+        raise ValueError("no works to pool")
     features = GramFeatureExtractor(vgg, cache=False)
     with torch.no_grad():
         seen = [
-            features.features(encoder_decoder_round_trip(resize_for_mimic(image, image_size), encoder))
-            for image in (original, cloaked, target)
+            torch.stack(
+                [
+                    features.features(encoder_decoder_round_trip(resize_for_mimic(work[k], image_size), encoder))
+                    for work in works
+                ]
+            ).mean(dim=0)
+            for k in range(3)
         ]
     return progress_toward(seen)
 
