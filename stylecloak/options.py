@@ -608,8 +608,9 @@ what the numbers mean (all measured on the images as saved, 8-bit):
                    with art posted at 512 px our test mimic followed this figure, not progress_by_scale.
   style_transfer_progress  how far the style statistics (VGG16 Gram) of the decoder's picture at 128 px move
                    toward the target: what our style-transfer attack copies. It ranked cloaks as that attack
-                   did in our runs on one artist's prints, steeply (0.19-0.21: a quarter to a third of the
-                   transfers away from the artist; 0.24: three quarters); a ranking, not a protection rate.
+                   did in our runs on one artist's prints; a ranking, not a protection rate. The attack pools
+                   all the works it copies, so in a folder the lowest counts, not the median: `stylecloak
+                   report` gives the lowest and the mean.
   robustness       target_progress left after what a mimic may do to scraped art first: JPEG at quality
                    95/85/75, Gaussian noise of 2/4/8 levels, downscale to 50% and back, a 1 px blur, noise
                    then upscaling, and a round trip through the model's own autoencoder. High values mean the

@@ -197,6 +197,14 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
         if any(isinstance(e.get(k), (int, float)) for e in data)
     }
     summary = ", ".join(f"median {k.replace('_', ' ')} {v:.3f}" for k, v in medians.items())
+    style = [e["style_transfer_progress"] for e in data if isinstance(e.get("style_transfer_progress"), (int, float))]
+    if style:
+        # A style transfer copies the mean statistics of every work it is given, so a work the cloak barely moves
+        # pulls back all of them; a median hides it (docs/protection.md, 2026-12-06).
+        summary += (
+            f"; style statistics at 128 px: lowest {min(style):.3f}, mean {statistics.mean(style):.3f} "
+            "(a style transfer pools the works it copies: the lowest counts)"
+        )
     plot = robustness_plot(data)
     triptychs = []
     for path, e in evaluations:
