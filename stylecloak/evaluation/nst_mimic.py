@@ -76,7 +76,7 @@ def style_source_progress(
     leaves the attack nothing to copy but the artist's style. On one artist's prints posted at 256 px
     (docs/protection.md, 2026-12-05) the sets' medians ranked the designs as the transfers' verdicts did, and
     steeply: 0.19-0.21 of the way gave a quarter to a third of the transfers away from the artist, 0.24 three
-    quarters; at 512 px a median of 0.234 gave a third to a half (2026-12-06). A ranking, not a rate; for a
+    quarters; at 512 px a median of 0.234 gave 0.33 to 0.58 of them (2026-12-06). A ranking, not a rate; for a
     whole training set see :func:`pooled_style_source_progress`. Needs an encoder with a decoder.
     """
     return pooled_style_source_progress(encoder, vgg, [(original, cloaked, target)], image_size)
