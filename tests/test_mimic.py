@@ -422,3 +422,32 @@ def test_pooled_style_source_progress_counts_the_work_a_median_hides(encoder) ->
     assert 0 < held_back < moved - 0.1
     with pytest.raises(ValueError, match="no works"):
         pooled_style_source_progress(encoder, vgg, [])
+
+
+def test_pooled_style_artist_probability_reads_the_judges_artist_class(encoder) -> None:
+    """The judge's P(artist) of a set's pooled style: higher for the artist's own works than for another
+    style's works put in their place; a judge without an artist class reads 0; an empty set is one line."""
+    from stylecloak.evaluation.mimicry_run import gram_judge
+    from stylecloak.evaluation.nst_mimic import pooled_style_artist_probability
+
+    from .conftest import load_painting
+
+    def paintings(*names: str) -> list[torch.Tensor]:
+        return [torch.from_numpy(load_painting(name, 128)).permute(2, 0, 1)[None] for name in names]
+
+    artist = paintings("hokusai_great_wave.png", "hokusai_poppies.png", "hokusai_ryogoku_bridge.png")
+    renaissance = paintings("durer_lion.png", "bruegel_harvesters.png", "bellini_pala_di_pesaro.png")
+    impressionism = paintings("renoir_moulin_de_la_galette.png", "cassatt_summertime.png")
+    judge, _ = gram_judge("linear", torch.device("cpu"))
+    judge.fit(
+        [*artist, *renaissance, *impressionism],
+        [ARTIST_LABEL] * 3 + ["renaissance"] * 3 + ["impressionism"] * 2,
+    )
+    own = pooled_style_artist_probability(encoder, judge, artist)
+    other = pooled_style_artist_probability(encoder, judge, renaissance)
+    assert 0 <= other < own - 0.2 <= 1
+    no_artist, _ = gram_judge("linear", torch.device("cpu"))
+    no_artist.fit([*renaissance, *impressionism], ["renaissance"] * 3 + ["impressionism"] * 2)
+    assert pooled_style_artist_probability(encoder, no_artist, artist) == 0.0
+    with pytest.raises(ValueError, match="no works"):
+        pooled_style_artist_probability(encoder, judge, [])

@@ -30,6 +30,7 @@ from ..models.lpips import load_vgg16_features
 from ..models.vgg import VGG16Features
 from ..targets.transfer import reference_transfer
 from .attack import (
+    ARTIST_LABEL,
     MimicryReport,
     MimicryRequest,
     attack_conditions,
@@ -39,6 +40,7 @@ from .attack import (
     judge_condition,
     record_control,
 )
+from .classifier import FeatureStyleClassifier
 from .mimic import centre_square, resize_classes, resize_for_mimic
 from .style_features import GramFeatureExtractor
 
@@ -114,6 +116,39 @@ def pooled_style_source_progress(
             for k in range(3)
         ]
     return progress_toward(seen)
+
+
+def pooled_style_artist_probability(
+    encoder: LatentEncoder,
+    judge: FeatureStyleClassifier,
+    works: Sequence[torch.Tensor],
+    image_size: int = NSTMimicConfig.image_size,
+) -> float:
+    """The judge's own reading of what this attack copies from a training set: its P(artist) for the mean
+    style features of the decoder's images of ``works`` (each 1x3xHxW in [0, 1], shrunk to the attack's long
+    side), ``judge`` fitted as this attack fits it (on the artist's clean works at that size, the other styles
+    and, with --judge-renditions, their renditions).
+
+    :func:`pooled_style_source_progress` measures the way toward the target; the judge asks how far from the
+    artist's class, against all its other classes, which is a different direction. On the prints (2026-12-06,
+    docs/protection.md) two sets of equal pooled progress, one posted at 256 px and one at 512 px, gave the
+    transfer 0.50 and 0.33; this reading told them apart in that order and ranked six sets across both sizes
+    about as the transfers did, by differences of a few thousandths (clean about 0.34, cloaks 0.27-0.29).
+    A diagnostic of one judge, not a rate; 0 when the judge has no artist class.
+    """
+    _check_decoder(encoder)
+    if not works:
+        raise ValueError("no works to pool")
+    if ARTIST_LABEL not in judge.labels:
+        return 0.0
+    with torch.no_grad():
+        pooled = torch.stack(
+            [
+                judge.extractor.features(encoder_decoder_round_trip(resize_for_mimic(work, image_size), encoder))
+                for work in works
+            ]
+        ).mean(dim=0, keepdim=True)
+        return float(judge.head.predict_proba(pooled)[0, judge.labels.index(ARTIST_LABEL)])
 
 
 def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NSTMimicConfig) -> MimicryReport:
