@@ -29,7 +29,13 @@ import torch
 
 from stylecloak.evaluation.attack import fit_judge_on_images, rendition_classes
 from stylecloak.evaluation.mimic import resize_classes, resize_for_mimic
-from stylecloak.evaluation.mimicry_run import artwork_key, gram_judge, load_art_folder, load_other_styles
+from stylecloak.evaluation.mimicry_run import (
+    MimicryUsageError,
+    artwork_key,
+    gram_judge,
+    load_art_folder,
+    load_other_styles,
+)
 from stylecloak.evaluation.nst_mimic import (
     NSTMimicConfig,
     pooled_style_artist_probability,
@@ -96,4 +102,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MimicryUsageError as error:  # a missing or unreadable folder: one line, not a traceback
+        raise SystemExit(f"bench_judge_reading.py: {error}") from None
