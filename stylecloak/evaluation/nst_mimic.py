@@ -40,7 +40,7 @@ from .attack import (
     judge_condition,
     record_control,
 )
-from .classifier import FeatureStyleClassifier
+from .classifier import FeatureExtractor, FeatureStyleClassifier
 from .mimic import centre_square, resize_classes, resize_for_mimic
 from .style_features import GramFeatureExtractor
 
@@ -105,16 +105,7 @@ def pooled_style_source_progress(
     if not works:
         raise ValueError("no works to pool")
     features = GramFeatureExtractor(vgg, cache=False)
-    with torch.no_grad():
-        seen = [
-            torch.stack(
-                [
-                    features.features(encoder_decoder_round_trip(resize_for_mimic(work[k], image_size), encoder))
-                    for work in works
-                ]
-            ).mean(dim=0)
-            for k in range(3)
-        ]
+    seen = [_pooled_view_features(encoder, features, [work[k] for work in works], image_size) for k in range(3)]
     return progress_toward(seen)
 
 
@@ -141,14 +132,20 @@ def pooled_style_artist_probability(
         raise ValueError("no works to pool")
     if ARTIST_LABEL not in judge.labels:
         return 0.0
+    pooled = _pooled_view_features(encoder, judge.extractor, works, image_size)
     with torch.no_grad():
-        pooled = torch.stack(
-            [
-                judge.extractor.features(encoder_decoder_round_trip(resize_for_mimic(work, image_size), encoder))
-                for work in works
-            ]
-        ).mean(dim=0, keepdim=True)
-        return float(judge.head.predict_proba(pooled)[0, judge.labels.index(ARTIST_LABEL)])
+        return float(judge.head.predict_proba(pooled[None])[0, judge.labels.index(ARTIST_LABEL)])
+
+
+def _pooled_view_features(
+    encoder: LatentEncoder, extractor: FeatureExtractor, images: Sequence[torch.Tensor], image_size: int
+) -> torch.Tensor:
+    """The mean of ``extractor``'s features of the decoder's images of ``images`` shrunk to ``image_size``: what
+    this attack pools from a training set, as both pooled figures read it."""
+    with torch.no_grad():
+        return torch.stack(
+            [extractor.features(encoder_decoder_round_trip(resize_for_mimic(x, image_size), encoder)) for x in images]
+        ).mean(dim=0)
 
 
 def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NSTMimicConfig) -> MimicryReport:
