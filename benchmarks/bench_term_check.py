@@ -8,7 +8,8 @@
   original) over the norm of (cloak - original) in pixels, the same noise on both, and the projection of the
   purified latent change on the posted one.
 
-It is a check of the term's mechanism, not of protection: only a mimic run says what a mimic learns.
+It is a check of the term's mechanism, not of protection: only a mimic run says what a mimic learns. The first
+figure, per pair, is what ``stylecloak evaluate --surrogate FILE`` prints (stylecloak.evaluation.surrogate_figure).
 
     STYLECLOAK_MODELS=../shared/models .venv/bin/python benchmarks/bench_term_check.py \\
         --surrogate /tmp/surr/surrogate-b.pt --clean /tmp/curve-dec/clean /tmp/acc-away/cloaked
@@ -25,16 +26,11 @@ import torch
 from stylecloak.countermeasures import get_countermeasure
 from stylecloak.evaluation.mimic import resize_for_mimic
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder
+from stylecloak.evaluation.surrogate_figure import denoising_loss
 from stylecloak.models.encoders import LatentEncoder, load_encoder
 from stylecloak.models.surrogate import DenoiserTerm, load_surrogate
 
 MIMIC_SIZE = 128
-LEVELS = 32
-
-
-def denoising_loss(term: DenoiserTerm, latents: torch.Tensor) -> float:
-    """The surrogate's mean denoising loss per latent value over evenly spread noise levels (fixed noise)."""
-    return -term.mean_over_levels(latents, LEVELS, seed=99) / latents[0].numel()
 
 
 def mean_loss(term: DenoiserTerm, encoder: LatentEncoder, images: list[torch.Tensor]) -> float:

@@ -156,25 +156,31 @@ def mimic_view_factors(factors: tuple[float, ...], size: tuple[int, ...]) -> lis
     return [f for f in factors if f > 1 and min(round(side / f) for side in size) >= MIN_SCALED_SIDE]
 
 
+def scale_key(factor: float) -> str:
+    """The key of a shrink factor in the tables by scale: ``2`` -> "2x", ``2.5`` -> "2.5x", ``3.5088`` -> "3.51x"
+    (two decimals: a per-image factor from a mimic's training size is rarely whole)."""
+    return f"{round(float(factor), 2):g}x"
+
+
 def progress_tables(
     encoder: LatentEncoder,
     original: torch.Tensor,
     cloaked: torch.Tensor,
     target: torch.Tensor,
-    factors: Sequence[int] = MIMIC_DOWNSCALES,
+    factors: Sequence[float] = MIMIC_DOWNSCALES,
     tile_size: int = 512,
     decoded: bool = True,
 ) -> tuple[dict[str, float | None], dict[str, float | None]]:
     """``target_progress`` where the mimic looks: original, cloak and target each shrunk by every factor (as a
     training pipeline resizes scraped art), then measured as usual; and the same for the decoder's image of the
     latents (:func:`decoded_target_progress`, what a latent mimic can give back), from the same encodes. A
-    cloak that only works at the posted size shows it here. Keys "1x", "2x", ...; None where the shrunk image
-    is too small for the encoder. The second table is empty unless ``decoded`` and the encoder can decode."""
+    cloak that only works at the posted size shows it here. Keys "1x", "2x", ... (:func:`scale_key`); None where
+    the shrunk image is too small for the encoder. The second table is empty unless ``decoded`` and the encoder can decode."""
     with_decoder = decoded and encoder.can_decode
     latent: dict[str, float | None] = {}
     seen_decoded: dict[str, float | None] = {}
     for factor in factors:
-        key = f"{factor}x"
+        key = scale_key(factor)
         small = [downscale(image, factor) for image in (original, cloaked, target)]
         if min(small[0].shape[-2:]) < MIN_SCALED_SIDE:
             latent[key] = seen_decoded[key] = None
@@ -188,7 +194,7 @@ def progress_by_scale(
     original: torch.Tensor,
     cloaked: torch.Tensor,
     target: torch.Tensor,
-    factors: Sequence[int] = MIMIC_DOWNSCALES,
+    factors: Sequence[float] = MIMIC_DOWNSCALES,
     tile_size: int = 512,
 ) -> dict[str, float | None]:
     """The latent table of :func:`progress_tables` alone."""

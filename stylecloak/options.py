@@ -577,6 +577,13 @@ EVALUATE = Command(
             action="store_true",
             help="skip the robustness table and the progress by scale (thirteen more encoder passes)",
         ),
+        option(
+            "--surrogate",
+            metavar="FILE",
+            help="experimental: a surrogate model (`stylecloak surrogate`) to measure the `away` term through: how "
+            "much harder it finds each cloak to denoise than the original, at its training size. Through the file "
+            "the cloak was made with it checks that the term worked; it is not a protection rate",
+        ),
         option("--json", action="store_true", help="print one JSON object per pair on stdout"),
     ),
     description="Measure cloaked images against their originals. "
@@ -602,7 +609,8 @@ what the numbers mean (all measured on the images as saved, 8-bit):
   target_progress  how far the cloak moves the model's encoder toward the target style:
                    0 no effect, 1 the encoder sees the target style instead of yours.
   progress_by_scale  target_progress after shrinking the original, the cloak and the target alike by 1x, 2x
-                   and 4x, as a mimic does when it trains at a smaller size than the posted art.
+                   and 4x, as a mimic does when it trains at a smaller size than the posted art, and by each
+                   shrink the cloak recorded that it aimed at (--mimic-sizes: e.g. 3.51x; marked "aimed at").
   decoded_progress_by_scale  the same for the picture the model's decoder draws of the latents: what a
                    latent mimic can give back at best. The encoder can move in ways the decoder ignores;
                    with art posted at 512 px our test mimic followed this figure, not progress_by_scale.
@@ -611,6 +619,10 @@ what the numbers mean (all measured on the images as saved, 8-bit):
                    did in our runs on one artist's prints; a ranking, not a protection rate. The attack pools
                    all the works it copies, so in a folder the lowest counts, not the median: `stylecloak
                    report` gives the lowest and the mean.
+  surrogate_figure with --surrogate FILE: that model's denoising loss on the cloak shrunk to its training
+                   size, over the original's (1.00 as hard; the experimental `away` term raises it). The
+                   figures above do not see that term. In our runs it ranked cloaks by how much of the budget
+                   went to the term, not by what a mimic learned: a check, not a protection rate.
   robustness       target_progress left after what a mimic may do to scraped art first: JPEG at quality
                    95/85/75, Gaussian noise of 2/4/8 levels, downscale to 50% and back, a 1 px blur, noise
                    then upscaling, and a round trip through the model's own autoencoder. High values mean the

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -38,17 +37,9 @@ def load_surrogate_model(settings: CloakSettings, device: torch.device) -> Train
     when the file is missing or not a surrogate."""
     if settings.surrogate is None:
         return None
-    from .models.surrogate import load_surrogate
+    from .models.surrogate import load_surrogate_file
 
-    path = Path(settings.surrogate).expanduser()
-    if not path.is_file():
-        raise ValueError(f"surrogate model not found: {path}")
-    try:
-        return load_surrogate(path, device)
-    except (KeyError, RuntimeError, OSError, pickle.UnpicklingError) as error:
-        raise ValueError(
-            f"{path} is not a surrogate model from `stylecloak surrogate` ({type(error).__name__})"
-        ) from None
+    return load_surrogate_file(settings.surrogate, device)
 
 
 def load_denoiser(

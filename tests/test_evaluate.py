@@ -35,7 +35,10 @@ FIELDS = (
     "robustness",
     "progress_by_scale",
     "decoded_progress_by_scale",
+    "aimed_shrinks",
     "style_transfer_progress",
+    "surrogate_figure",
+    "made_with_surrogate",
     "model_view",
     "visibility_map",
     "seconds",
@@ -80,7 +83,8 @@ def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_
     assert result["target_progress"] > 0
     assert list(result["robustness"]) == [c.name for c in COUNTERMEASURES]
     scales = result["progress_by_scale"]
-    assert list(scales) == ["1x", "2x", "4x"]
+    assert list(scales) == ["1x", "2x", "4x"]  # the default aim (2, 4) adds no scale
+    assert result["aimed_shrinks"] == [2]  # but is named (4x leaves 96 px too small: the cloak skipped it)
     assert scales["1x"] == pytest.approx(result["target_progress"], abs=1e-6)
     assert isinstance(scales["2x"], float) and scales["4x"] is None  # 96 px shrunk 4x is too small to measure
     assert all(isinstance(v, float) and v < result["target_progress"] + 0.05 for v in result["robustness"].values())
@@ -88,6 +92,7 @@ def test_evaluate_json_holds_every_field_and_writes_what_the_model_sees(cloaked_
     assert list(decoded) == ["1x", "2x", "4x"] and decoded["4x"] is None
     assert all(isinstance(decoded[k], float) and -1 < decoded[k] < 1 for k in ("1x", "2x"))
     assert isinstance(result["style_transfer_progress"], float) and -1 < result["style_transfer_progress"] < 1
+    assert result["surrogate_figure"] is None and result["made_with_surrogate"] is None  # no --surrogate, none used
 
     view = Path(result["model_view"])
     assert view == tmp_path / "views" / "wave.model-view.png"
@@ -116,6 +121,34 @@ def test_evaluate_measures_against_the_target_the_cloak_aimed_at(tmp_path, capsy
     # 160x108 px: shrunk 4x its short side would fall under 32 px, so 1/2 is the smallest view the cloak works at
     assert result["target"] == "mosaic@1/2"
     assert result["target_progress"] == pytest.approx(made["target_progress"], abs=1e-4)
+
+
+def test_evaluate_measures_where_the_cloak_aimed_as_well_as_at_half_and_a_quarter(tmp_path, capsys) -> None:
+    # A cloak aimed at a mimic's training size shrinks each image by its own factor (128 px to 48: 2.67x): the
+    # tables by scale must hold that factor too, or a user sees figures only where the cloak did not aim.
+    original = tmp_path / "wave.png"
+    Image.fromarray((load_painting("hokusai_great_wave.png", 128) * 255).round().astype(np.uint8)).save(original)
+    aim = ["--mimic-sizes", "48", "--mimic-size-of", "long-side"]
+    assert main(["cloak", str(original), "--steps", "2", "--target", "mosaic", *aim]) == 0
+    cloaked = str(tmp_path / "wave.cloaked.png")
+    assert main(["evaluate", str(original), cloaked, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert result["aimed_shrinks"] == [pytest.approx(128 / 48)]
+    assert list(result["progress_by_scale"]) == ["1x", "2x", "2.67x", "4x"]
+    assert list(result["decoded_progress_by_scale"]) == ["1x", "2x", "2.67x", "4x"]
+    assert isinstance(result["progress_by_scale"]["2.67x"], float)
+    assert main(["evaluate", str(original), cloaked]) == 0
+    assert "1/2.67 size (aimed at)" in capsys.readouterr().out
+
+
+def test_the_scales_measured_are_the_usual_three_and_each_aimed_shrink_once() -> None:
+    from stylecloak.evaluation.evaluate import scales_to_measure
+    from stylecloak.metrics import scale_key
+
+    assert [scale_key(f) for f in (1, 2, 2.5, 4.0, 3.50877)] == ["1x", "2x", "2.5x", "4x", "3.51x"]
+    assert scales_to_measure() == [1, 2, 4]
+    assert scales_to_measure((2, 4)) == [1, 2, 4]  # the default aim adds nothing
+    assert scales_to_measure((3.5, 2.0, 1)) == [1, 2, 3.5, 4]
 
 
 def test_evaluate_text_report_and_no_robustness(cloaked_pair, capsys) -> None:

@@ -35,6 +35,8 @@ def _results(folder):
             "max_change": 12,
             "target_progress": 0.4 + index / 10,
             "style_transfer_progress": (0.237, 0.113)[index],
+            # One pair measured through a surrogate (`evaluate --surrogate`), one not.
+            "surrogate_figure": ({"relative_loss": 1.44, "long_side": 128}, None)[index],
             "robustness": {"jpeg85": 0.3, "noise4": 0.35, "vae_roundtrip": None},
             "original": str(original),
             "cloaked": str(cloaked),
@@ -88,6 +90,7 @@ def test_report_is_one_self_contained_page(tmp_path) -> None:
     # The transfer pools the works, so the summary gives the lowest beside the mean, not a median.
     assert "style statistics at 128 px: lowest 0.113, mean 0.175" in page
     assert "95% interval" in page
+    assert "median 1.44x the originals' (a check of the term, not a protection rate)" in page
 
 
 def test_report_of_an_empty_folder_says_what_to_run(tmp_path) -> None:

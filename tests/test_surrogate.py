@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from stylecloak.evaluation.mimic import MimicConfig
+from stylecloak.evaluation.surrogate_figure import relative_denoising_loss
 from stylecloak.imaging import image_to_tensor
 from stylecloak.models.surrogate import (
     DenoiserTerm,
@@ -91,6 +92,15 @@ def test_the_optimiser_adds_the_term_on_the_shrunk_views_and_keeps_the_bounds(en
     with_term = optimize_cloak(original, target, encoder, lpips_alex, config, denoiser=term)
     assert not torch.equal(plain.cloaked, with_term.cloaked)
     assert with_term.visibility is not None and with_term.visibility.violations(config.bounds) == []
+    # The `away` term's own figure (what `evaluate --surrogate` prints): 1 for the original itself, and higher
+    # for a cloak made with the term than for one made without it, through the same surrogate.
+    away = optimize_cloak(original, target, encoder, lpips_alex, config, denoiser=DenoiserTerm(model, "away"))
+    figure = {
+        name: relative_denoising_loss(model, encoder, original, quantize_8bit(outcome.cloaked))
+        for name, outcome in (("plain", plain), ("away", away))
+    }
+    assert relative_denoising_loss(model, encoder, original, original) == pytest.approx(1.0)
+    assert figure["away"] > figure["plain"] + 0.005, figure
     with pytest.raises(ValueError, match="shrunk views"):
         optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=1, mimic_downscales=()), None, term)
 
@@ -239,3 +249,34 @@ def test_an_ensemble_splits_the_weight_between_its_models_and_draws_its_own_nois
         ensemble_denoiser([], "away", None)
     with pytest.raises(ValueError, match="has none for 'mosaic'"):
         ensemble_denoiser([model, other], "toward-target", "mosaic")
+
+
+def test_evaluate_gives_the_away_terms_figure_through_a_surrogate_and_says_when_it_is_not_asked(
+    surrogate, tmp_path, capsys
+) -> None:
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from stylecloak.cli import main
+
+    _, path = surrogate
+    original = tmp_path / "wave.png"
+    Image.fromarray((load_painting("hokusai_great_wave.png", 128) * 255).round().astype(np.uint8)).save(original)
+    made = ["cloak", str(original), "--steps", "2", "--target", "mosaic", "--mimic-downscales", "2"]
+    assert main([*made, "--surrogate", str(path)]) == 0
+    cloaked = tmp_path / "wave.cloaked.png"
+    assert main(["evaluate", str(original), str(cloaked), "--no-robustness", "--json", "--surrogate", str(path)]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    figure = result["surrogate_figure"]
+    assert figure["made_with_it"] is True and figure["long_side"] == TINY.image_size  # the surrogate's own size
+    assert isinstance(figure["relative_loss"], float) and 0.5 < figure["relative_loss"] < 2
+    assert result["made_with_surrogate"] == str(path)  # as the cloaked file records it
+
+    assert main(["evaluate", str(original), str(cloaked), "--no-robustness"]) == 0
+    out = capsys.readouterr().out
+    assert "none of the figures above measures" in out and str(path) in out  # the term is named, not hidden
+    assert main(["evaluate", str(original), str(cloaked), "--surrogate", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "surrogate model not found" in err

@@ -236,7 +236,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         _error(f"no image of {args.original} has a cloaked partner in {args.cloaked}")
         return EXIT_SOME_FAILED
     try:
-        models = load_evaluation_models(args.device, args.encoder, args.target, args.target_images)
+        models = load_evaluation_models(args.device, args.encoder, args.target, args.target_images, args.surrogate)
     except (ModelNotFoundError, ChecksumMismatchError, KeyError, ValueError, RuntimeError, OSError) as exc:
         _error(str(exc).strip("'\""))
         return EXIT_USAGE

@@ -18,12 +18,20 @@ import torch
 
 from ..countermeasures import COUNTERMEASURES, Countermeasure, decode_latents
 from ..imaging import OUTPUT_MARK, list_images, quantize_8bit, quantize_rgb, tensor_to_image
-from ..metrics import TargetProgress, lpips_distance, progress_tables
+from ..metrics import (
+    MIMIC_DOWNSCALES,
+    TargetProgress,
+    lpips_distance,
+    mimic_view_factors,
+    progress_tables,
+    scale_key,
+)
 from ..models.encoders import LatentEncoder
 from ..models.tiled import TiledEncoder
 from ..models.vgg import VGG16Features
 from ..visibility import change_heatmap, measure_visibility
 from .nst_mimic import NSTMimicConfig, style_source_progress
+from .surrogate_figure import SurrogateFigure
 
 # White columns between the two halves of the "what the model sees" image.
 MODEL_VIEW_GAP = 8
@@ -60,10 +68,19 @@ class EvaluationResult:
     # The same for the decoder's image of the latents (metrics.decoded_target_progress): what a latent mimic can
     # give back; empty without a decoder.
     decoded_progress_by_scale: dict[str, float | None] = field(default_factory=dict)
+    # The shrinks the cloak recorded that it aimed at, for this image (its --mimic-downscales, or the factors its
+    # --mimic-sizes give this image's size; those that leave it too small skipped, as the optimiser skips them):
+    # both tables above also hold each of them (key "3.51x"), so that a
+    # cloak aimed at a shrink other than 2x or 4x is measured where it aimed.
+    aimed_shrinks: list[float] = field(default_factory=list)
     # How far the style statistics that style transfer copies move toward the target (nst_mimic's
     # style_source_progress: VGG16 Gram features of the decoder's image at the attack's 128 px); None without a
     # decoder or without the robustness figures.
     style_transfer_progress: float | None = None
+    # The experimental `away` term's figure (surrogate_figure.py), measured only with `evaluate --surrogate FILE`;
+    # ``made_with_surrogate`` is the surrogate the cloaked file records it was made with (None: none recorded).
+    surrogate_figure: SurrogateFigure | None = None
+    made_with_surrogate: str | None = None
     original: str | None = None
     cloaked: str | None = None
     model_view: str | None = None
@@ -83,18 +100,28 @@ class EvaluationResult:
         if self.robustness:
             cells = [f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in self.robustness.items()]
             lines.append("  after countermeasures: " + ", ".join(cells))
+        aimed = {scale_key(factor) for factor in self.aimed_shrinks}
         if self.progress_by_scale:
             lines.append(
-                "  target progress where a mimic looks (shrunk as for training): " + _by_scale(self.progress_by_scale)
+                "  target progress where a mimic looks (shrunk as for training): "
+                + _by_scale(self.progress_by_scale, aimed)
             )
         if self.decoded_progress_by_scale:
             lines.append(
-                "  the same for what the decoder draws of the latents: " + _by_scale(self.decoded_progress_by_scale)
+                "  the same for what the decoder draws of the latents: "
+                + _by_scale(self.decoded_progress_by_scale, aimed)
             )
         if self.style_transfer_progress is not None:
             lines.append(
                 f"  style statistics a style transfer copies (the model's view at {STYLE_TRANSFER_SIZE} px): "
                 f"{self.style_transfer_progress:.3f} of the way to the target"
+            )
+        if self.surrogate_figure is not None:
+            lines += self.surrogate_figure.lines()
+        elif self.made_with_surrogate:
+            lines.append(
+                f"  made with the term of the surrogate {self.made_with_surrogate}, which none of the figures above "
+                "measures: add --surrogate with that file (or another surrogate) to see its figure"
             )
         if self.visibility_map:
             lines.append(f"  where the change is most visible: {self.visibility_map}")
@@ -106,9 +133,14 @@ class EvaluationResult:
         return asdict(self)
 
 
-def _by_scale(table: dict[str, float | None]) -> str:
-    names = {"1x": "full size", "2x": "1/2 size", "4x": "1/4 size"}
-    return ", ".join(f"{names.get(k, k)} {'(too small)' if v is None else f'{v:.3f}'}" for k, v in table.items())
+def _by_scale(table: dict[str, float | None], aimed: set[str] = frozenset()) -> str:
+    """``full size 0.41, 1/2 size (aimed at) 0.22, ...``: each shrink named as a fraction of the size."""
+    cells = []
+    for key, value in table.items():
+        name = "full size" if key == "1x" else f"1/{key[:-1]} size"
+        mark = " (aimed at)" if key in aimed and key != "1x" else ""
+        cells.append(f"{name}{mark} {'(too small)' if value is None else f'{value:.3f}'}")
+    return ", ".join(cells)
 
 
 def evaluate_pair(
@@ -123,11 +155,13 @@ def evaluate_pair(
     robustness: bool = True,
     countermeasures: Sequence[Countermeasure] = COUNTERMEASURES,
     tile_size: int = 512,
+    aimed_shrinks: Sequence[float] = (),
 ) -> EvaluationResult:
     """Measure ``cloaked`` against ``original`` (1x3xHxW in [0, 1], same shape; both are rounded to 8 bits, as
     files hold them) and ``target`` (the target style's rendering of the original). With ``robustness``, also
     the figures where a mimic looks; the style-transfer figure reads LPIPS-VGG's own VGG16 (``lpips_vgg.net``)
-    and is None where ``lpips_vgg`` has none or the encoder no decoder."""
+    and is None where ``lpips_vgg`` has none or the encoder no decoder. ``aimed_shrinks`` (the factors the cloak
+    aimed at) join the tables by scale beside 1x, 2x and 4x."""
     if original.shape != cloaked.shape or original.shape != target.shape:
         raise ValueError(
             f"shapes differ: original {tuple(original.shape)}, cloaked {tuple(cloaked.shape)}, "
@@ -135,6 +169,8 @@ def evaluate_pair(
         )
     started = time.perf_counter()
     original, cloaked = quantize_8bit(original), quantize_8bit(cloaked)
+    # Those the optimiser worked at: an aim that leaves the image too small for the encoder was skipped there.
+    aimed_shrinks = mimic_view_factors(tuple(aimed_shrinks), tuple(original.shape[-2:]))
     progress = TargetProgress(encoder, original, target, tile_size)
     table: dict[str, float | None] = {}
     if robustness:
@@ -143,7 +179,9 @@ def evaluate_pair(
             table[countermeasure.name] = progress(countermeasure.apply(cloaked, encoder)) if available else None
     figures = measure_visibility(lpips_alex, original, cloaked)
     by_scale, decoded_by_scale = (
-        progress_tables(encoder, original, cloaked, target, tile_size=tile_size) if robustness else ({}, {})
+        progress_tables(encoder, original, cloaked, target, scales_to_measure(aimed_shrinks), tile_size)
+        if robustness
+        else ({}, {})
     )
     style_vgg = getattr(lpips_vgg, "net", None)  # LPIPS-VGG's own VGG16: the same ImageNet weights the judge reads
     style_transfer = (
@@ -167,8 +205,15 @@ def evaluate_pair(
         progress_by_scale=by_scale,
         decoded_progress_by_scale=decoded_by_scale,
         style_transfer_progress=style_transfer,
+        aimed_shrinks=list(aimed_shrinks),
         seconds=time.perf_counter() - started,
     )
+
+
+def scales_to_measure(aimed_shrinks: Sequence[float] = ()) -> list[float]:
+    """1x, 2x, 4x and each aimed shrink above 1 that is not one of them (by its key), smallest first."""
+    factors = {scale_key(factor): float(factor) for factor in (*MIMIC_DOWNSCALES, *aimed_shrinks) if factor >= 1}
+    return sorted(factors.values())
 
 
 def visibility_map(original: torch.Tensor, cloaked: torch.Tensor) -> np.ndarray:

@@ -29,6 +29,8 @@ from .evaluate import (
     visibility_map,
     visibility_map_path,
 )
+from .mimic import TrainedMimic
+from .surrogate_figure import measure_surrogate_figure
 
 
 @dataclass
@@ -98,6 +100,9 @@ class EvaluationModels:
     lpips_vgg: torch.nn.Module
     encoders: dict[str, LatentEncoder] = field(default_factory=dict)
     transfer: TargetStyle | None = None
+    # A surrogate diffusion model (`evaluate --surrogate FILE`) and its file, for the `away` term's figure.
+    surrogate: TrainedMimic | None = None
+    surrogate_path: Path | None = None
 
     def encoder(self, spec: str) -> LatentEncoder:
         from ..models.encoders import load_encoder
@@ -108,10 +113,15 @@ class EvaluationModels:
 
 
 def load_evaluation_models(
-    device: str = "auto", encoder: str | None = None, target: str | None = None, target_images: str | None = None
+    device: str = "auto",
+    encoder: str | None = None,
+    target: str | None = None,
+    target_images: str | None = None,
+    surrogate: str | None = None,
 ) -> EvaluationModels:
-    """Load what the whole batch needs, checking ``encoder`` and ``target`` (a catalogue name) on the way.
-    Raises (ModelNotFoundError, KeyError, ValueError, RuntimeError, OSError) with a one-line message."""
+    """Load what the whole batch needs, checking ``encoder`` and ``target`` (a catalogue name) on the way, and the
+    ``surrogate`` file whose figure every pair then gets. Raises (ModelNotFoundError, KeyError, ValueError,
+    RuntimeError, OSError) with a one-line message."""
     from ..devices import resolve_device
     from ..models.lpips import load_lpips
     from ..targets import get_target
@@ -125,6 +135,11 @@ def load_evaluation_models(
         models.transfer = resolve_target(TargetRequest(reference_images=target_images), [], resolved_device).style
     elif target:
         get_target(target)
+    if surrogate:
+        from ..models.surrogate import load_surrogate_file
+
+        models.surrogate = load_surrogate_file(surrogate, resolved_device)
+        models.surrogate_path = Path(surrogate).expanduser()
     return models
 
 
@@ -174,9 +189,10 @@ def evaluate_files(
         )
     original = quantize_8bit(image_to_tensor(original_image.rgb).to(models.device))
     cloaked = quantize_8bit(image_to_tensor(cloaked_image.rgb).to(models.device))
+    # The shrinks the cloak aimed at, as it computed them for this image (none when the file records no settings).
+    aimed = _recorded_aim(recorded).view_factors(tuple(original.shape[-2:])) if recorded else ()
     if recorded.get("target_at_mimic_size") is True:  # the cloak aimed at the target drawn at the mimic's size
-        factors = _recorded_aim(recorded).view_factors(tuple(original.shape[-2:]))
-        target_style = target_at_mimic_size(target_style, factors, original.shape[-2:])
+        target_style = target_at_mimic_size(target_style, aimed, original.shape[-2:])
     rendered = render_cached(target_style, original, seed, user_cache_dir() / "targets").to(models.device)
     result = evaluate_pair(
         original,
@@ -187,8 +203,15 @@ def evaluate_files(
         models.lpips_vgg,
         target_name=target_style.name,
         robustness=robustness,
+        aimed_shrinks=aimed,
     )
     result.original, result.cloaked = str(original_path), str(cloaked_path)
+    made_with = recorded.get("surrogate")
+    result.made_with_surrogate = made_with if isinstance(made_with, str) else None
+    if models.surrogate is not None and models.surrogate_path is not None:
+        result.surrogate_figure = measure_surrogate_figure(
+            models.surrogate, models.surrogate_path, model, original, cloaked, recorded
+        )
     if model.can_decode:
         view = model_view_path(out_dir, name, [original_path, cloaked_path])
         result.model_view = str(save_image(view, model_view(model, original, cloaked)))

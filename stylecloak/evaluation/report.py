@@ -205,6 +205,19 @@ def _evaluation_section(evaluations: list[tuple[Path, dict[str, Any]]]) -> str:
             f"; style statistics at 128 px: lowest {min(style):.3f}, mean {statistics.mean(style):.3f} "
             "(a style transfer pools the works it copies: the lowest counts)"
         )
+    surrogate = [
+        e["surrogate_figure"]["relative_loss"]
+        for e in data
+        if isinstance(e.get("surrogate_figure"), dict)
+        and isinstance(e["surrogate_figure"].get("relative_loss"), (int, float))
+    ]
+    if surrogate:
+        # Only `evaluate --surrogate` measures the experimental `away` term; it checks the optimisation (through
+        # the cloak's own surrogate) and did not rank cloaks as the mimic did (docs/protection.md, 2026-12-06).
+        summary += (
+            f"; a surrogate's denoising loss (the `away` term's figure, {len(surrogate)} pairs): median "
+            f"{statistics.median(surrogate):.2f}x the originals' (a check of the term, not a protection rate)"
+        )
     plot = robustness_plot(data)
     triptychs = []
     for path, e in evaluations:

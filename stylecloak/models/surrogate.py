@@ -29,6 +29,7 @@ at 1).
 from __future__ import annotations
 
 import io
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,20 @@ def load_surrogate(path: Path, device: torch.device) -> TrainedMimic:
     unet.load_state_dict(state["unet"])
     unet.to(device).eval().requires_grad_(False)
     return TrainedMimic(unet, list(state["labels"]), state["mean"], state["std"], config)
+
+
+def load_surrogate_file(path: str | Path, device: torch.device) -> TrainedMimic:
+    """:func:`load_surrogate` for a path a user gave (``~`` expanded), raising ValueError with a one-line reason
+    when the file is missing or is not a surrogate model."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ValueError(f"surrogate model not found: {path}")
+    try:
+        return load_surrogate(path, device)
+    except (KeyError, RuntimeError, OSError, pickle.UnpicklingError) as error:
+        raise ValueError(
+            f"{path} is not a surrogate model from `stylecloak surrogate` ({type(error).__name__})"
+        ) from None
 
 
 @dataclass
