@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,8 +70,8 @@ class EvaluationResult:
     decoded_progress_by_scale: dict[str, float | None] = field(default_factory=dict)
     # The shrinks the cloak recorded that it aimed at, for this image (its --mimic-downscales, or the factors its
     # --mimic-sizes give this image's size; those that leave it too small skipped, as the optimiser skips them):
-    # both tables above also hold each of them (key "3.51x"), so that a
-    # cloak aimed at a shrink other than 2x or 4x is measured where it aimed.
+    # both tables above also hold each of them (key "3.51x"), so that a cloak aimed at a shrink other than 2x or
+    # 4x is measured where it aimed.
     aimed_shrinks: list[float] = field(default_factory=list)
     # How far the style statistics that style transfer copies move toward the target (nst_mimic's
     # style_source_progress: VGG16 Gram features of the decoder's image at the attack's 128 px); None without a
@@ -133,7 +133,7 @@ class EvaluationResult:
         return asdict(self)
 
 
-def _by_scale(table: dict[str, float | None], aimed: set[str] = frozenset()) -> str:
+def _by_scale(table: dict[str, float | None], aimed: Collection[str] = ()) -> str:
     """``full size 0.41, 1/2 size (aimed at) 0.22, ...``: each shrink named as a fraction of the size."""
     cells = []
     for key, value in table.items():
