@@ -6,7 +6,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ import torch
 from ._version import __version__
 from .devices import resolve_device
 from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, quantize_8bit, quantize_rgb, save_image
-from .metrics import progress_tables, target_progress
+from .metrics import mimic_view_factors, progress_tables, scale_key, target_progress
 from .models.encoders import LatentEncoder, load_encoder
 from .models.lpips import load_lpips
 from .models.weights import user_cache_dir
@@ -100,6 +100,11 @@ class CloakReport:
     # latent mimic can give back. At 512 px the mimic's response followed this figure where the latent one
     # did not (docs/protection.md, "What the decoder renders"). None without a decoder or at too small a size.
     decoded_progress_half: float | None = None
+    # Where the cloak aimed, when half size is not among its aims (``--mimic-downscales 4``, or the per-image
+    # factors of ``--mimic-sizes``): the same two figures at each aimed shrink, keyed as evaluate's tables
+    # ("3.51x": [latent, decoded]; decoded None without a decoder), so that the report is read where the cloak
+    # works and not only at a half size it never aimed at. Empty when half size is aimed at.
+    progress_at_aim: dict[str, list[float | None]] = field(default_factory=dict)
     version: str = __version__
 
     def summary(self) -> str:
@@ -110,6 +115,9 @@ class CloakReport:
             at_half.append(f"at half size {self.target_progress_half:.2f}")
         if self.decoded_progress_half is not None:
             at_half.append(f"decoder's image at half size {self.decoded_progress_half:.2f}")
+        for key, (latent, decoded) in self.progress_at_aim.items():
+            at_aim = f"at its aim 1/{key[:-1]} {'(too small)' if latent is None else f'{latent:.2f}'}"
+            at_half.append(at_aim + ("" if decoded is None else f", decoder's image there {decoded:.2f}"))
         half = f" ({', '.join(at_half)})" if at_half else ""
         return (
             f"{self.output}  lpips {self.lpips:.3f} (budget {self.budget})  ssim {self.ssim:.3f}  "
@@ -229,8 +237,12 @@ class Cloaker:
         s = self.settings
         # Where a mimic looks: one more encode of each image at a quarter of the pixels, and the decoder's image
         # of those latents (tiled: bounded memory on large images).
-        latent, decoded = progress_tables(self.encoder, original, cloaked, target, (2,), s.tile_size)
+        aimed = mimic_view_factors(s.view_factors(tuple(original.shape[-2:])), tuple(original.shape[-2:]))
+        # Half size always (the figure every report has); each aimed shrink too when half size is not aimed at.
+        elsewhere = [] if any(scale_key(f) == "2x" for f in aimed) else aimed
+        latent, decoded = progress_tables(self.encoder, original, cloaked, target, (2, *elsewhere), s.tile_size)
         half, decoded_half = latent["2x"], decoded.get("2x")
+        at_aim = {scale_key(f): [latent[scale_key(f)], decoded.get(scale_key(f))] for f in elsewhere}
         return CloakReport(
             input=None,
             output=None,
@@ -253,6 +265,7 @@ class Cloaker:
             quality=s.quality,
             target_progress_half=half,
             decoded_progress_half=decoded_half,
+            progress_at_aim=at_aim,
         )
 
     def cloak_file(

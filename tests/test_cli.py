@@ -223,6 +223,7 @@ def test_evaluate_reports_metrics(small_painting_file, tmp_path, capsys) -> None
     # The cloak's own report says where a mimic looks, as evaluate measures it on the saved file.
     assert report["target_progress_half"] == pytest.approx(result["progress_by_scale"]["2x"], abs=1e-4)
     assert report["decoded_progress_half"] == pytest.approx(result["decoded_progress_by_scale"]["2x"], abs=1e-4)
+    assert report["progress_at_aim"] == {}  # the default aim includes half size: nothing more to report
 
 
 def test_python_api(capsys) -> None:

@@ -129,10 +129,16 @@ def test_evaluate_measures_where_the_cloak_aimed_as_well_as_at_half_and_a_quarte
     original = tmp_path / "wave.png"
     Image.fromarray((load_painting("hokusai_great_wave.png", 128) * 255).round().astype(np.uint8)).save(original)
     aim = ["--mimic-sizes", "48", "--mimic-size-of", "long-side"]
-    assert main(["cloak", str(original), "--steps", "2", "--target", "mosaic", *aim]) == 0
+    assert main(["cloak", str(original), "--steps", "2", "--target", "mosaic", *aim, "--json"]) == 0
+    made = json.loads(capsys.readouterr().out.splitlines()[-1])
     cloaked = str(tmp_path / "wave.cloaked.png")
     assert main(["evaluate", str(original), cloaked, "--json"]) == 0
     result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    # The cloak's own report gives the same figures where it aimed (half size is not among its aims).
+    assert list(made["progress_at_aim"]) == ["2.67x"]
+    latent, decoded = made["progress_at_aim"]["2.67x"]
+    assert latent == pytest.approx(result["progress_by_scale"]["2.67x"], abs=1e-4)
+    assert decoded == pytest.approx(result["decoded_progress_by_scale"]["2.67x"], abs=1e-4)
     assert result["aimed_shrinks"] == [pytest.approx(128 / 48)]
     assert list(result["progress_by_scale"]) == ["1x", "2x", "2.67x", "4x"]
     assert list(result["decoded_progress_by_scale"]) == ["1x", "2x", "2.67x", "4x"]

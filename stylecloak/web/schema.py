@@ -22,7 +22,7 @@ class ItemOut(BaseModel):
     error: str | None = Field(description="one line, when the state is failed")
     report: dict[str, Any] | None = Field(
         description="when done: the cloak's report (lpips, ssim, ssim_window_min, psnr, max_change, "
-        "target_progress, target_progress_half, decoded_progress_half, budget, target, encoder, seconds, steps, seed, intensity, quality, ...)"
+        "target_progress, target_progress_half, decoded_progress_half, progress_at_aim, budget, target, encoder, seconds, steps, seed, intensity, quality, ...)"
     )
 
 
