@@ -280,3 +280,17 @@ def test_evaluate_gives_the_away_terms_figure_through_a_surrogate_and_says_when_
     assert main(["evaluate", str(original), str(cloaked), "--surrogate", str(tmp_path / "missing.pt")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "surrogate model not found" in err
+
+
+def test_the_away_terms_figure_refuses_a_surrogate_of_another_latent_space(surrogate) -> None:
+    model, _ = surrogate
+
+    class FourChannels:  # an encoder of another latent space (SD's VAE has 4 channels; TAEF2 has 32)
+        name = "four-channels"
+
+        def encode(self, image: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(1, 4, image.shape[-2] // 8, image.shape[-1] // 8)
+
+    image = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="latents of 32 channels and encoder 'four-channels' gives 4"):
+        relative_denoising_loss(model, FourChannels(), image, image)

@@ -57,8 +57,15 @@ def relative_denoising_loss(
     (default: the size the surrogate was trained at, ``model.config.image_size``), with the same noise."""
     term = surrogate_term(model)
     size = long_side or model.config.image_size
-    reference = denoising_loss(term, mimic_size_latents(encoder, original, size))
-    return denoising_loss(term, mimic_size_latents(encoder, cloaked, size)) / max(reference, 1e-12)
+    latents = [mimic_size_latents(encoder, image, size) for image in (original, cloaked)]
+    channels = int(model.mean.shape[1])
+    if latents[0].shape[1] != channels:  # a surrogate of another latent space: say so, not a convolution error
+        raise ValueError(
+            f"the surrogate was trained on latents of {channels} channels and encoder {encoder.name!r} gives "
+            f"{latents[0].shape[1]}: evaluate with the encoder the surrogate was trained with"
+        )
+    reference = denoising_loss(term, latents[0])
+    return denoising_loss(term, latents[1]) / max(reference, 1e-12)
 
 
 @dataclass
