@@ -26,15 +26,15 @@ import torch
 from stylecloak.countermeasures import get_countermeasure
 from stylecloak.evaluation.mimic import resize_for_mimic
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder
-from stylecloak.evaluation.surrogate_figure import denoising_loss
+from stylecloak.evaluation.surrogate_figure import denoising_loss, mimic_size_latents, surrogate_term
 from stylecloak.models.encoders import LatentEncoder, load_encoder
-from stylecloak.models.surrogate import DenoiserTerm, load_surrogate
+from stylecloak.models.surrogate import DenoiserTerm, load_surrogate_file
 
 MIMIC_SIZE = 128
 
 
 def mean_loss(term: DenoiserTerm, encoder: LatentEncoder, images: list[torch.Tensor]) -> float:
-    return statistics.mean(denoising_loss(term, encoder.encode(resize_for_mimic(x, MIMIC_SIZE))) for x in images)
+    return statistics.mean(denoising_loss(term, mimic_size_latents(encoder, x, MIMIC_SIZE)) for x in images)
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     device = torch.device("cpu")
     encoder = load_encoder("taef2", device)
-    term = DenoiserTerm(load_surrogate(args.surrogate, device), mode="away")
+    term = surrogate_term(load_surrogate_file(args.surrogate, device))
     purify = get_countermeasure("noise8+upscale")
     clean, names = load_art_folder(args.clean)
     clean_purified = [purify.apply(x, encoder) for x in clean]

@@ -175,7 +175,8 @@ def progress_tables(
     training pipeline resizes scraped art), then measured as usual; and the same for the decoder's image of the
     latents (:func:`decoded_target_progress`, what a latent mimic can give back), from the same encodes. A
     cloak that only works at the posted size shows it here. Keys "1x", "2x", ... (:func:`scale_key`); None where
-    the shrunk image is too small for the encoder. The second table is empty unless ``decoded`` and the encoder can decode."""
+    the shrunk image is too small for the encoder. The second table is empty unless ``decoded`` and the encoder
+    can decode."""
     with_decoder = decoded and encoder.can_decode
     latent: dict[str, float | None] = {}
     seen_decoded: dict[str, float | None] = {}
