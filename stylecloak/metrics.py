@@ -162,6 +162,13 @@ def scale_key(factor: float) -> str:
     return f"{round(float(factor), 2):g}x"
 
 
+def scale_fraction(key: str) -> str:
+    """The size a key of :func:`scale_key` names, as people read it: "3.51x" -> "1/3.51" (of the posted size)."""
+    if not key.endswith("x"):
+        raise ValueError(f"not a key of the tables by scale: {key!r} (expected e.g. '2x')")
+    return f"1/{key.removesuffix('x')}"
+
+
 def progress_tables(
     encoder: LatentEncoder,
     original: torch.Tensor,

@@ -16,7 +16,7 @@ import torch
 from ._version import __version__
 from .devices import resolve_device
 from .imaging import LoadedImage, image_to_tensor, load_image, output_path_for, quantize_8bit, quantize_rgb, save_image
-from .metrics import mimic_view_factors, progress_tables, scale_key, target_progress
+from .metrics import mimic_view_factors, progress_tables, scale_fraction, scale_key, target_progress
 from .models.encoders import LatentEncoder, load_encoder
 from .models.lpips import load_lpips
 from .models.weights import user_cache_dir
@@ -116,7 +116,7 @@ class CloakReport:
         if self.decoded_progress_half is not None:
             at_half.append(f"decoder's image at half size {self.decoded_progress_half:.2f}")
         for key, (latent, decoded) in self.progress_at_aim.items():
-            at_aim = f"at its aim 1/{key[:-1]} {'(too small)' if latent is None else f'{latent:.2f}'}"
+            at_aim = f"at its aim {scale_fraction(key)} {'(too small)' if latent is None else f'{latent:.2f}'}"
             at_half.append(at_aim + ("" if decoded is None else f", decoder's image there {decoded:.2f}"))
         half = f" ({', '.join(at_half)})" if at_half else ""
         return (

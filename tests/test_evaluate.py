@@ -143,15 +143,23 @@ def test_evaluate_measures_where_the_cloak_aimed_as_well_as_at_half_and_a_quarte
     assert list(result["progress_by_scale"]) == ["1x", "2x", "2.67x", "4x"]
     assert list(result["decoded_progress_by_scale"]) == ["1x", "2x", "2.67x", "4x"]
     assert isinstance(result["progress_by_scale"]["2.67x"], float)
+    # People read the same shrink the same way in the cloak's line and in evaluate's text.
+    assert (
+        main(["cloak", str(original), "--steps", "2", "--target", "mosaic", *aim, "-o", str(tmp_path / "again")]) == 0
+    )
+    assert f"at its aim 1/2.67 {latent:.2f}" in capsys.readouterr().out
     assert main(["evaluate", str(original), cloaked]) == 0
     assert "1/2.67 size (aimed at)" in capsys.readouterr().out
 
 
 def test_the_scales_measured_are_the_usual_three_and_each_aimed_shrink_once() -> None:
     from stylecloak.evaluation.evaluate import scales_to_measure
-    from stylecloak.metrics import scale_key
+    from stylecloak.metrics import scale_fraction, scale_key
 
     assert [scale_key(f) for f in (1, 2, 2.5, 4.0, 3.50877)] == ["1x", "2x", "2.5x", "4x", "3.51x"]
+    assert [scale_fraction(scale_key(f)) for f in (2, 3.50877)] == ["1/2", "1/3.51"]
+    with pytest.raises(ValueError, match="not a key"):
+        scale_fraction("3.51")
     assert scales_to_measure() == [1, 2, 4]
     assert scales_to_measure((2, 4)) == [1, 2, 4]  # the default aim adds nothing
     assert scales_to_measure((3.5, 2.0, 1)) == [1, 2, 3.5, 4]

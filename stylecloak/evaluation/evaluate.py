@@ -24,6 +24,7 @@ from ..metrics import (
     lpips_distance,
     mimic_view_factors,
     progress_tables,
+    scale_fraction,
     scale_key,
 )
 from ..models.encoders import LatentEncoder
@@ -137,7 +138,7 @@ def _by_scale(table: dict[str, float | None], aimed: Collection[str] = ()) -> st
     """``full size 0.41, 1/2 size (aimed at) 0.22, ...``: each shrink named as a fraction of the size."""
     cells = []
     for key, value in table.items():
-        name = "full size" if key == "1x" else f"1/{key[:-1]} size"
+        name = "full size" if key == "1x" else f"{scale_fraction(key)} size"
         mark = " (aimed at)" if key in aimed and key != "1x" else ""
         cells.append(f"{name}{mark} {'(too small)' if value is None else f'{value:.3f}'}")
     return ", ".join(cells)
