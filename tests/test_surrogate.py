@@ -294,3 +294,6 @@ def test_the_away_terms_figure_refuses_a_surrogate_of_another_latent_space(surro
     image = torch.rand(1, 3, 64, 64)
     with pytest.raises(ValueError, match="latents of 32 channels and encoder 'four-channels' gives 4"):
         relative_denoising_loss(model, FourChannels(), image, image)
+    # The cloak's own path meets the same check in the term, one line instead of a tensor error.
+    with pytest.raises(ValueError, match="latents of 32 channels and the encoder gives 4"):
+        DenoiserTerm(model, mode="away").loss(torch.zeros(1, 4, 8, 8), (2,))

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..models.encoders import LatentEncoder
-from ..models.surrogate import DenoiserTerm
+from ..models.surrogate import DenoiserTerm, check_latent_channels
 from .mimic import TrainedMimic, resize_for_mimic
 
 # Noise levels spread evenly over the term's range, and the seed of their noise: the same noise for the original
@@ -58,12 +58,7 @@ def relative_denoising_loss(
     term = surrogate_term(model)
     size = long_side or model.config.image_size
     latents = [mimic_size_latents(encoder, image, size) for image in (original, cloaked)]
-    channels = int(model.mean.shape[1])
-    if latents[0].shape[1] != channels:  # a surrogate of another latent space: say so, not a convolution error
-        raise ValueError(
-            f"the surrogate was trained on latents of {channels} channels and encoder {encoder.name!r} gives "
-            f"{latents[0].shape[1]}: evaluate with the encoder the surrogate was trained with"
-        )
+    check_latent_channels(model, latents[0], encoder.name)  # the term checks too, but cannot name the encoder
     reference = denoising_loss(term, latents[0])
     return denoising_loss(term, latents[1]) / max(reference, 1e-12)
 

@@ -148,6 +148,18 @@ def load_surrogate_file(path: str | Path, device: torch.device) -> TrainedMimic:
         ) from None
 
 
+def check_latent_channels(model: TrainedMimic, latents: torch.Tensor, encoder_name: str | None = None) -> None:
+    """Raise ValueError in one line when ``latents`` are not of the latent space ``model`` was trained on (a
+    surrogate of TAEF2's 32 channels given an encoder of 4), instead of a tensor error deep in the term."""
+    channels = int(model.mean.shape[1])
+    if latents.shape[1] != channels:
+        encoder = "the encoder" if encoder_name is None else f"encoder {encoder_name!r}"
+        raise ValueError(
+            f"the surrogate was trained on latents of {channels} channels and {encoder} gives "
+            f"{latents.shape[1]}: use the encoder the surrogate was trained with"
+        )
+
+
 @dataclass
 class DenoiserTerm:
     """A surrogate's term in each shrunk view's loss (see the module docstring)."""
@@ -204,6 +216,7 @@ class DenoiserTerm:
     def _raw(self, latents: torch.Tensor, generator: torch.Generator, level: int | None = None) -> torch.Tensor:
         """The unnormalised term at noise level ``level`` (default: drawn from ``generator``)."""
         model = self.model
+        check_latent_channels(model, latents)  # the cloak's views and the figure's latents alike
         device = latents.device
         z = (latents.float() - model.mean.to(device)) / model.std.to(device)
         height, width = z.shape[-2:]
