@@ -105,6 +105,9 @@ class OptimizerConfig:
     # Each step, Gaussian noise of a standard deviation drawn in [0, view_noise] 8-bit levels is added to every
     # shrunk view before the shrink (CloakSettings.view_noise; 0: none).
     view_noise: float = _DEFAULTS.view_noise
+    # Each step's gradient averaged over cells of this many pixels and spread back bilinearly, so that the change
+    # is smooth at that scale (CloakSettings.change_cell; 1: off).
+    change_cell: int = _DEFAULTS.change_cell
     # Experimental, not a setting (it measured no gain, docs/protection.md): each shrunk view's share of the loss
     # follows (1 - its progress on the step before) ** view_balance, and the kept step is the one whose least-moved
     # view moved most (0: equal shares, and the mean picks the step). The aim was to spread the effect over the
@@ -143,6 +146,7 @@ class OptimizerConfig:
             view_gram_layers=settings.view_gram_layers,
             full_size_weight=settings.full_size_weight,
             view_noise=settings.view_noise,
+            change_cell=settings.change_cell,
         )
 
 
@@ -437,6 +441,8 @@ def optimize_cloak(
         raise ValueError(f"full_size_weight must be >= 0, got {config.full_size_weight}")
     if config.view_noise < 0:
         raise ValueError(f"view_noise must be >= 0 8-bit levels, got {config.view_noise}")
+    if config.change_cell < 1:
+        raise ValueError(f"change_cell must be >= 1 pixel, got {config.change_cell}")
     if config.view_balance < 0:
         raise ValueError(f"view_balance must be >= 0, got {config.view_balance}")
     check_view_objective(config.view_objective)
@@ -543,7 +549,9 @@ def optimize_cloak(
         if not training:
             break
         assert image.grad is not None
-        optimizer.step(image.grad, _cosine(config.learning_rate, step, config.steps))
+        optimizer.step(
+            smooth_over_cells(image.grad, config.change_cell), _cosine(config.learning_rate, step, config.steps)
+        )
         with torch.no_grad():
             delta.copy_(_clamp_to_box(original, delta, box))
             unscaled = delta.clone()  # the step's full change, for the final check if no step met the bounds
@@ -594,6 +602,18 @@ def _noise_generator(config: OptimizerConfig, index: int) -> torch.Generator | N
     if config.view_noise <= 0:
         return None
     return torch.Generator(device="cpu").manual_seed(config.seed * 1_000 + 500 + index + 1)
+
+
+def smooth_over_cells(gradient: torch.Tensor, cell: int) -> torch.Tensor:
+    """``gradient`` (1xCxHxW) averaged over cells of ``cell`` pixels a side and spread back bilinearly: a step
+    along it changes the image only in detail coarser than about ``cell`` pixels (1: unchanged)."""
+    if cell <= 1:
+        return gradient
+    height, width = gradient.shape[-2:]
+    coarse = torch.nn.functional.interpolate(
+        gradient, size=(math.ceil(height / cell), math.ceil(width / cell)), mode="area"
+    )
+    return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def _clamp_to_box(original: torch.Tensor, delta: torch.Tensor, box: torch.Tensor) -> torch.Tensor:

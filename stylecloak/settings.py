@@ -242,6 +242,11 @@ class CloakSettings:
     # or upscales the art, so that the cloak does not live in what such noise drowns. Off: on the prints it left
     # the decoder's move after noise and upscaling as it was (0.210 against 0.207; docs/protection.md).
     view_noise: float = 0.0
+    # Experimental (1: off): each step's change is made smooth over cells of this many pixels (the gradient is
+    # averaged over each cell and spread back bilinearly before the step), so that the change lives in the
+    # coarse detail every shrink up to about this factor keeps, rather than in the fine pattern that one exact
+    # shrink keeps and another averages away: a design for the shrink a cloak cannot know (docs/protection.md).
+    change_cell: int = 1
     # A surrogate latent diffusion model (a file from benchmarks/bench_surrogate.py, trained on other art, never
     # the artist's): each shrunk size's loss also raises that model's denoising loss on the view's latents
     # (stylecloak.models.surrogate, mode "away", as Mist and AdvDM do through Stable Diffusion's UNet), with
@@ -311,6 +316,8 @@ class CloakSettings:
             raise ValueError(f"view_gram_layers must be a whole number from 1 to 5, got {self.view_gram_layers!r}")
         if not 0 <= self.view_noise <= 64:
             raise ValueError(f"view_noise must be between 0 and 64 8-bit levels, got {self.view_noise}")
+        if type(self.change_cell) is not int or not 1 <= self.change_cell <= 16:
+            raise ValueError(f"change_cell must be a whole number of pixels from 1 to 16, got {self.change_cell!r}")
         if self.view_objective != "latent":
             self._require_shrunk_size(
                 f"view_objective {self.view_objective!r} (--view-objective) works on the shrunk sizes"

@@ -436,3 +436,34 @@ def test_balanced_views_share_the_loss_by_how_far_each_still_is_from_the_target(
     assert not torch.equal(*cloaks)  # the shares reached the views' losses
     with pytest.raises(ValueError, match="view_balance must be >= 0"):
         optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=1, view_balance=-1.0))
+
+
+def test_a_change_made_over_cells_keeps_only_detail_coarser_than_a_cell(encoder, lpips_alex) -> None:
+    # A shrink the cloak cannot know averages away a fine pattern aimed at another shrink; change_cell keeps each
+    # step's change to the coarse detail that every shrink up to about the cell's size keeps.
+    from stylecloak.optimize import smooth_over_cells
+
+    gradient = torch.randn(1, 3, 37, 50, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(smooth_over_cells(gradient, 1), gradient)
+    smooth = smooth_over_cells(gradient, 4)
+    assert smooth.shape == gradient.shape
+    # Neighbouring pixels differ far less than in the raw gradient, and the mean is kept.
+    assert (smooth.diff(dim=-1).abs().mean() / gradient.diff(dim=-1).abs().mean()) < 0.3
+    assert float(smooth.mean()) == pytest.approx(float(gradient.mean()), abs=0.05)
+
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 256)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    config = OptimizerConfig(steps=4, patience=0, learning_rate=0.02, mimic_downscales=(2, 4), change_cell=4)
+    outcome = optimize_cloak(original, target, encoder, lpips_alex, config)
+    assert outcome.lpips <= config.budget
+    change = outcome.cloaked - original
+    fine = OptimizerConfig(steps=4, patience=0, learning_rate=0.02, mimic_downscales=(2, 4))
+    fine_change = optimize_cloak(original, target, encoder, lpips_alex, fine).cloaked - original
+    # The coarse change's pixel-to-pixel steps are smaller for its size than the fine one's.
+    roughness = [float(c.diff(dim=-1).abs().mean() / c.abs().mean()) for c in (change, fine_change)]
+    assert roughness[0] < roughness[1]
+    assert OptimizerConfig.from_settings(CloakSettings(change_cell=4)).change_cell == 4
+    with pytest.raises(ValueError, match="change_cell must be a whole number of pixels from 1 to 16"):
+        CloakSettings(change_cell=0)
+    with pytest.raises(ValueError, match="change_cell must be >= 1"):
+        optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=1, change_cell=0))
