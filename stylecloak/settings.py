@@ -247,7 +247,9 @@ class CloakSettings:
     # coarse detail every shrink up to about this factor keeps, rather than in the fine pattern that one exact
     # shrink keeps and another averages away: a design for the shrink a cloak cannot know. With the prints posted
     # at 448 px and `2,3,4` views, 4 px cells gave our test mimic 0.60-0.71 against 0.52-0.58 fine, and 8 or 16
-    # px cells less than fine (0.35-0.44): one artist, three draws, so off (docs/protection.md).
+    # px cells less than fine (0.35-0.44); at 352 px (a 2.75x shrink) 4 px cells gave 0.54-0.56 against 0.52-0.73
+    # fine, and on the renaissance works 0.58-0.73 against 0.52-0.77: a mean of +0.02 over nine paired draws, no
+    # gain we can show, so off (docs/protection.md).
     change_cell: int = 1
     # A surrogate latent diffusion model (a file from benchmarks/bench_surrogate.py, trained on other art, never
     # the artist's): each shrunk size's loss also raises that model's denoising loss on the view's latents
