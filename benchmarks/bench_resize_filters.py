@@ -26,7 +26,7 @@ from PIL import Image
 
 from stylecloak.evaluation.mimic import resize_for_mimic
 from stylecloak.evaluation.mimicry_run import MimicryUsageError, artwork_key, load_art_folder
-from stylecloak.imaging import quantize_rgb, tensor_to_image
+from stylecloak.imaging import image_to_tensor, quantize_rgb, tensor_to_image
 
 # The filters of the tools named above; PIL's bicubic as a check that PIL and torch agree where they should.
 PIL_FILTERS = {
@@ -51,7 +51,7 @@ def as_pil(image: torch.Tensor) -> Image.Image:
 
 
 def as_tensor(image: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1).unsqueeze(0)
+    return image_to_tensor(np.asarray(image, dtype=np.float32) / 255)
 
 
 def main() -> None:
