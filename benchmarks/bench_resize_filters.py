@@ -4,9 +4,9 @@ Our test mimic shrinks what it scrapes with torch's antialiased bicubic (``resiz
 arithmetic as the cloak's views. Training tools resize otherwise: diffusers' scripts through
 ``transforms.Resize`` (PIL bilinear), kohya's sd-scripts with OpenCV's ``INTER_AREA`` (an area average: PIL's
 box filter), many others with PIL's Lanczos. For each cloak (paired with its clean work by file name) this
-shrinks the clean work and the cloak to ``--long-side`` with each PIL filter and prints how much of the change
-the mimic's own resize keeps each filter keeps: the cosine between the two shrunk changes and the ratio of
-their sizes (1.00 and 1.00: the same change). With ``--write DIR`` it also writes the cloaks shrunk by each
+shrinks the clean work and the cloak to ``--long-side`` with each PIL filter and compares the change that
+filter keeps with the change the mimic's own resize keeps: the cosine between the two and the ratio of their
+sizes (1.00 and 1.00: the same change). With ``--write DIR`` it also writes the cloaks shrunk by each
 filter to ``DIR/FILTER/`` (same names), for a mimic run that trains on them
 (``bench_mimic_sets.py LABEL=DIR/FILTER``: a folder already at the mimic's size is not resized again).
 
