@@ -108,6 +108,9 @@ class OptimizerConfig:
     # Each step's gradient averaged over cells of this many pixels and spread back bilinearly, so that the change
     # is smooth at that scale (CloakSettings.change_cell; 1: off).
     change_cell: int = _DEFAULTS.change_cell
+    # Also a view at factor 1, the posted size itself (CloakSettings.full_size_view): the view objective and the
+    # surrogate term then work at full size too.
+    full_size_view: bool = _DEFAULTS.full_size_view
     # Experimental, not a setting (it measured no gain, docs/protection.md): each shrunk view's share of the loss
     # follows (1 - its progress on the step before) ** view_balance, and the kept step is the one whose least-moved
     # view moved most (0: equal shares, and the mean picks the step). The aim was to spread the effect over the
@@ -147,6 +150,7 @@ class OptimizerConfig:
             full_size_weight=settings.full_size_weight,
             view_noise=settings.view_noise,
             change_cell=settings.change_cell,
+            full_size_view=settings.full_size_view,
         )
 
 
@@ -420,6 +424,12 @@ class _ShrunkView:
         return 1.0 - (distance_sq / start_sq) ** 0.5 if start_sq > 0 else 0.0
 
 
+def _view_factors(config: OptimizerConfig, size: tuple[int, ...]) -> list[float]:
+    """The factors of the optimiser's views: 1 first with ``full_size_view`` (the posted size, through the same
+    objective and term as the shrunk views), then the shrunk sizes :func:`mimic_view_factors` keeps."""
+    return ([1] if config.full_size_view else []) + mimic_view_factors(config.mimic_downscales, size)
+
+
 def optimize_cloak(
     original: torch.Tensor,
     target: torch.Tensor,
@@ -480,7 +490,7 @@ def optimize_cloak(
             denoiser,
             config.view_gram_layers,
         )
-        for i, f in enumerate(mimic_view_factors(config.mimic_downscales, original.shape[-2:]))
+        for i, f in enumerate(_view_factors(config, original.shape[-2:]))
     ]
     if denoiser is not None:
         if not views:

@@ -251,6 +251,12 @@ class CloakSettings:
     # fine, and on the renaissance works 0.58-0.73 against 0.52-0.77: a mean of +0.02 over nine paired draws, no
     # gain we can show, so off (docs/protection.md).
     change_cell: int = 1
+    # Experimental, off: also a view at the posted size itself (factor 1), so that the view objective and the
+    # surrogate term, which otherwise work only on the shrunk views, also work where a mimic that trains at the
+    # size the art is posted at looks (an artist who posts at 1024 px against a mimic at 1024 px). Without it
+    # only the full size's latent term (full_size_weight) does, and a design with full_size_weight 0 aims at
+    # nothing there (docs/protection.md, "The mimic that trains at the posted size").
+    full_size_view: bool = False
     # A surrogate latent diffusion model (a file from benchmarks/bench_surrogate.py, trained on other art, never
     # the artist's): each shrunk size's loss also raises that model's denoising loss on the view's latents
     # (stylecloak.models.surrogate, mode "away", as Mist and AdvDM do through Stable Diffusion's UNet), with

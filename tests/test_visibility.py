@@ -467,3 +467,27 @@ def test_a_change_made_over_cells_keeps_only_detail_coarser_than_a_cell(encoder,
         CloakSettings(change_cell=0)
     with pytest.raises(ValueError, match="change_cell must be >= 1"):
         optimize_cloak(original, target, encoder, lpips_alex, OptimizerConfig(steps=1, change_cell=0))
+
+
+def test_a_full_size_view_moves_what_the_decoder_makes_of_the_posted_size(encoder, lpips_alex) -> None:
+    # The view objective works on the shrunk views only; a mimic that trains at the posted size sees the full
+    # size, where a design with full_size_weight 0 aims at nothing. full_size_view adds that view.
+    from stylecloak.metrics import decoded_target_progress
+    from stylecloak.optimize import _view_factors
+
+    original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))
+    target = get_target("ink-hatching").render(original, seed=0)
+    base = OptimizerConfig(
+        steps=6, patience=0, learning_rate=0.02, mimic_downscales=(2,), full_size_weight=0, view_objective="decoded"
+    )
+    with_view = dataclasses.replace(base, full_size_view=True)
+    assert _view_factors(base, original.shape[-2:]) == [2]
+    assert _view_factors(with_view, original.shape[-2:]) == [1, 2]
+    progress = [
+        decoded_target_progress(
+            encoder, original, optimize_cloak(original, target, encoder, lpips_alex, c).cloaked, target
+        )
+        for c in (base, with_view)
+    ]
+    assert progress[1] > progress[0] + 0.05
+    assert OptimizerConfig.from_settings(CloakSettings(full_size_view=True)).full_size_view
