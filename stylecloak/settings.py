@@ -333,7 +333,8 @@ class CloakSettings:
             raise ValueError(f"change_cell must be a whole number of pixels from 1 to 16, got {self.change_cell!r}")
         if self.view_objective != "latent":
             self._require_shrunk_size(
-                f"view_objective {self.view_objective!r} (--view-objective) works on the shrunk sizes"
+                f"view_objective {self.view_objective!r} (--view-objective) works on the shrunk sizes",
+                or_full_size_view=True,
             )
         if not 0 <= self.full_size_weight <= 1:
             raise ValueError(
@@ -341,12 +342,13 @@ class CloakSettings:
             )
         if self.full_size_weight < 1:
             self._require_shrunk_size(
-                "full_size_weight (--full-size-weight) below 1 weighs the full size against the shrunk sizes"
+                "full_size_weight (--full-size-weight) below 1 weighs the full size against the shrunk sizes",
+                or_full_size_view=True,
             )
         if not 0 < self.surrogate_weight <= 100:
             raise ValueError(f"surrogate_weight (--surrogate-weight) must be in (0, 100], got {self.surrogate_weight}")
         if self.surrogate is not None:
-            self._require_shrunk_size("surrogate (--surrogate) acts on the shrunk sizes")
+            self._require_shrunk_size("surrogate (--surrogate) acts on the shrunk sizes", or_full_size_view=True)
         if self.surrogate_mode not in SURROGATE_MODES:
             raise ValueError(
                 f"surrogate_mode (--surrogate-mode) must be one of {', '.join(SURROGATE_MODES)}, "
@@ -367,12 +369,16 @@ class CloakSettings:
             return factors_for_sizes(self.mimic_sizes, size, self.mimic_size_of)
         return tuple(self.mimic_downscales)
 
-    def _require_shrunk_size(self, reason: str) -> None:
+    def _require_shrunk_size(self, reason: str, *, or_full_size_view: bool = False) -> None:
         """ValueError ``REASON: it needs a mimic_downscales factor above 1`` when there is no shrunk size. With
-        ``mimic_sizes`` the image decides (one no larger than every size is optimised at full size alone)."""
+        ``mimic_sizes`` the image decides (one no larger than every size is optimised at full size alone). With
+        ``or_full_size_view``, for what works on any of the optimiser's views, ``full_size_view`` is one too."""
+        if or_full_size_view and self.full_size_view:
+            return
         if not self.mimic_sizes and not any(f > 1 for f in self.mimic_downscales):
+            alternative = " (or full_size_view)" if or_full_size_view else ""
             raise ValueError(
-                f"{reason}: it needs a mimic_downscales (--mimic-downscales) factor above 1; "
+                f"{reason}: it needs a mimic_downscales (--mimic-downscales) factor above 1{alternative}; "
                 f"got {self.mimic_downscales}"
             )
 

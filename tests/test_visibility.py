@@ -491,3 +491,8 @@ def test_a_full_size_view_moves_what_the_decoder_makes_of_the_posted_size(encode
     ]
     assert progress[1] > progress[0] + 0.05
     assert OptimizerConfig.from_settings(CloakSettings(full_size_view=True)).full_size_view
+    # The settings that need a view take the full-size one as one (the design with that view alone).
+    alone = CloakSettings(mimic_downscales=(1,), full_size_view=True, view_objective="decoded", full_size_weight=0)
+    assert OptimizerConfig.from_settings(alone).full_size_view
+    with pytest.raises(ValueError, match=r"factor above 1 \(or full_size_view\)"):
+        CloakSettings(mimic_downscales=(1,), view_objective="decoded")
