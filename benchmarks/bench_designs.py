@@ -55,7 +55,20 @@ def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
     if default is None:
         return name, value
     if isinstance(default, bool):
-        return name, value.lower() in ("1", "true", "yes")
+        # A word outside these would otherwise turn a switch off without a word: refuse it instead.
+        words = {
+            "1": True,
+            "true": True,
+            "yes": True,
+            "on": True,
+            "0": False,
+            "false": False,
+            "no": False,
+            "off": False,
+        }
+        if value.lower() not in words:
+            raise SystemExit(f"{of.__name__} field {name}: {value!r} is not one of {', '.join(words)}")
+        return name, words[value.lower()]
     try:
         if isinstance(default, tuple):
             return name, parse_factors(value) if value else ()
