@@ -496,7 +496,7 @@ def optimize_cloak(
         if not views:
             raise ValueError(
                 "the denoiser term works on the shrunk views: it needs a mimic_downscales factor, or a mimic_sizes "
-                "size smaller than the image, that leaves both sides at least 32 px"
+                "size smaller than the image, that leaves both sides at least 32 px (or full_size_view)"
             )
         denoiser.reset()  # every image from the same draws
     full_weight = config.full_size_weight if views else 1.0
