@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mimic_args", nargs="*", help="extra options for `stylecloak mimic` (after --)")
     args = parser.parse_args(argv)
 
+    if not (args.paintings / "manifest.csv").is_file():  # before any folder is made: one line, not a traceback
+        raise SystemExit(
+            f"bench_mimicry.py: no manifest.csv in {args.paintings}; give --paintings the shared paintings"
+        )
     clean, others, cloaked = args.work / "clean", args.work / "others", args.work / "cloaked"
     for folder in (clean, others):
         folder.mkdir(parents=True, exist_ok=True)
