@@ -256,9 +256,10 @@ class CloakSettings:
     # size the art is posted at looks (an artist who posts at 1024 px against a mimic at 1024 px). Without it
     # only the full size's latent term (full_size_weight) does, and a design with full_size_weight 0 aims at
     # nothing there. On the prints posted at our test mimic's own size, the `away` design aimed at 1/2 and 1/4
-    # gave 0.31-0.44 (clean 0.12-0.23) and with this view 0.71-0.88; it cost at a 2x shrink (0.71 against 0.83),
-    # and at 1.34x no design reached 0.8 (docs/protection.md, "The mimic that trains at the posted size"). Off:
-    # no default uses the view objective or the surrogate term.
+    # gave 0.31-0.44 (clean 0.12-0.23) and with this view 0.71-0.88; it cost at a 2x shrink in two draws
+    # (0.58-0.71 against 0.81-0.83), and at 1.34x no design reached 0.8 in two draws (0.33-0.67; the view with
+    # 1/1.33 and 1/2 the best of them, 0.56-0.67) (docs/protection.md, "The mimic that trains at the posted
+    # size" and "The posting side's second draws"). Off: no default uses the view objective or the surrogate term.
     full_size_view: bool = False
     # A surrogate latent diffusion model (a file from benchmarks/bench_surrogate.py, trained on other art, never
     # the artist's): each shrunk size's loss also raises that model's denoising loss on the view's latents
