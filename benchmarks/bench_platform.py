@@ -24,8 +24,7 @@ import io
 import shutil
 from pathlib import Path
 
-import numpy as np
-from bench_resize_filters import PIL_FILTERS, as_pil, as_tensor, shrink_with_pil
+from bench_resize_filters import PIL_FILTERS, as_pil, as_tensor, change_agreement, shrink_with_pil, table_row
 from PIL import Image
 
 from stylecloak.evaluation.mimic import resize_for_mimic
@@ -84,7 +83,7 @@ def main() -> None:
     )
     if args.sets:
         print(
-            "set        | cosine with the posted cloak's change at the mimic's size (mean, lowest) | size ratio (mean)"
+            "set       | cosine with the posted cloak's change at the mimic's size (mean, lowest) | size ratio (mean)"
         )
     for label, folder in args.sets:
         cloaked_images, cloaked_names = load_art_folder(folder)
@@ -101,13 +100,11 @@ def main() -> None:
             change = resize_for_mimic(as_tensor(cloak_copy), args.mimic_side) - resize_for_mimic(
                 as_tensor(copy(clean_pil)), args.mimic_side
             )
-            cosine = float((change * posted_change).sum() / (change.norm() * posted_change.norm() + 1e-12))
-            rows.append((cosine, float(change.norm() / (posted_change.norm() + 1e-12))))
+            rows.append(change_agreement(change, posted_change))
             if args.write:
                 (args.write / label).mkdir(parents=True, exist_ok=True)
                 cloak_copy.save(args.write / label / f"{Path(name).stem}.png")
-        table = np.array(rows)
-        print(f"{label:10s} | {table[:, 0].mean():.3f}, {table[:, 0].min():.3f} | {table[:, 1].mean():.3f}")
+        print(table_row(label, rows))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,19 @@ def as_tensor(image: Image.Image) -> torch.Tensor:
     return image_to_tensor(np.asarray(image, dtype=np.float32) / 255)
 
 
+def change_agreement(change: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
+    """How much of ``reference`` (a cloak's change as one resize keeps it) ``change`` keeps: the cosine between
+    the two and the ratio of their sizes (1.00 and 1.00: the same change)."""
+    cosine = float((change * reference).sum() / (change.norm() * reference.norm() + 1e-12))
+    return cosine, float(change.norm() / (reference.norm() + 1e-12))
+
+
+def table_row(label: str, values: list[tuple[float, float]]) -> str:
+    """One row of the printed table: the mean and lowest cosine, and the mean size ratio."""
+    table = np.array(values)
+    return f"{label:9s} | {table[:, 0].mean():.3f}, {table[:, 0].min():.3f} | {table[:, 1].mean():.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clean", type=Path, help="the clean works")
@@ -78,8 +91,7 @@ def main() -> None:
         for filter_name, resample in PIL_FILTERS.items():
             shrunk_cloak = shrink_with_pil(cloak_pil, args.long_side, resample)
             change = as_tensor(shrunk_cloak) - as_tensor(shrink_with_pil(clean_pil, args.long_side, resample))
-            cosine = float((change * mimic_change).sum() / (change.norm() * mimic_change.norm() + 1e-12))
-            rows[filter_name].append((cosine, float(change.norm() / (mimic_change.norm() + 1e-12))))
+            rows[filter_name].append(change_agreement(change, mimic_change))
             if args.write:
                 folder = args.write / filter_name
                 folder.mkdir(parents=True, exist_ok=True)
@@ -87,8 +99,7 @@ def main() -> None:
     print(f"{len(cloaked_names)} cloaks, shrunk to a long side of {args.long_side} px")
     print("filter    | cosine with the mimic's resize (mean, lowest) | size ratio (mean)")
     for filter_name, values in rows.items():
-        table = np.array(values)
-        print(f"{filter_name:9s} | {table[:, 0].mean():.3f}, {table[:, 0].min():.3f} | {table[:, 1].mean():.3f}")
+        print(table_row(filter_name, values))
 
 
 if __name__ == "__main__":
