@@ -24,6 +24,7 @@ import io
 import shutil
 from pathlib import Path
 
+import torch
 from bench_resize_filters import PIL_FILTERS, as_pil, as_tensor, change_agreement, shrink_with_pil, table_row
 from PIL import Image
 
@@ -69,14 +70,22 @@ def main() -> None:
     def copy(image: Image.Image) -> Image.Image:
         return platform_copy(image, args.display_side, resample, args.jpeg)
 
+    def at_mimic_size(image: Image.Image) -> torch.Tensor:
+        return resize_for_mimic(as_tensor(image), args.mimic_side)
+
+    # Each clean work's platform copy and both its shrunk versions are made once, for --write and every set.
     clean_images, clean_names = load_art_folder(args.clean)
-    clean_by_key = {artwork_key(Path(name)): as_pil(image) for name, image in zip(clean_names, clean_images)}
-    if args.write:
-        (args.write / "clean").mkdir(parents=True, exist_ok=True)
-        for name, image in zip(clean_names, clean_images):
-            copy(as_pil(image)).save(args.write / "clean" / f"{Path(name).stem}.png")
-        if (args.clean / "manifest.csv").is_file():
-            shutil.copyfile(args.clean / "manifest.csv", args.write / "clean" / "manifest.csv")
+    clean_posted, clean_copies = {}, {}
+    for name, image in zip(clean_names, clean_images):
+        clean_pil = as_pil(image)
+        clean_copy = copy(clean_pil)
+        key = artwork_key(Path(name))
+        clean_posted[key], clean_copies[key] = at_mimic_size(clean_pil), at_mimic_size(clean_copy)
+        if args.write:
+            (args.write / "clean").mkdir(parents=True, exist_ok=True)
+            clean_copy.save(args.write / "clean" / f"{Path(name).stem}.png")
+    if args.write and (args.clean / "manifest.csv").is_file():
+        shutil.copyfile(args.clean / "manifest.csv", args.write / "clean" / "manifest.csv")
     print(
         f"platform: {args.filter} to a long side of {args.display_side} px, JPEG {args.jpeg}; "
         f"the mimic at {args.mimic_side} px"
@@ -90,16 +99,12 @@ def main() -> None:
         rows = []
         for name, cloak in zip(cloaked_names, cloaked_images):
             key = artwork_key(Path(name))
-            if key not in clean_by_key:
+            if key not in clean_posted:
                 raise SystemExit(f"bench_platform.py: {name}: no clean work of that name in {args.clean}")
-            clean_pil, cloak_pil = clean_by_key[key], as_pil(cloak)
-            posted_change = resize_for_mimic(as_tensor(cloak_pil), args.mimic_side) - resize_for_mimic(
-                as_tensor(clean_pil), args.mimic_side
-            )
+            cloak_pil = as_pil(cloak)
             cloak_copy = copy(cloak_pil)
-            change = resize_for_mimic(as_tensor(cloak_copy), args.mimic_side) - resize_for_mimic(
-                as_tensor(copy(clean_pil)), args.mimic_side
-            )
+            posted_change = at_mimic_size(cloak_pil) - clean_posted[key]
+            change = at_mimic_size(cloak_copy) - clean_copies[key]
             rows.append(change_agreement(change, posted_change))
             if args.write:
                 (args.write / label).mkdir(parents=True, exist_ok=True)
