@@ -17,6 +17,7 @@ from stylecloak.evaluation.mimic import (
     _snr_weights,
     generate_latents,
     latent_stats,
+    resize_for_mimic,
     train_mimic,
 )
 
@@ -132,12 +133,31 @@ def test_attack_runs_on_clean_cloaked_and_purified_sets(encoder, tmp_path) -> No
     assert sum(sum(v.values()) for v in report.control_predictions.values()) == 4  # 3 samples over 2 styles, rounded up
     assert report.control_artist_rate is not None and 0.0 <= report.control_artist_rate <= 1.0
     assert (tmp_path / "control_blue.png").is_file()
+    # Each condition names the exact pixels it trained on (at the mimic's size), and the report the machine.
+    from stylecloak.evaluation._provenance import images_digest
+
+    digests = [condition.training_digest for condition in report.conditions]
+    assert digests[0] == images_digest([resize_for_mimic(image, TINY.image_size) for image in clean])
+    assert len(set(digests)) == 3  # clean, cloaked and cloaked after JPEG are three different training sets
+    assert report.environment["threads"] == torch.get_num_threads() and report.environment["torch"]
     json.dumps(report.to_dict())  # the report is plain data
     from stylecloak.evaluation.mimicry_run import mimicry_summary
 
     summary = mimicry_summary(report, {"out": str(tmp_path), "seconds": 1.0})
     low, high = report.conditions[0].rate_interval
     assert "95% interval" in summary and f"{low:.0%}-{high:.0%}" in summary
+
+
+def test_an_images_digest_changes_with_one_level_of_one_pixel_and_with_the_order() -> None:
+    from stylecloak.evaluation._provenance import images_digest
+
+    images = _images((0.5, 0.5, 0.5), 2, 0)
+    nudged = [image.clone() for image in images]
+    nudged[1][0, 2, 5, 7] += 1 / 255
+    assert images_digest(images) == images_digest([image.clone() for image in images])
+    assert images_digest(images) != images_digest(nudged)
+    assert images_digest(images) != images_digest(images[::-1])
+    assert len(images_digest(images)) == 16 and images_digest([]) != images_digest(images)
 
 
 def test_the_rates_interval_is_wilsons_and_stays_within_zero_and_one() -> None:

@@ -21,6 +21,7 @@ from PIL import Image
 from ..countermeasures import Countermeasure
 from ..models.encoders import LatentEncoder
 from ._intervals import wilson_interval
+from ._provenance import images_digest, run_environment
 from .classifier import StyleClassifier
 from .mimic import (
     LatentSet,
@@ -91,6 +92,9 @@ class ConditionResult:
     # the count alone allows. Two trainings of the mimic differ by more (docs/protection.md), so a rate is
     # past a threshold only where this interval and repeated runs both say so.
     rate_interval: tuple[float, float] | None = None
+    # The exact pixels this condition's attack learned from (_provenance.images_digest, after the attack's own
+    # resize): two runs of one seed can be compared only where these agree.
+    training_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +115,9 @@ class MimicryReport:
     control_predictions: dict[str, dict[str, int]] = field(default_factory=dict)  # style -> verdicts
     # The second, independent judge: its name, sanity, control rate and control verdicts (None without one).
     second_judge: dict[str, Any] | None = None
+    # Where the run ran (versions, thread count, processor): a seed repeats a run's verdicts only on the same
+    # pixels and arithmetic (_provenance).
+    environment: dict[str, Any] = field(default_factory=run_environment)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +131,7 @@ class MimicryReport:
             "control_artist_rate": self.control_artist_rate,
             "control_predictions": self.control_predictions,
             "second_judge": self.second_judge,
+            "environment": self.environment,
         }
 
 
@@ -333,7 +341,9 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
         mimic = train_mimic(sets, config, mean, std, device, step, start_from=base, class_weights=fine_tuning_weights)
         latents = generate_latents(mimic, ARTIST_LABEL, config.samples, device, seed=config.seed, progress=step)
         samples = decode_latents(encoder, latents)
-        report.conditions.append(judge_condition(name, samples, classifier, mimic.losses, started, out_dir, second))
+        report.conditions.append(
+            judge_condition(name, samples, classifier, mimic.losses, started, out_dir, second, artist_images)
+        )
         if name == "clean":
             _control(report, mimic, [s.label for s in other_sets], encoder, classifier, device, out_dir, second)
     return report
@@ -408,9 +418,10 @@ def judge_condition(
     started: float,
     out_dir: Path | None,
     second: StyleClassifier | None = None,
+    training: Sequence[torch.Tensor] = (),
 ) -> ConditionResult:
     """What the judge (and the second judge, if any) says of one condition's generated ``samples``, with its
-    training losses and a sample grid."""
+    training losses, a sample grid and the digest of the ``training`` images the attack learned from."""
     probabilities = judge.predict_proba(samples)
     predictions = [judge.labels[k] for k in probabilities.argmax(dim=1).tolist()]
     artist_probability = (
@@ -438,4 +449,5 @@ def judge_condition(
         second_opinion=second_opinion,
         artist_probability=artist_probability,
         rate_interval=wilson_interval(protected, len(predictions)),
+        training_digest=images_digest(training) if training else None,
     )

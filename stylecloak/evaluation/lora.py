@@ -185,5 +185,7 @@ def run_lora_mimicry(
         step = (lambda done, total, n=name: progress(n, "LoRA", done, total)) if progress else None
         losses = train_lora(pipeline, images, config, device, step)
         samples = generate(pipeline, config, device)
-        report.conditions.append(judge_condition(name, samples, judge, losses, started, out_dir, request.second_judge))
+        report.conditions.append(
+            judge_condition(name, samples, judge, losses, started, out_dir, request.second_judge, images)
+        )
     return report

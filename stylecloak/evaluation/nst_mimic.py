@@ -203,7 +203,9 @@ def run_nst_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: NST
     for name, artist_images in conditions:
         started = time.perf_counter()
         samples = transferred(artist_images, name, contents)
-        report.conditions.append(judge_condition(name, samples, judge, [], started, out_dir, request.second_judge))
+        report.conditions.append(
+            judge_condition(name, samples, judge, [], started, out_dir, request.second_judge, artist_images)
+        )
 
     # The control: as many transfers in all as the artist got, each other style onto the other styles' works.
     per_style = max(1, -(-config.samples // len(other_images)))
