@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from stylecloak.evaluation.mimicry_run import artwork_key
-from stylecloak.imaging import IMAGE_SUFFIXES
+from stylecloak.imaging import list_images
 
 
 def cloaked_positions(count: int, share: Fraction) -> list[int]:
@@ -33,11 +33,7 @@ def cloaked_positions(count: int, share: Fraction) -> list[int]:
 def _images_by_work(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise SystemExit(f"write_mixed_portfolio.py: {folder} is not a folder")
-    return {
-        artwork_key(path): path
-        for path in sorted(folder.iterdir())
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-    }
+    return {artwork_key(path): path for path in list_images(folder)}
 
 
 def write_mixed_portfolio(clean: Path, cloaked: Path, share: Fraction, out: Path) -> list[Path]:
