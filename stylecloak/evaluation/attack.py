@@ -92,8 +92,9 @@ class ConditionResult:
     # the count alone allows. Two trainings of the mimic differ by more (docs/protection.md), so a rate is
     # past a threshold only where this interval and repeated runs both say so.
     rate_interval: tuple[float, float] | None = None
-    # The exact pixels this condition's attack learned from (_provenance.images_digest, after the attack's own
-    # resize): two runs of one seed can be compared only where these agree.
+    # The exact pixels this condition's attack was given to learn from (_provenance.images_digest; the mimic's and
+    # the style transfer's after their resize, LoRA's at full size, as it resizes while training): two runs of
+    # one seed can be compared only where these agree.
     training_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
