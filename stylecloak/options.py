@@ -371,7 +371,8 @@ intensity is the visibility budget. Every cloak keeps all of its bounds, checked
     + """
   and a per-pixel bound that follows the image's texture (flat areas change least).
   Higher intensity allows a larger change, so the encoder moves further toward the target; our own
-  mimicry tests have not yet shown that any intensity stops mimicry (see the README).
+  mimicry tests have not yet shown that any intensity stops mimicry (see the README). Copies of your works
+  already online without a cloak weaken it: a mimic learns your style from them too.
 quality is the effort:
   """
     + "\n  ".join(f"{k:8s} {p.steps} steps, {p.description}" for k, p in QUALITY_PRESETS.items())
