@@ -29,6 +29,7 @@ from bench_resize_robustness import measure
 from stylecloak.countermeasures import COUNTERMEASURE_SEED, noise_then_upscale
 from stylecloak.evaluation.mimic import MimicConfig, resize_for_mimic
 from stylecloak.imaging import image_to_tensor, load_image, quantize_8bit, save_image
+from stylecloak.methods.peers import mist_pattern
 from stylecloak.metrics import decoded_target_progress
 from stylecloak.models.surrogate import CombinedTerm, ensemble_denoiser, load_surrogate
 from stylecloak.optimize import OptimizerConfig
@@ -87,6 +88,28 @@ def _noise_levels(text: str) -> tuple[int, int]:
     return levels
 
 
+@dataclasses.dataclass(frozen=True)
+class FixedPattern:
+    """One pattern for every work (a target style that ignores the content), scaled with the work so that its
+    period is ``period_at_128`` px once the mimic shrinks the work to 128 px: a target the mimic sees the same in
+    all its training images, where each work's own rendition differs from work to work."""
+
+    period_at_128: float
+
+    @property
+    def name(self) -> str:  # the target cache's key
+        return f"fixed-pattern-{self.period_at_128:g}"
+
+    @property
+    def description(self) -> str:
+        return f"a fixed pattern, period {self.period_at_128:g} px at 128 px"
+
+    def render(self, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        period = max(2, round(self.period_at_128 * max(height, width) / 128))
+        return mist_pattern(height, width, period=period).to(image)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", type=Path)
@@ -133,6 +156,15 @@ def main() -> None:
         help="the noise levels (of the 1000 training steps) the term draws from "
         f"(default: {SURROGATE_LEVELS[0]},{SURROGATE_LEVELS[1]})",
     )
+    parser.add_argument(
+        "--fixed-pattern",
+        type=float,
+        default=None,
+        metavar="PERIOD",
+        help="experiment: every work's views move toward one fixed pattern (the kind of target Mist's textural loss "
+        "uses, the same for every work), its period PERIOD px at the mimic's 128 px, instead of toward the work's "
+        "own rendition; --target still names the surrogate term's class",
+    )
     args = parser.parse_args()
     overrides = dict(parse_override(text) for text in args.set)
     denoiser = None
@@ -159,7 +191,8 @@ def main() -> None:
         cloak_settings = CloakSettings.from_presets(args.intensity, target=args.target, **settings)
     except ValueError as error:  # a value out of its range, e.g. budget=5
         raise SystemExit(f"--setting: {error}") from None
-    cloaker = Cloaker(cloak_settings, denoiser=denoiser)
+    fixed = FixedPattern(args.fixed_pattern) if args.fixed_pattern else None
+    cloaker = Cloaker(cloak_settings, denoiser=denoiser, target=fixed)
 
     def design(size: tuple[int, ...]) -> OptimizerConfig:  # the design under test
         return dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings, size), **overrides)
@@ -209,6 +242,8 @@ def main() -> None:
         record = {"name": args.name, "intensity": args.intensity, "target": args.target, "set": args.set}
         if args.setting:
             record["setting"] = args.setting
+        if args.fixed_pattern:
+            record["fixed_pattern"] = args.fixed_pattern
         if args.surrogate:
             record |= {
                 "surrogate": [str(path) for path in args.surrogate],
