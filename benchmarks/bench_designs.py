@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -86,6 +87,17 @@ def _noise_levels(text: str) -> tuple[int, int]:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return levels
+
+
+def _pattern_period(text: str) -> float:
+    """--fixed-pattern's period: a number of pixels above 0 (0 or less would draw no pattern)."""
+    try:
+        period = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a period in px, got {text!r}") from None
+    if not (period > 0 and math.isfinite(period)):
+        raise argparse.ArgumentTypeError(f"the period must be a finite number of px above 0, got {text}")
+    return period
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +170,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--fixed-pattern",
-        type=float,
+        type=_pattern_period,
         default=None,
         metavar="PERIOD",
         help="experiment: every work's views move toward one fixed pattern (the kind of target Mist's textural loss "
@@ -191,7 +203,7 @@ def main() -> None:
         cloak_settings = CloakSettings.from_presets(args.intensity, target=args.target, **settings)
     except ValueError as error:  # a value out of its range, e.g. budget=5
         raise SystemExit(f"--setting: {error}") from None
-    fixed = FixedPattern(args.fixed_pattern) if args.fixed_pattern else None
+    fixed = FixedPattern(args.fixed_pattern) if args.fixed_pattern is not None else None
     cloaker = Cloaker(cloak_settings, denoiser=denoiser, target=fixed)
 
     def design(size: tuple[int, ...]) -> OptimizerConfig:  # the design under test
@@ -242,7 +254,7 @@ def main() -> None:
         record = {"name": args.name, "intensity": args.intensity, "target": args.target, "set": args.set}
         if args.setting:
             record["setting"] = args.setting
-        if args.fixed_pattern:
+        if args.fixed_pattern is not None:
             record["fixed_pattern"] = args.fixed_pattern
         if args.surrogate:
             record |= {
