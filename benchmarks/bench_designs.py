@@ -118,7 +118,8 @@ class FixedPattern:
 
     def render(self, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
         height, width = image.shape[-2:]
-        period = max(2, round(self.period_at_128 * max(height, width) / 128))
+        # 128 px is the mimic's training size, the size its period is given at.
+        period = max(2, round(self.period_at_128 * max(height, width) / MimicConfig().image_size))
         return mist_pattern(height, width, period=period).to(image)
 
 
