@@ -44,6 +44,8 @@ from stylecloak.settings import (
     CloakSettings,
     check_surrogate_levels,
 )
+from stylecloak.targets.base import TargetStyle
+from stylecloak.targets.resolve import TargetRequest, TargetResolutionError, resolve_target
 
 
 def parse_override(text: str, of: type = OptimizerConfig) -> tuple[str, object]:
@@ -178,6 +180,14 @@ def main() -> None:
         "uses, the same for every work), its period PERIOD px at the mimic's 128 px, instead of toward the work's "
         "own rendition; --target still names the surrogate term's class",
     )
+    parser.add_argument(
+        "--target-images",
+        type=Path,
+        metavar="DIR",
+        help="experiment: every work's views move toward its neural style transfer from the reference images in "
+        "DIR (`stylecloak cloak --target-images`), a target outside the catalogue; --target still names the "
+        "surrogate term's class",
+    )
     args = parser.parse_args()
     overrides = dict(parse_override(text) for text in args.set)
     denoiser = None
@@ -204,8 +214,19 @@ def main() -> None:
         cloak_settings = CloakSettings.from_presets(args.intensity, target=args.target, **settings)
     except ValueError as error:  # a value out of its range, e.g. budget=5
         raise SystemExit(f"--setting: {error}") from None
-    fixed = FixedPattern(args.fixed_pattern) if args.fixed_pattern is not None else None
-    cloaker = Cloaker(cloak_settings, denoiser=denoiser, target=fixed)
+    if args.fixed_pattern is not None and args.target_images is not None:
+        raise SystemExit("--fixed-pattern and --target-images each replace the views' target; give one of them")
+    view_target: TargetStyle | None = None
+    if args.fixed_pattern is not None:
+        view_target = FixedPattern(args.fixed_pattern)
+    elif args.target_images is not None:
+        try:
+            view_target = resolve_target(
+                TargetRequest(reference_images=args.target_images), [], torch.device("cpu")
+            ).style
+        except TargetResolutionError as error:
+            raise SystemExit(f"--target-images: {error}") from None
+    cloaker = Cloaker(cloak_settings, denoiser=denoiser, target=view_target)
 
     def design(size: tuple[int, ...]) -> OptimizerConfig:  # the design under test
         return dataclasses.replace(OptimizerConfig.from_settings(cloaker.settings, size), **overrides)
@@ -257,6 +278,8 @@ def main() -> None:
             record["setting"] = args.setting
         if args.fixed_pattern is not None:
             record["fixed_pattern"] = args.fixed_pattern
+        if args.target_images is not None:
+            record["target_images"] = str(args.target_images)
         if args.surrogate:
             record |= {
                 "surrogate": [str(path) for path in args.surrogate],
