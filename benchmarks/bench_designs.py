@@ -171,7 +171,9 @@ def main() -> None:
         help="the noise levels (of the 1000 training steps) the term draws from "
         f"(default: {SURROGATE_LEVELS[0]},{SURROGATE_LEVELS[1]})",
     )
-    parser.add_argument(
+    # Each replaces the views' target: argparse refuses both together before any model loads.
+    view_targets = parser.add_mutually_exclusive_group()
+    view_targets.add_argument(
         "--fixed-pattern",
         type=_pattern_period,
         default=None,
@@ -180,7 +182,7 @@ def main() -> None:
         "uses, the same for every work), its period PERIOD px at the mimic's 128 px, instead of toward the work's "
         "own rendition; --target still names the surrogate term's class",
     )
-    parser.add_argument(
+    view_targets.add_argument(
         "--target-images",
         type=Path,
         metavar="DIR",
@@ -214,8 +216,6 @@ def main() -> None:
         cloak_settings = CloakSettings.from_presets(args.intensity, target=args.target, **settings)
     except ValueError as error:  # a value out of its range, e.g. budget=5
         raise SystemExit(f"--setting: {error}") from None
-    if args.fixed_pattern is not None and args.target_images is not None:
-        raise SystemExit("--fixed-pattern and --target-images each replace the views' target; give one of them")
     view_target: TargetStyle | None = None
     if args.fixed_pattern is not None:
         view_target = FixedPattern(args.fixed_pattern)
