@@ -158,6 +158,13 @@ def main() -> None:
         help="with --denoiser-mode both: the toward-target term's own weight (default: --denoiser-weight)",
     )
     parser.add_argument(
+        "--denoiser-from",
+        metavar="CLASS",
+        help="with --denoiser-mode toward-target and one --surrogate: guide from the surrogate's class CLASS instead "
+        "of from the unconditioned prediction (e.g. `artist`, in a surrogate that bench_surrogate.py --artist "
+        "trained on the artist's own works): the term moves what the surrogate takes for the artist toward the target",
+    )
+    parser.add_argument(
         "--denoiser-guidance",
         type=float,
         default=SURROGATE_GUIDANCE,
@@ -208,6 +215,13 @@ def main() -> None:
                 raise SystemExit("--toward-weight goes with --denoiser-mode both and one --surrogate")
             away, toward = denoiser.terms
             denoiser = CombinedTerm((away, dataclasses.replace(toward, weight=args.toward_weight)))
+        if args.denoiser_from is not None:
+            if isinstance(denoiser, CombinedTerm) or args.denoiser_mode != "toward-target":
+                raise SystemExit("--denoiser-from goes with --denoiser-mode toward-target and one --surrogate")
+            try:
+                denoiser = dataclasses.replace(denoiser, negative_label=args.denoiser_from)
+            except ValueError as error:
+                raise SystemExit(f"--denoiser-from: {error}") from None
     settings = dict(parse_override(text, CloakSettings) for text in args.setting)
     if "mimic_downscales" in overrides and settings.get("mimic_sizes"):
         # --set replaces the factors after each image's sizes are turned into factors: the sizes would be lost.
@@ -288,6 +302,8 @@ def main() -> None:
             record |= {"denoiser_guidance": args.denoiser_guidance, "denoiser_levels": args.denoiser_levels}
             if args.toward_weight is not None:
                 record["toward_weight"] = args.toward_weight
+            if args.denoiser_from is not None:
+                record["denoiser_from"] = args.denoiser_from
         handle.write(json.dumps(record | {"medians": medians, "rows": rows}) + "\n")
 
 

@@ -40,6 +40,13 @@ def main() -> None:
         help="train on N procedural images (stylecloak.models.synthetic_art, seed --seed) and their renditions "
         "instead of any art: a corpus no mimic has seen in any form (--clean and --others are then not used)",
     )
+    parser.add_argument(
+        "--artist",
+        type=Path,
+        metavar="DIR",
+        help="also learn the artist's own (clean) works in DIR as a class `artist`: the artist holds them, so the "
+        "cloak side may; for bench_designs.py --denoiser-from artist",
+    )
     parser.add_argument("--out", type=Path, required=True, help="where to save the surrogate (.pt)")
     parser.add_argument(
         "--channels",
@@ -72,6 +79,9 @@ def main() -> None:
         classes |= rendition_classes(others, available_targets(), seed=1)
     else:
         parser.error("give --clean and --others, or --synthetic N")
+    if args.artist:
+        artist, _ = load_art_folder(args.artist)
+        classes |= {"artist": artist}
     print(f"classes: {', '.join(f'{label} ({len(images)})' for label, images in classes.items())}", flush=True)
     encoder = load_encoder("taef2", device)
 

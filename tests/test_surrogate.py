@@ -82,6 +82,24 @@ def test_a_term_checks_its_mode_class_and_weight(surrogate) -> None:
         DenoiserTerm(model, "away", weight=-1.0)
 
 
+def test_a_negative_class_replaces_the_unconditioned_prediction_in_the_guidance(surrogate) -> None:
+    model, _ = surrogate
+    label = "rendition:ink-hatching"
+    latents = torch.randn(1, model.mean.shape[1], 6, 6)
+
+    def raw(**fields) -> float:
+        return DenoiserTerm(model, "toward-target", label, **fields).mean_over_levels(latents, levels=4, seed=3)
+
+    # Guided from the target's own class the guidance has nothing to add: the estimate is the class's own
+    # prediction, as at guidance 1 from the unconditioned one.
+    assert raw(guidance=7.0, negative_label=label) == pytest.approx(raw(guidance=1.0), rel=1e-5)
+    assert raw(guidance=7.0, negative_label="art") != raw(guidance=7.0)  # (a 3-step model: classes barely apart)
+    with pytest.raises(ValueError, match="negative class"):
+        DenoiserTerm(model, "toward-target", label, negative_label="artist")
+    with pytest.raises(ValueError, match="negative class"):
+        DenoiserTerm(model, "away", negative_label="art")
+
+
 def test_the_optimiser_adds_the_term_on_the_shrunk_views_and_keeps_the_bounds(encoder, lpips_alex, surrogate) -> None:
     model, _ = surrogate
     original = quantize_8bit(image_to_tensor(load_painting("hokusai_great_wave.png", 128)))

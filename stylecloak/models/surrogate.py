@@ -172,6 +172,11 @@ class DenoiserTerm:
     # Noise levels drawn (of the 1000 training steps): see stylecloak.settings.SURROGATE_LEVELS.
     timestep_range: tuple[int, int] = SURROGATE_LEVELS
     seed: int = 0
+    # "toward-target" only: the class guidance steers away from, in place of the unconditioned prediction (None).
+    # Given the artist's own class (a surrogate that learned the artist's works), the estimate moves from what the
+    # surrogate takes for the artist's style toward the target's, as a negative prompt does in classifier-free
+    # guidance, instead of from "any art": an objective on what sets the artist apart.
+    negative_label: str | None = None
     _generator: torch.Generator = field(init=False, repr=False)
     _scales: dict[tuple[int, ...], float] = field(init=False, repr=False, default_factory=dict)
 
@@ -180,6 +185,13 @@ class DenoiserTerm:
             raise ValueError(f"denoiser mode must be one of {', '.join(DENOISER_MODES)}, got {self.mode!r}")
         if self.mode == "toward-target" and self.label not in self.model.labels:
             raise ValueError(f"the surrogate has no class {self.label!r}; it has {', '.join(self.model.labels)}")
+        if self.negative_label is not None and (
+            self.mode != "toward-target" or self.negative_label not in self.model.labels
+        ):
+            raise ValueError(
+                f"a negative class goes with mode 'toward-target' and a class of the surrogate "
+                f"({', '.join(self.model.labels)}), got {self.mode!r} and {self.negative_label!r}"
+            )
         if self.weight < 0:
             raise ValueError(f"the denoiser term's weight must be >= 0, got {self.weight}")
         from diffusers import DDPMScheduler
@@ -228,6 +240,8 @@ class DenoiserTerm:
         noise = torch.randn(padded.shape, generator=generator).to(device)
         timestep = torch.tensor([t], device=device)
         null = torch.full((len(z),), len(model.labels), device=device)
+        if self.negative_label is not None:  # guidance from this class instead of from the unconditioned one
+            null = torch.full((len(z),), model.labels.index(self.negative_label), device=device)
         noisy = self._scheduler.add_noise(padded, noise, timestep)
         if self.mode == "away":
             velocity = self._scheduler.get_velocity(padded, noise, timestep)
