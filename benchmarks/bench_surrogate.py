@@ -25,7 +25,13 @@ from stylecloak.evaluation.attack import rendition_classes
 from stylecloak.evaluation.mimic import MimicConfig
 from stylecloak.evaluation.mimicry_run import artwork_key, load_art_folder, load_other_styles
 from stylecloak.models.encoders import load_encoder
-from stylecloak.models.surrogate import SURROGATE_SEED, save_surrogate, synthetic_surrogate_classes, train_surrogate
+from stylecloak.models.surrogate import (
+    SURROGATE_SEED,
+    save_surrogate,
+    synthetic_surrogate_classes,
+    train_artist_surrogate,
+    train_surrogate,
+)
 from stylecloak.targets import available_targets
 
 
@@ -44,8 +50,8 @@ def main() -> None:
         "--artist",
         type=Path,
         metavar="DIR",
-        help="also learn the artist's own (clean) works in DIR as a class `artist`: the artist holds them, so the "
-        "cloak side may; for bench_designs.py --denoiser-from artist",
+        help="then fine-tune on the artist's own (clean) works in DIR as class `artist`, as the mimic fine-tunes its "
+        "base model (the artist holds the works, so the cloak side may): for bench_designs.py --denoiser-from artist",
     )
     parser.add_argument("--out", type=Path, required=True, help="where to save the surrogate (.pt)")
     parser.add_argument(
@@ -79,9 +85,6 @@ def main() -> None:
         classes |= rendition_classes(others, available_targets(), seed=1)
     else:
         parser.error("give --clean and --others, or --synthetic N")
-    if args.artist:
-        artist, _ = load_art_folder(args.artist)
-        classes |= {"artist": artist}
     print(f"classes: {', '.join(f'{label} ({len(images)})' for label, images in classes.items())}", flush=True)
     encoder = load_encoder("taef2", device)
 
@@ -89,7 +92,12 @@ def main() -> None:
         if done % 500 == 0 or done == total:
             print(f"{phase} {done}/{total} ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    model = train_surrogate(classes, encoder, device, config, progress=report)
+    if args.artist:
+        artist, _ = load_art_folder(args.artist)
+        print(f"then fine-tuned on the artist's {len(artist)} works as class `artist`", flush=True)
+        model = train_artist_surrogate(classes, artist, encoder, device, config, progress=report)
+    else:
+        model = train_surrogate(classes, encoder, device, config, progress=report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_surrogate(model, args.out)
     tail = model.losses[-100:]

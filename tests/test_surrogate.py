@@ -16,6 +16,7 @@ from stylecloak.models.surrogate import (
     load_surrogate,
     save_surrogate,
     synthetic_surrogate_classes,
+    train_artist_surrogate,
     train_surrogate,
 )
 from stylecloak.models.synthetic_art import synthetic_paintings
@@ -98,6 +99,19 @@ def test_a_negative_class_replaces_the_unconditioned_prediction_in_the_guidance(
         DenoiserTerm(model, "toward-target", label, negative_label="artist")
     with pytest.raises(ValueError, match="negative class"):
         DenoiserTerm(model, "away", negative_label="art")
+
+
+def test_the_artist_surrogate_learns_the_artists_class_by_fine_tuning_as_the_mimic_does(encoder) -> None:
+    others = {"art": [image_to_tensor(load_painting("kandinsky_composition_viii.png", 96))]}
+    artist = [image_to_tensor(load_painting("bazille_ramparts_aigues_mortes.png", 96))]
+    config = replace(TINY, steps=2)
+    model = train_artist_surrogate(others, artist, encoder, torch.device("cpu"), config)
+    assert model.labels == ["artist", "art"] and len(model.losses) == 2  # the fine-tuning's steps
+    DenoiserTerm(model, "toward-target", "art", negative_label="artist")  # a class guidance can steer from
+    with pytest.raises(ValueError, match="other names"):
+        train_artist_surrogate({"artist": artist}, artist, encoder, torch.device("cpu"), config)
+    with pytest.raises(ValueError, match="at least one"):
+        train_artist_surrogate(others, [], encoder, torch.device("cpu"), config)
 
 
 def test_the_optimiser_adds_the_term_on_the_shrunk_views_and_keeps_the_bounds(encoder, lpips_alex, surrogate) -> None:

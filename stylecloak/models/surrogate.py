@@ -77,6 +77,44 @@ def train_surrogate(
     return train_mimic(sets, config, mean, std, device, progress=progress, steps=config.base_steps)
 
 
+ARTIST_CLASS = "artist"
+
+
+def train_artist_surrogate(
+    classes: Mapping[str, Sequence[torch.Tensor]],
+    artist_images: Sequence[torch.Tensor],
+    encoder: LatentEncoder,
+    device: torch.device,
+    config: MimicConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TrainedMimic:
+    """A surrogate that knows the artist as a mimic does: the mimic's own recipe on the cloak side. A base model
+    learns ``classes`` for ``config.base_steps`` with an empty class :data:`ARTIST_CLASS`, then a copy is
+    fine-tuned for ``config.steps`` on the artist's own (clean) works ``artist_images`` beside the classes, with
+    ``config.artist_share`` of each batch from the artist. Learning the six works in the same training as every
+    other class, one class in twelve, left that class no better than the unconditioned one at denoising the
+    works themselves (docs/protection.md, 2026-12-07, night): a class guidance can steer away from must be
+    learned as the mimic learns it. The latent scale comes from ``classes`` alone, as the mimic's does."""
+    config = config or MimicConfig(seed=SURROGATE_SEED)
+    if not classes or not artist_images:
+        raise ValueError("the artist's surrogate needs other classes and at least one of the artist's works")
+    if ARTIST_CLASS in classes:
+        raise ValueError(f"{ARTIST_CLASS!r} is the artist's own class; the other classes need other names")
+
+    def shrunk(images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return encode_images(encoder, [resize_for_mimic(x, config.image_size) for x in images], device)
+
+    others = [LatentSet(label, shrunk(images)) for label, images in classes.items()]
+    mean, std = latent_stats([z for s in others for z in s.latents])
+    base = train_mimic(
+        [LatentSet(ARTIST_CLASS, []), *others], config, mean, std, device, progress, steps=config.base_steps
+    )
+    share = (1 - config.artist_share) / len(others)
+    sets = [LatentSet(ARTIST_CLASS, shrunk(artist_images)), *others]
+    weights = [config.artist_share] + [share] * len(others)
+    return train_mimic(sets, config, mean, std, device, progress, start_from=base, class_weights=weights)
+
+
 # The procedural corpus of :func:`synthetic_surrogate_classes`: how many images, their size, and the seed of the
 # renditions (the judges render with 0, the art-trained surrogates of bench_surrogate.py with 1).
 SYNTHETIC_IMAGES = 48
