@@ -91,10 +91,9 @@ def train_artist_surrogate(
     """A surrogate that knows the artist as a mimic does: the mimic's own recipe on the cloak side. A base model
     learns ``classes`` for ``config.base_steps`` with an empty class :data:`ARTIST_CLASS`, then a copy is
     fine-tuned for ``config.steps`` on the artist's own (clean) works ``artist_images`` beside the classes, with
-    ``config.artist_share`` of each batch from the artist. Learning the six works in the same training as every
-    other class, one class in twelve, left that class no better than the unconditioned one at denoising the
-    works themselves (docs/protection.md, 2026-12-07, night): a class guidance can steer away from must be
-    learned as the mimic learns it. The latent scale comes from ``classes`` alone, as the mimic's does."""
+    ``config.artist_share`` of each batch from the artist: the class is learned as the mimic learns it, which
+    is what a term guided from it (``DenoiserTerm.negative_label``) is meant to steer away from. The latent scale
+    comes from ``classes`` alone, as the mimic's does."""
     config = config or MimicConfig(seed=SURROGATE_SEED)
     if not classes or not artist_images:
         raise ValueError("the artist's surrogate needs other classes and at least one of the artist's works")
