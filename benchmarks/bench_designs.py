@@ -165,6 +165,12 @@ def main() -> None:
         "trained on the artist's own works): the term moves what the surrogate takes for the artist toward the target",
     )
     parser.add_argument(
+        "--denoiser-away-only",
+        action="store_true",
+        help="with --denoiser-from: pull toward the surrogate's unconditioned prediction instead of the target's "
+        "class, away from CLASS alone (--target still names the views' target)",
+    )
+    parser.add_argument(
         "--denoiser-guidance",
         type=float,
         default=SURROGATE_GUIDANCE,
@@ -215,11 +221,14 @@ def main() -> None:
                 raise SystemExit("--toward-weight goes with --denoiser-mode both and one --surrogate")
             away, toward = denoiser.terms
             denoiser = CombinedTerm((away, dataclasses.replace(toward, weight=args.toward_weight)))
+        if args.denoiser_away_only and args.denoiser_from is None:
+            raise SystemExit("--denoiser-away-only goes with --denoiser-from")
         if args.denoiser_from is not None:
             if isinstance(denoiser, CombinedTerm) or args.denoiser_mode != "toward-target":
                 raise SystemExit("--denoiser-from goes with --denoiser-mode toward-target and one --surrogate")
             try:
-                denoiser = dataclasses.replace(denoiser, negative_label=args.denoiser_from)
+                label = None if args.denoiser_away_only else denoiser.label
+                denoiser = dataclasses.replace(denoiser, label=label, negative_label=args.denoiser_from)
             except ValueError as error:
                 raise SystemExit(f"--denoiser-from: {error}") from None
     settings = dict(parse_override(text, CloakSettings) for text in args.setting)
@@ -304,6 +313,7 @@ def main() -> None:
                 record["toward_weight"] = args.toward_weight
             if args.denoiser_from is not None:
                 record["denoiser_from"] = args.denoiser_from
+                record["denoiser_away_only"] = args.denoiser_away_only
         handle.write(json.dumps(record | {"medians": medians, "rows": rows}) + "\n")
 
 

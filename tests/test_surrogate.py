@@ -95,6 +95,12 @@ def test_a_negative_class_replaces_the_unconditioned_prediction_in_the_guidance(
     # prediction, as at guidance 1 from the unconditioned one.
     assert raw(guidance=7.0, negative_label=label) == pytest.approx(raw(guidance=1.0), rel=1e-5)
     assert raw(guidance=7.0, negative_label="art") != raw(guidance=7.0)  # (a 3-step model: classes barely apart)
+    # No label: toward the unconditioned prediction, away from the negative class alone.
+    assert raw(guidance=7.0, negative_label="art") != DenoiserTerm(
+        model, "toward-target", None, guidance=7.0, negative_label="art"
+    ).mean_over_levels(latents, levels=4, seed=3)
+    with pytest.raises(ValueError, match="no class None"):
+        DenoiserTerm(model, "toward-target", None)
     with pytest.raises(ValueError, match="negative class"):
         DenoiserTerm(model, "toward-target", label, negative_label="artist")
     with pytest.raises(ValueError, match="negative class"):

@@ -212,7 +212,8 @@ class DenoiserTerm:
     # "toward-target" only: the class guidance steers away from, in place of the unconditioned prediction (None).
     # Given the artist's own class (a surrogate that learned the artist's works), the estimate moves from what the
     # surrogate takes for the artist's style toward the target's, as a negative prompt does in classifier-free
-    # guidance, instead of from "any art": an objective on what sets the artist apart.
+    # guidance, instead of from "any art": an objective on what sets the artist apart. With ``label`` None the pull
+    # is toward the unconditioned prediction, away from this class alone.
     negative_label: str | None = None
     _generator: torch.Generator = field(init=False, repr=False)
     _scales: dict[tuple[int, ...], float] = field(init=False, repr=False, default_factory=dict)
@@ -220,7 +221,9 @@ class DenoiserTerm:
     def __post_init__(self) -> None:
         if self.mode not in DENOISER_MODES:
             raise ValueError(f"denoiser mode must be one of {', '.join(DENOISER_MODES)}, got {self.mode!r}")
-        if self.mode == "toward-target" and self.label not in self.model.labels:
+        # With a negative class, no label pulls toward the unconditioned prediction: away from that class alone.
+        any_art = self.label is None and self.negative_label is not None
+        if self.mode == "toward-target" and self.label not in self.model.labels and not any_art:
             raise ValueError(f"the surrogate has no class {self.label!r}; it has {', '.join(self.model.labels)}")
         if self.negative_label is not None and (
             self.mode != "toward-target" or self.negative_label not in self.model.labels
@@ -287,7 +290,8 @@ class DenoiserTerm:
         a = self._scheduler.alphas_cumprod[t].to(device)
         noisy = noisy.detach()
         with torch.no_grad():
-            wanted = torch.full((len(z),), model.labels.index(str(self.label)), device=device)
+            wanted_index = len(model.labels) if self.label is None else model.labels.index(self.label)
+            wanted = torch.full((len(z),), wanted_index, device=device)
             both = model.unet(torch.cat([noisy, noisy]), timestep.repeat(2), class_labels=torch.cat([wanted, null]))
             conditional, free = both.sample.chunk(2)
             velocity = free + self.guidance * (conditional - free)
