@@ -15,9 +15,11 @@ from stylecloak.evaluation.mimic import (
     MimicConfig,
     _scheduler_config,
     _snr_weights,
+    fine_tune_on_artist,
     generate_latents,
     latent_stats,
     resize_for_mimic,
+    train_base_model,
     train_mimic,
 )
 
@@ -98,6 +100,35 @@ def test_training_reduces_the_loss_and_sampling_is_deterministic() -> None:
         train_mimic(sets, config, mean, std, torch.device("cpu"), steps=1, class_weights=[1.0])
     with pytest.raises(ValueError, match="same classes"):
         train_mimic([sets[1], sets[0]], config, mean, std, torch.device("cpu"), start_from=mimic, steps=1)
+
+
+def test_base_then_fine_tune_is_the_attacks_recipe_in_two_steps() -> None:
+    # The evaluator's attack and the artist-aware surrogate share this recipe: the base keeps an empty artist
+    # class, and the fine-tuning draws the artist at artist_share and the others evenly, as train_mimic would with
+    # the same weights spelled out.
+    generator = torch.Generator().manual_seed(0)
+    others = [LatentSet("b", [torch.randn(8, 6, 6, generator=generator)]), LatentSet("c", [torch.randn(8, 6, 6)])]
+    artist = [torch.randn(8, 6, 6, generator=generator) + 1]
+    mean, std = latent_stats([z for s in others for z in s.latents])
+    config = MimicConfig(
+        crop=32,
+        base_steps=3,
+        steps=2,
+        batch_size=4,
+        channels=(16, 32),
+        attention_levels=(False, False),
+        artist_share=0.4,
+    )
+    cpu = torch.device("cpu")
+    base = train_base_model("a", others, config, mean, std, cpu)
+    assert base.labels == ["a", "b", "c"] and len(base.losses) == 3
+    tuned = fine_tune_on_artist(base, "a", artist, others, config, mean, std, cpu)
+    by_hand = train_mimic(
+        [LatentSet("a", artist), *others], config, mean, std, cpu, start_from=base, class_weights=[0.4, 0.3, 0.3]
+    )
+    assert tuned.labels == ["a", "b", "c"] and tuned.losses == by_hand.losses
+    with pytest.raises(ValueError, match="artist_share"):
+        fine_tune_on_artist(base, "a", artist, others, MimicConfig(crop=32, artist_share=0.0), mean, std, cpu)
 
 
 def test_min_snr_weights_favour_the_middle_noise_levels() -> None:

@@ -30,12 +30,13 @@ from .mimic import (
     TrainedMimic,
     decode_latents,
     encode_images,
+    fine_tune_on_artist,
     generate_latents,
     latent_stats,
     resize_classes,
     resize_for_mimic,
     summarize_losses,
-    train_mimic,
+    train_base_model,
 )
 
 ARTIST_LABEL = "artist"
@@ -323,23 +324,13 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
     # artist's class exists but gets no images), then each condition fine-tunes a copy of it on the artist's
     # images plus the others. The base is trained once, so every condition starts from the same model.
     started = time.perf_counter()
-    base = train_mimic(
-        [LatentSet(ARTIST_LABEL, []), *other_sets],
-        config,
-        mean,
-        std,
-        device,
-        reporter("base model"),
-        steps=config.base_steps,
-    )
+    base = train_base_model(ARTIST_LABEL, other_sets, config, mean, std, device, reporter("base model"))
     report.base_seconds = time.perf_counter() - started
-    others_share = (1 - config.artist_share) / len(other_sets)
-    fine_tuning_weights = [config.artist_share] + [others_share] * len(other_sets)
     for name, artist_images in conditions:
         started = time.perf_counter()
         step = reporter(name)
-        sets = [LatentSet(ARTIST_LABEL, encode_images(encoder, artist_images, device)), *other_sets]
-        mimic = train_mimic(sets, config, mean, std, device, step, start_from=base, class_weights=fine_tuning_weights)
+        artist_latents = encode_images(encoder, artist_images, device)
+        mimic = fine_tune_on_artist(base, ARTIST_LABEL, artist_latents, other_sets, config, mean, std, device, step)
         latents = generate_latents(mimic, ARTIST_LABEL, config.samples, device, seed=config.seed, progress=step)
         samples = decode_latents(encoder, latents)
         report.conditions.append(

@@ -247,6 +247,44 @@ def train_mimic(
     return TrainedMimic(unet, [s.label for s in sets], mean.cpu(), std.cpu(), config, losses)
 
 
+def train_base_model(
+    artist_label: str,
+    other_sets: Sequence[LatentSet],
+    config: MimicConfig,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    device: torch.device,
+    progress: ProgressCallback | None = None,
+) -> TrainedMimic:
+    """The first half of the attack's recipe, as against Stable Diffusion: a base model learns ``other_sets`` for
+    ``config.base_steps`` with the class ``artist_label`` present but empty, so that a copy can later be
+    fine-tuned on the artist (:func:`fine_tune_on_artist`) without changing the model's classes."""
+    sets = [LatentSet(artist_label, []), *other_sets]
+    return train_mimic(sets, config, mean, std, device, progress, steps=config.base_steps)
+
+
+def fine_tune_on_artist(
+    base: TrainedMimic,
+    artist_label: str,
+    artist_latents: Sequence[torch.Tensor],
+    other_sets: Sequence[LatentSet],
+    config: MimicConfig,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    device: torch.device,
+    progress: ProgressCallback | None = None,
+) -> TrainedMimic:
+    """The second half: a copy of ``base`` fine-tuned for ``config.steps`` on the artist's latents beside
+    ``other_sets`` (the base's classes, in its order), ``config.artist_share`` of each batch from the artist and
+    the rest shared evenly, so that the other styles are not forgotten while the artist is learned."""
+    if not 0 < config.artist_share <= 1:
+        raise ValueError(f"artist_share must be in (0, 1], got {config.artist_share}")
+    others_share = (1 - config.artist_share) / len(other_sets)
+    weights = [config.artist_share] + [others_share] * len(other_sets)
+    sets = [LatentSet(artist_label, list(artist_latents)), *other_sets]
+    return train_mimic(sets, config, mean, std, device, progress, start_from=base, class_weights=weights)
+
+
 def _snr_weights(scheduler: Any, timesteps: torch.Tensor, gamma: float | None) -> torch.Tensor:
     """Min-SNR-gamma weights for v prediction: min(SNR, gamma) / (SNR + 1); ones when ``gamma`` is None."""
     if gamma is None:

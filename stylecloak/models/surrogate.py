@@ -43,8 +43,10 @@ from ..evaluation.mimic import (
     _scheduler_config,
     _unet,
     encode_images,
+    fine_tune_on_artist,
     latent_stats,
     resize_for_mimic,
+    train_base_model,
     train_mimic,
 )
 from ..imaging import atomic_write_bytes
@@ -105,13 +107,8 @@ def train_artist_surrogate(
 
     others = [LatentSet(label, shrunk(images)) for label, images in classes.items()]
     mean, std = latent_stats([z for s in others for z in s.latents])
-    base = train_mimic(
-        [LatentSet(ARTIST_CLASS, []), *others], config, mean, std, device, progress, steps=config.base_steps
-    )
-    share = (1 - config.artist_share) / len(others)
-    sets = [LatentSet(ARTIST_CLASS, shrunk(artist_images)), *others]
-    weights = [config.artist_share] + [share] * len(others)
-    return train_mimic(sets, config, mean, std, device, progress, start_from=base, class_weights=weights)
+    base = train_base_model(ARTIST_CLASS, others, config, mean, std, device, progress)
+    return fine_tune_on_artist(base, ARTIST_CLASS, shrunk(artist_images), others, config, mean, std, device, progress)
 
 
 # The procedural corpus of :func:`synthetic_surrogate_classes`: how many images, their size, and the seed of the
