@@ -53,6 +53,19 @@ def main() -> None:
         help="then fine-tune on the artist's own (clean) works in DIR as class `artist`, as the mimic fine-tunes its "
         "base model (the artist holds the works, so the cloak side may): for bench_designs.py --denoiser-from artist",
     )
+    parser.add_argument(
+        "--fine-tune-steps",
+        type=int,
+        default=MimicConfig.steps,
+        help=f"steps of the fine-tuning on --artist (default {MimicConfig.steps}, the mimic's): more steps, a "
+        "class further from the unconditioned prediction",
+    )
+    parser.add_argument(
+        "--artist-share",
+        type=float,
+        default=MimicConfig.artist_share,
+        help=f"share of each fine-tuning batch from --artist (default {MimicConfig.artist_share}, the mimic's)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="where to save the surrogate (.pt)")
     parser.add_argument(
         "--channels",
@@ -71,8 +84,16 @@ def main() -> None:
     args = parser.parse_args()
     channels = tuple(int(c) for c in args.channels.split(","))
     attention = tuple(not args.no_attention and level == len(channels) - 1 for level in range(len(channels)))
-    config = MimicConfig(seed=args.seed, channels=channels, attention_levels=attention)
+    config = MimicConfig(
+        seed=args.seed,
+        channels=channels,
+        attention_levels=attention,
+        steps=args.fine_tune_steps,
+        artist_share=args.artist_share,
+    )
     started, device = time.perf_counter(), torch.device("cpu")
+    if not args.artist and (args.fine_tune_steps != MimicConfig.steps or args.artist_share != MimicConfig.artist_share):
+        parser.error("--fine-tune-steps and --artist-share shape the fine-tuning on --artist; give --artist")
     if args.synthetic and args.renditions_only:
         parser.error("--renditions-only is for art (--clean, --others); --synthetic always trains on both")
     if args.synthetic:
