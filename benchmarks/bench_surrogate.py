@@ -84,21 +84,19 @@ def main() -> None:
     args = parser.parse_args()
     channels = tuple(int(c) for c in args.channels.split(","))
     attention = tuple(not args.no_attention and level == len(channels) - 1 for level in range(len(channels)))
-    config = MimicConfig(
-        seed=args.seed,
-        channels=channels,
-        attention_levels=attention,
-        steps=args.fine_tune_steps,
-        artist_share=args.artist_share,
-    )
-    started, device = time.perf_counter(), torch.device("cpu")
     if not args.artist and (args.fine_tune_steps != MimicConfig.steps or args.artist_share != MimicConfig.artist_share):
         parser.error("--fine-tune-steps and --artist-share shape the fine-tuning on --artist; give --artist")
-    # Checked here, not only by fine_tune_on_artist: that check comes after minutes of the base model's training.
-    if not 0 < args.artist_share <= 1:
-        parser.error(f"--artist-share must be in (0, 1], got {args.artist_share}")
-    if args.fine_tune_steps < 1:
-        parser.error(f"--fine-tune-steps must be at least 1, got {args.fine_tune_steps}")
+    try:  # MimicConfig checks the share and the steps; one line here, before any training
+        config = MimicConfig(
+            seed=args.seed,
+            channels=channels,
+            attention_levels=attention,
+            steps=args.fine_tune_steps,
+            artist_share=args.artist_share,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    started, device = time.perf_counter(), torch.device("cpu")
     if args.synthetic and args.renditions_only:
         parser.error("--renditions-only is for art (--clean, --others); --synthetic always trains on both")
     if args.synthetic:

@@ -285,9 +285,6 @@ def run_mimicry(request: MimicryRequest, encoder: LatentEncoder, config: MimicCo
     device, out_dir, progress = request.device, request.out_dir, request.progress
     classifier_name = request.judge_name
     check_attack_inputs(clean, cloaked, others)
-    # fine_tune_on_artist checks this too; here it fails before the judges and the base model take minutes.
-    if not 0 < config.artist_share <= 1:
-        raise ValueError(f"artist_share must be in (0, 1], got {config.artist_share}")
     size = config.image_size
     clean = [resize_for_mimic(image, size) for image in clean]
     cloaked = [resize_for_mimic(image, size) for image in cloaked]

@@ -74,6 +74,13 @@ class MimicConfig:
     guidance: float = 7.5  # Stable Diffusion's default, as an attacker would use it
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # Checked where a config is made, so that a bad share fails before minutes of judges and base training.
+        if not 0 < self.artist_share <= 1:
+            raise ValueError(f"artist_share must be in (0, 1], got {self.artist_share}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -277,8 +284,6 @@ def fine_tune_on_artist(
     """The second half: a copy of ``base`` fine-tuned for ``config.steps`` on the artist's latents beside
     ``other_sets`` (the base's classes, in its order), ``config.artist_share`` of each batch from the artist and
     the rest shared evenly, so that the other styles are not forgotten while the artist is learned."""
-    if not 0 < config.artist_share <= 1:
-        raise ValueError(f"artist_share must be in (0, 1], got {config.artist_share}")
     others_share = (1 - config.artist_share) / len(other_sets)
     weights = [config.artist_share] + [others_share] * len(other_sets)
     sets = [LatentSet(artist_label, list(artist_latents)), *other_sets]
